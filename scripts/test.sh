@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The one command that runs every test, on a fresh machine or a warm one:
+#   installs what is missing (.tools/), starts DynamoDB Local and moto on free
+#   loopback ports, runs fmt, clippy and `cargo test --workspace "$@"`, then
+#   any scripts/test-extra.d/*.sh hooks. Services are stopped on any exit.
+# Example: scripts/test.sh -- --nocapture
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$HERALD_ROOT"
+
+if [[ "${CI:-}" == "true" ]]; then export CARGO_TERM_COLOR=never; fi
+
+STEP=0
+step() {
+    STEP=$((STEP + 1))
+    printf '\n==> [%d] %s\n' "$STEP" "$*"
+}
+
+# Stop every service this run started, whatever the reason for exiting.
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM HUP
+    stop_service dynamodb DynamoDBLocal || true
+    stop_service moto moto_server || true
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+step "Install tools (skipped when present)"
+install_service_deps
+ensure_rust_components
+
+step "Start DynamoDB Local and moto"
+start_dynamodb dynamodb
+start_moto moto
+export_test_env
+echo "HERALD_TEST_DYNAMODB_URL=$HERALD_TEST_DYNAMODB_URL"
+echo "HERALD_TEST_MOTO_URL=$HERALD_TEST_MOTO_URL"
+
+step "cargo fmt --all -- --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test --workspace $*"
+cargo test --workspace "$@"
+
+# Hook for later checks (infrastructure lint, ...): each runs in its own bash,
+# with the test environment and the venv's tools (cfn-lint) on PATH.
+shopt -s nullglob
+for hook in scripts/test-extra.d/*.sh; do
+    step "$hook"
+    PATH="$HERALD_VENV/bin:$PATH" bash "$hook"
+done
+
+printf '\n==> All checks passed\n'

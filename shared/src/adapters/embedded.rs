@@ -1,0 +1,657 @@
+//! `EmbeddedStore`: the store ports on SQLite (bundled, WAL), for `herald-local`.
+//!
+//! One file in the data directory. Writes commit with `synchronous = FULL`, so anything
+//! answered survives a crash or `kill -9`. Blocking SQLite calls run on Tokio's blocking pool
+//! behind one connection; WAL lets readers proceed while a write commits.
+//!
+//! Access patterns and what serves them:
+//! | pattern | served by |
+//! |---|---|
+//! | system settings, system and template documents | `documents` primary key |
+//! | user by username (profile + personal settings) | `users` primary key |
+//! | administrators | partial index `users_admin` |
+//! | per-product settings of a user | `product_notifications` primary key |
+//! | product / product type by id | primary keys |
+//! | products of a type (refuse deleting a used type) | index `products_by_type` |
+//! | membership checks | `product_members`, `product_type_members` primary keys |
+//! | everyone who may view a product, with settings | one query over the member tables, the admin index and `product_notifications` |
+//! | a user's memberships and settings (delete user) | `ON DELETE CASCADE` with `*_by_user` indexes |
+
+use crate::domain::{
+    AudienceMember, NotificationSettings, Product, ProductAccess, ProductAudience, ProductType,
+    ResourceId, SystemSettings, User, UserProfile, Username,
+};
+use crate::ports::{DirectoryStore, SettingsStore, StoreError, UserWrite};
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS documents (
+    name TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS users (
+    username TEXT PRIMARY KEY,
+    email TEXT,
+    first_name TEXT NOT NULL,
+    last_name TEXT NOT NULL,
+    slack_email TEXT,
+    slack_user_id TEXT,
+    is_active INTEGER NOT NULL,
+    is_admin INTEGER NOT NULL,
+    personal TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS users_admin ON users(username) WHERE is_admin = 1;
+CREATE TABLE IF NOT EXISTS product_types (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS products (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    product_type_id TEXT NOT NULL REFERENCES product_types(id),
+    disable_sla_breach_notifications INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS products_by_type ON products(product_type_id);
+CREATE TABLE IF NOT EXISTS product_type_members (
+    product_type_id TEXT NOT NULL REFERENCES product_types(id) ON DELETE CASCADE,
+    username TEXT NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+    PRIMARY KEY (product_type_id, username)
+);
+CREATE INDEX IF NOT EXISTS product_type_members_by_user ON product_type_members(username);
+CREATE TABLE IF NOT EXISTS product_members (
+    product_id TEXT NOT NULL REFERENCES products(id) ON DELETE CASCADE,
+    username TEXT NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+    PRIMARY KEY (product_id, username)
+);
+CREATE INDEX IF NOT EXISTS product_members_by_user ON product_members(username);
+CREATE TABLE IF NOT EXISTS product_notifications (
+    username TEXT NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+    product_id TEXT NOT NULL REFERENCES products(id) ON DELETE CASCADE,
+    body TEXT NOT NULL,
+    PRIMARY KEY (username, product_id)
+);
+CREATE INDEX IF NOT EXISTS product_notifications_by_product ON product_notifications(product_id);
+"#;
+
+const DOC_SYSTEM_SETTINGS: &str = "system_settings";
+const DOC_SYSTEM_NOTIFICATIONS: &str = "system_notifications";
+const DOC_TEMPLATE_NOTIFICATIONS: &str = "template_notifications";
+
+const USER_COLUMNS: &str =
+    "username, email, first_name, last_name, slack_email, slack_user_id, is_active, is_admin";
+
+/// The store ports on an embedded SQLite database.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EmbeddedStore")
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if needed) the database file at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(backend)?;
+        Self::init(conn)
+    }
+
+    /// A private in-memory database, for tests and benchmarks.
+    pub fn in_memory() -> Result<Self, StoreError> {
+        let conn = Connection::open_in_memory().map_err(backend)?;
+        Self::init(conn)
+    }
+
+    fn init(conn: Connection) -> Result<Self, StoreError> {
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(backend)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(backend)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Backend(format!(
+                "the data directory was written by a newer Herald (schema {version}, this one knows {SCHEMA_VERSION})"
+            )));
+        }
+        conn.execute_batch(SCHEMA).map_err(backend)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(backend)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `work` on the connection on Tokio's blocking pool.
+    async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| StoreError::Backend("embedded store lock poisoned".into()))?;
+            work(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("embedded store task failed: {e}")))?
+    }
+
+    async fn document(&self, name: &'static str) -> Result<Option<String>, StoreError> {
+        self.run(move |conn| {
+            conn.query_row("SELECT body FROM documents WHERE name = ?1", [name], |r| r.get(0))
+                .optional()
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn put_document(&self, name: &'static str, body: String) -> Result<(), StoreError> {
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO documents (name, body) VALUES (?1, ?2)
+                 ON CONFLICT(name) DO UPDATE SET body = excluded.body",
+                params![name, body],
+            )
+            .map(|_| ())
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn notifications_document(&self, name: &'static str) -> Result<NotificationSettings, StoreError> {
+        match self.document(name).await? {
+            Some(body) => parse_settings(&body),
+            None => Ok(NotificationSettings::defaults()),
+        }
+    }
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn parse_settings(body: &str) -> Result<NotificationSettings, StoreError> {
+    NotificationSettings::from_stored(body)
+        .map_err(|e| StoreError::Backend(format!("unreadable settings document: {e}")))
+}
+
+fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        username: Username(row.get(0)?),
+        profile: UserProfile {
+            email: row.get(1)?,
+            first_name: row.get(2)?,
+            last_name: row.get(3)?,
+            slack_email: row.get(4)?,
+            slack_user_id: row.get(5)?,
+            is_active: row.get(6)?,
+            is_admin: row.get(7)?,
+        },
+    })
+}
+
+fn exists(conn: &Connection, sql: &str, key: &str) -> Result<bool, StoreError> {
+    conn.query_row(sql, [key], |_| Ok(()))
+        .optional()
+        .map(|found| found.is_some())
+        .map_err(backend)
+}
+
+fn require(conn: &Connection, sql: &str, key: &str, what: String) -> Result<(), StoreError> {
+    if exists(conn, sql, key)? {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound(what))
+    }
+}
+
+const USER_EXISTS: &str = "SELECT 1 FROM users WHERE username = ?1";
+const PRODUCT_EXISTS: &str = "SELECT 1 FROM products WHERE id = ?1";
+const PRODUCT_TYPE_EXISTS: &str = "SELECT 1 FROM product_types WHERE id = ?1";
+
+#[async_trait]
+impl SettingsStore for EmbeddedStore {
+    async fn system_settings(&self) -> Result<SystemSettings, StoreError> {
+        match self.document(DOC_SYSTEM_SETTINGS).await? {
+            Some(body) => SystemSettings::from_stored(&body)
+                .map_err(|e| StoreError::Backend(format!("unreadable system settings: {e}"))),
+            None => Ok(SystemSettings::default()),
+        }
+    }
+
+    async fn put_system_settings(&self, settings: &SystemSettings) -> Result<(), StoreError> {
+        self.put_document(DOC_SYSTEM_SETTINGS, settings.to_stored()).await
+    }
+
+    async fn system_notifications(&self) -> Result<NotificationSettings, StoreError> {
+        self.notifications_document(DOC_SYSTEM_NOTIFICATIONS).await
+    }
+
+    async fn put_system_notifications(&self, settings: &NotificationSettings) -> Result<(), StoreError> {
+        self.put_document(DOC_SYSTEM_NOTIFICATIONS, settings.to_stored()).await
+    }
+
+    async fn template_notifications(&self) -> Result<NotificationSettings, StoreError> {
+        self.notifications_document(DOC_TEMPLATE_NOTIFICATIONS).await
+    }
+
+    async fn put_template_notifications(&self, settings: &NotificationSettings) -> Result<(), StoreError> {
+        self.put_document(DOC_TEMPLATE_NOTIFICATIONS, settings.to_stored()).await
+    }
+
+    async fn personal_notifications(&self, user: &Username) -> Result<NotificationSettings, StoreError> {
+        let username = user.as_str().to_owned();
+        let body: Option<String> = self
+            .run(move |conn| {
+                conn.query_row("SELECT personal FROM users WHERE username = ?1", [&username], |r| r.get(0))
+                    .optional()
+                    .map_err(backend)
+            })
+            .await?;
+        match body {
+            Some(body) => parse_settings(&body),
+            None => Err(StoreError::NotFound(format!("user {user}"))),
+        }
+    }
+
+    async fn put_personal_notifications(
+        &self,
+        user: &Username,
+        settings: &NotificationSettings,
+    ) -> Result<(), StoreError> {
+        let username = user.as_str().to_owned();
+        let body = settings.to_stored();
+        let changed = self
+            .run(move |conn| {
+                conn.execute("UPDATE users SET personal = ?2 WHERE username = ?1", params![username, body])
+                    .map_err(backend)
+            })
+            .await?;
+        if changed == 0 {
+            return Err(StoreError::NotFound(format!("user {user}")));
+        }
+        Ok(())
+    }
+
+    async fn product_notifications(
+        &self,
+        user: &Username,
+        product: &ResourceId,
+    ) -> Result<Option<NotificationSettings>, StoreError> {
+        let (username, product_id) = (user.as_str().to_owned(), product.as_str().to_owned());
+        let body: Option<String> = self
+            .run(move |conn| {
+                conn.query_row(
+                    "SELECT body FROM product_notifications WHERE username = ?1 AND product_id = ?2",
+                    params![username, product_id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)
+            })
+            .await?;
+        body.map(|b| parse_settings(&b)).transpose()
+    }
+
+    async fn put_product_notifications(
+        &self,
+        user: &Username,
+        product: &ResourceId,
+        settings: &NotificationSettings,
+    ) -> Result<(), StoreError> {
+        let (username, product_id) = (user.as_str().to_owned(), product.as_str().to_owned());
+        let (user_label, product_label) = (format!("user {user}"), format!("product {product}"));
+        let body = settings.to_stored();
+        self.run(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            require(&tx, USER_EXISTS, &username, user_label)?;
+            require(&tx, PRODUCT_EXISTS, &product_id, product_label)?;
+            tx.execute(
+                "INSERT INTO product_notifications (username, product_id, body) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(username, product_id) DO UPDATE SET body = excluded.body",
+                params![username, product_id, body],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn delete_product_notifications(
+        &self,
+        user: &Username,
+        product: &ResourceId,
+    ) -> Result<bool, StoreError> {
+        let (username, product_id) = (user.as_str().to_owned(), product.as_str().to_owned());
+        self.run(move |conn| {
+            conn.execute(
+                "DELETE FROM product_notifications WHERE username = ?1 AND product_id = ?2",
+                params![username, product_id],
+            )
+            .map(|n| n > 0)
+            .map_err(backend)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl DirectoryStore for EmbeddedStore {
+    async fn put_user(
+        &self,
+        user: &Username,
+        profile: &UserProfile,
+        template: &NotificationSettings,
+    ) -> Result<UserWrite, StoreError> {
+        let username = user.as_str().to_owned();
+        let p = profile.clone();
+        let template = template.to_stored();
+        self.run(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            let existed = exists(&tx, USER_EXISTS, &username)?;
+            tx.execute(
+                "INSERT INTO users (username, email, first_name, last_name, slack_email, slack_user_id, is_active, is_admin, personal)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT(username) DO UPDATE SET
+                    email = excluded.email, first_name = excluded.first_name, last_name = excluded.last_name,
+                    slack_email = excluded.slack_email, slack_user_id = excluded.slack_user_id,
+                    is_active = excluded.is_active, is_admin = excluded.is_admin",
+                params![
+                    username, p.email, p.first_name, p.last_name, p.slack_email, p.slack_user_id,
+                    p.is_active, p.is_admin, template
+                ],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(if existed { UserWrite::Updated } else { UserWrite::Created })
+        })
+        .await
+    }
+
+    async fn user(&self, user: &Username) -> Result<Option<User>, StoreError> {
+        let username = user.as_str().to_owned();
+        self.run(move |conn| {
+            conn.query_row(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?1"),
+                [username],
+                user_from_row,
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn delete_user(&self, user: &Username) -> Result<bool, StoreError> {
+        let username = user.as_str().to_owned();
+        self.run(move |conn| {
+            conn.execute("DELETE FROM users WHERE username = ?1", [username])
+                .map(|n| n > 0)
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn put_product_type(&self, product_type: &ProductType) -> Result<bool, StoreError> {
+        let (id, name) = (product_type.id.as_str().to_owned(), product_type.name.clone());
+        self.run(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            let existed = exists(&tx, PRODUCT_TYPE_EXISTS, &id)?;
+            tx.execute(
+                "INSERT INTO product_types (id, name) VALUES (?1, ?2)
+                 ON CONFLICT(id) DO UPDATE SET name = excluded.name",
+                params![id, name],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(!existed)
+        })
+        .await
+    }
+
+    async fn product_type(&self, id: &ResourceId) -> Result<Option<ProductType>, StoreError> {
+        let id = id.as_str().to_owned();
+        self.run(move |conn| {
+            conn.query_row("SELECT id, name FROM product_types WHERE id = ?1", [id], |r| {
+                Ok(ProductType { id: ResourceId(r.get(0)?), name: r.get(1)? })
+            })
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn delete_product_type(&self, id: &ResourceId) -> Result<bool, StoreError> {
+        let key = id.as_str().to_owned();
+        let label = id.to_string();
+        self.run(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            if exists(&tx, "SELECT 1 FROM products WHERE product_type_id = ?1 LIMIT 1", &key)? {
+                return Err(StoreError::Conflict(format!(
+                    "product type {label} still has products; delete or move them first"
+                )));
+            }
+            let n = tx.execute("DELETE FROM product_types WHERE id = ?1", [&key]).map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn put_product_type_member(&self, id: &ResourceId, user: &Username) -> Result<bool, StoreError> {
+        self.put_member("product_type_members", "product_type_id", PRODUCT_TYPE_EXISTS, "product type", id, user)
+            .await
+    }
+
+    async fn delete_product_type_member(&self, id: &ResourceId, user: &Username) -> Result<bool, StoreError> {
+        self.delete_member("product_type_members", "product_type_id", id, user).await
+    }
+
+    async fn put_product(&self, product: &Product) -> Result<bool, StoreError> {
+        let p = product.clone();
+        self.run(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            require(
+                &tx,
+                PRODUCT_TYPE_EXISTS,
+                p.product_type_id.as_str(),
+                format!("product type {}", p.product_type_id),
+            )?;
+            let existed = exists(&tx, PRODUCT_EXISTS, p.id.as_str())?;
+            tx.execute(
+                "INSERT INTO products (id, name, product_type_id, disable_sla_breach_notifications) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(id) DO UPDATE SET name = excluded.name, product_type_id = excluded.product_type_id,
+                    disable_sla_breach_notifications = excluded.disable_sla_breach_notifications",
+                params![p.id.as_str(), p.name, p.product_type_id.as_str(), p.disable_sla_breach_notifications],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(!existed)
+        })
+        .await
+    }
+
+    async fn product(&self, id: &ResourceId) -> Result<Option<Product>, StoreError> {
+        let id = id.as_str().to_owned();
+        self.run(move |conn| read_product(conn, &id)).await
+    }
+
+    async fn delete_product(&self, id: &ResourceId) -> Result<bool, StoreError> {
+        let id = id.as_str().to_owned();
+        self.run(move |conn| {
+            conn.execute("DELETE FROM products WHERE id = ?1", [id])
+                .map(|n| n > 0)
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn put_product_member(&self, id: &ResourceId, user: &Username) -> Result<bool, StoreError> {
+        self.put_member("product_members", "product_id", PRODUCT_EXISTS, "product", id, user).await
+    }
+
+    async fn delete_product_member(&self, id: &ResourceId, user: &Username) -> Result<bool, StoreError> {
+        self.delete_member("product_members", "product_id", id, user).await
+    }
+
+    async fn product_access(&self, user: &Username, product: &ResourceId) -> Result<ProductAccess, StoreError> {
+        let (username, product_id) = (user.as_str().to_owned(), product.as_str().to_owned());
+        let label = format!("product {product}");
+        self.run(move |conn| {
+            let product = read_product(conn, &product_id)?.ok_or(StoreError::NotFound(label))?;
+            let is_admin = conn
+                .query_row("SELECT is_admin FROM users WHERE username = ?1", [&username], |r| r.get::<_, bool>(0))
+                .optional()
+                .map_err(backend)?
+                .unwrap_or(false);
+            let is_product_member = conn
+                .query_row(
+                    "SELECT 1 FROM product_members WHERE product_id = ?1 AND username = ?2",
+                    params![product_id, username],
+                    |_| Ok(()),
+                )
+                .optional()
+                .map_err(backend)?
+                .is_some();
+            let is_product_type_member = conn
+                .query_row(
+                    "SELECT 1 FROM product_type_members WHERE product_type_id = ?1 AND username = ?2",
+                    params![product.product_type_id.as_str(), username],
+                    |_| Ok(()),
+                )
+                .optional()
+                .map_err(backend)?
+                .is_some();
+            Ok(ProductAccess { is_admin, is_product_member, is_product_type_member })
+        })
+        .await
+    }
+
+    async fn product_audience(&self, product: &ResourceId) -> Result<Option<ProductAudience>, StoreError> {
+        let product_id = product.as_str().to_owned();
+        self.run(move |conn| {
+            let Some(product) = read_product(conn, &product_id)? else {
+                return Ok(None);
+            };
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS}, personal, pn.body FROM users u
+                     LEFT JOIN product_notifications pn ON pn.username = u.username AND pn.product_id = ?1
+                     WHERE u.is_admin = 1
+                        OR u.username IN (SELECT username FROM product_members WHERE product_id = ?1)
+                        OR u.username IN (SELECT username FROM product_type_members WHERE product_type_id = ?2)
+                     ORDER BY u.username"
+                ))
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![product_id, product.product_type_id.as_str()], |row| {
+                    Ok((user_from_row(row)?, row.get::<_, String>(8)?, row.get::<_, Option<String>>(9)?))
+                })
+                .map_err(backend)?;
+            let mut members = Vec::new();
+            for row in rows {
+                let (user, personal, product_settings) = row.map_err(backend)?;
+                members.push(AudienceMember {
+                    user,
+                    personal: parse_settings(&personal)?,
+                    product_settings: product_settings.as_deref().map(parse_settings).transpose()?,
+                });
+            }
+            Ok(Some(ProductAudience { product, members }))
+        })
+        .await
+    }
+
+    async fn administrators(&self) -> Result<Vec<User>, StoreError> {
+        self.run(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE is_admin = 1 ORDER BY username"
+                ))
+                .map_err(backend)?;
+            let users = stmt
+                .query_map([], user_from_row)
+                .map_err(backend)?
+                .collect::<rusqlite::Result<Vec<User>>>()
+                .map_err(backend)?;
+            Ok(users)
+        })
+        .await
+    }
+}
+
+fn read_product(conn: &Connection, id: &str) -> Result<Option<Product>, StoreError> {
+    conn.query_row(
+        "SELECT id, name, product_type_id, disable_sla_breach_notifications FROM products WHERE id = ?1",
+        [id],
+        |r| {
+            Ok(Product {
+                id: ResourceId(r.get(0)?),
+                name: r.get(1)?,
+                product_type_id: ResourceId(r.get(2)?),
+                disable_sla_breach_notifications: r.get(3)?,
+            })
+        },
+    )
+    .optional()
+    .map_err(backend)
+}
+
+impl EmbeddedStore {
+    async fn put_member(
+        &self,
+        table: &'static str,
+        column: &'static str,
+        parent_exists: &'static str,
+        parent_kind: &'static str,
+        id: &ResourceId,
+        user: &Username,
+    ) -> Result<bool, StoreError> {
+        let (key, username) = (id.as_str().to_owned(), user.as_str().to_owned());
+        let (parent_label, user_label) = (format!("{parent_kind} {id}"), format!("user {user}"));
+        self.run(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            require(&tx, parent_exists, &key, parent_label)?;
+            require(&tx, USER_EXISTS, &username, user_label)?;
+            let n = tx
+                .execute(
+                    &format!("INSERT OR IGNORE INTO {table} ({column}, username) VALUES (?1, ?2)"),
+                    params![key, username],
+                )
+                .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn delete_member(
+        &self,
+        table: &'static str,
+        column: &'static str,
+        id: &ResourceId,
+        user: &Username,
+    ) -> Result<bool, StoreError> {
+        let (key, username) = (id.as_str().to_owned(), user.as_str().to_owned());
+        self.run(move |conn| {
+            conn.execute(
+                &format!("DELETE FROM {table} WHERE {column} = ?1 AND username = ?2"),
+                params![key, username],
+            )
+            .map(|n| n > 0)
+            .map_err(backend)
+        })
+        .await
+    }
+}

@@ -1,0 +1,11 @@
+//! Herald's hexagon, shared by every function.
+//!
+//! - [`domain`]: the event catalogue, channels, settings documents and their merge, system
+//!   settings and the directory (users, product types, products). Pure: no I/O.
+//! - [`ports`]: the traits the functions depend on (`SettingsStore`, `DirectoryStore`, `Clock`).
+//! - [`adapters`]: the ports' implementations, named for their technology
+//!   (`DynamoDbStore` for AWS, `EmbeddedStore` for `herald-local`).
+
+pub mod adapters;
+pub mod domain;
+pub mod ports;

@@ -1,0 +1,139 @@
+//! The store ports: settings and directory.
+
+use crate::domain::{
+    NotificationSettings, Product, ProductAccess, ProductAudience, ProductType, ResourceId,
+    SystemSettings, User, UserProfile, Username,
+};
+use async_trait::async_trait;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The thing named does not exist (e.g. "user alice", "product 7").
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The change conflicts with what is stored (e.g. a product type that still has products).
+    #[error("{0}")]
+    Conflict(String),
+    /// The backing service failed or returned something unreadable. The text is for logs,
+    /// never for clients.
+    #[error("store backend error: {0}")]
+    Backend(String),
+}
+
+/// Whether a user write created the user or updated one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserWrite {
+    /// A new user, whose personal settings are a copy of the template.
+    Created,
+    /// An existing user; their settings are untouched.
+    Updated,
+}
+
+/// Settings at every scope, and the system settings.
+#[async_trait]
+pub trait SettingsStore: Send + Sync {
+    /// The system settings, or the defaults when none were ever saved.
+    async fn system_settings(&self) -> Result<SystemSettings, StoreError>;
+    /// Replaces the system settings (the caller merges partial updates).
+    async fn put_system_settings(&self, settings: &SystemSettings) -> Result<(), StoreError>;
+
+    /// The system-scope document, or the defaults.
+    async fn system_notifications(&self) -> Result<NotificationSettings, StoreError>;
+    /// Replaces the system-scope document.
+    async fn put_system_notifications(&self, settings: &NotificationSettings) -> Result<(), StoreError>;
+
+    /// The template copied to new users, or the defaults.
+    async fn template_notifications(&self) -> Result<NotificationSettings, StoreError>;
+    /// Replaces the template; existing users are untouched.
+    async fn put_template_notifications(&self, settings: &NotificationSettings) -> Result<(), StoreError>;
+
+    /// A user's personal settings. `NotFound` when the user does not exist.
+    async fn personal_notifications(&self, user: &Username) -> Result<NotificationSettings, StoreError>;
+    /// Replaces a user's personal settings. `NotFound` when the user does not exist.
+    async fn put_personal_notifications(
+        &self,
+        user: &Username,
+        settings: &NotificationSettings,
+    ) -> Result<(), StoreError>;
+
+    /// A user's settings for one product, `None` when they have none.
+    async fn product_notifications(
+        &self,
+        user: &Username,
+        product: &ResourceId,
+    ) -> Result<Option<NotificationSettings>, StoreError>;
+    /// Replaces a user's settings for one product. `NotFound` when the user or the product
+    /// does not exist.
+    async fn put_product_notifications(
+        &self,
+        user: &Username,
+        product: &ResourceId,
+        settings: &NotificationSettings,
+    ) -> Result<(), StoreError>;
+    /// Removes a user's settings for one product; `false` when there were none.
+    async fn delete_product_notifications(
+        &self,
+        user: &Username,
+        product: &ResourceId,
+    ) -> Result<bool, StoreError>;
+}
+
+/// The directory the platform keeps: users, product types, products, members.
+#[async_trait]
+pub trait DirectoryStore: Send + Sync {
+    /// Creates or updates a user. A new user's personal settings become a copy of `template`,
+    /// atomically, so concurrent writes cannot lose the copy; an existing user's are kept.
+    async fn put_user(
+        &self,
+        user: &Username,
+        profile: &UserProfile,
+        template: &NotificationSettings,
+    ) -> Result<UserWrite, StoreError>;
+    /// A user, `None` when unknown.
+    async fn user(&self, user: &Username) -> Result<Option<User>, StoreError>;
+    /// Removes a user with their settings and memberships; `false` when unknown.
+    async fn delete_user(&self, user: &Username) -> Result<bool, StoreError>;
+
+    /// Creates or replaces a product type; `true` when it was created.
+    async fn put_product_type(&self, product_type: &ProductType) -> Result<bool, StoreError>;
+    /// A product type, `None` when unknown.
+    async fn product_type(&self, id: &ResourceId) -> Result<Option<ProductType>, StoreError>;
+    /// Removes a product type and its memberships; `false` when unknown. `Conflict` while
+    /// products still belong to it.
+    async fn delete_product_type(&self, id: &ResourceId) -> Result<bool, StoreError>;
+    /// Makes a user a member of a product type; `true` when they were not one already.
+    /// `NotFound` when either does not exist.
+    async fn put_product_type_member(&self, id: &ResourceId, user: &Username) -> Result<bool, StoreError>;
+    /// Ends a membership; `false` when there was none.
+    async fn delete_product_type_member(&self, id: &ResourceId, user: &Username) -> Result<bool, StoreError>;
+
+    /// Creates or replaces a product; `true` when it was created. `NotFound` when its product
+    /// type does not exist.
+    async fn put_product(&self, product: &Product) -> Result<bool, StoreError>;
+    /// A product, `None` when unknown.
+    async fn product(&self, id: &ResourceId) -> Result<Option<Product>, StoreError>;
+    /// Removes a product with its memberships and every user's settings for it; `false` when
+    /// unknown.
+    async fn delete_product(&self, id: &ResourceId) -> Result<bool, StoreError>;
+    /// Makes a user a member of a product; `true` when they were not one already.
+    /// `NotFound` when either does not exist.
+    async fn put_product_member(&self, id: &ResourceId, user: &Username) -> Result<bool, StoreError>;
+    /// Ends a membership; `false` when there was none.
+    async fn delete_product_member(&self, id: &ResourceId, user: &Username) -> Result<bool, StoreError>;
+
+    /// What decides whether `user` may view `product`. `NotFound` when the product does not
+    /// exist; an unknown user has no access.
+    async fn product_access(&self, user: &Username, product: &ResourceId) -> Result<ProductAccess, StoreError>;
+    /// Everyone who may view a product, with their personal and per-product settings, in a
+    /// number of backend requests that does not grow one per user. `None` when the product
+    /// does not exist.
+    async fn product_audience(&self, product: &ResourceId) -> Result<Option<ProductAudience>, StoreError>;
+    /// Every administrator with their personal settings (events with no product go to them).
+    async fn administrators(&self) -> Result<Vec<User>, StoreError>;
+}
+
+/// Everything the functions need from one backing store.
+pub trait Store: SettingsStore + DirectoryStore {}
+
+impl<T: SettingsStore + DirectoryStore> Store for T {}
