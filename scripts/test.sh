@@ -49,7 +49,23 @@ step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test --workspace $*"
-cargo test --workspace "$@"
+mkdir -p target
+TEST_LOG=target/test-output.log
+# Keep cargo's own output on screen and add up its per-binary summaries at the end.
+set +e
+cargo test --workspace "$@" 2>&1 | tee "$TEST_LOG"
+TEST_STATUS=${PIPESTATUS[0]}
+set -e
+read -r PASSED FAILED < <(awk '/^test result:/ {
+        for (i = 1; i <= NF; i++) {
+            if ($(i + 1) ~ /^passed/) p += $i
+            if ($(i + 1) ~ /^failed/) f += $i
+        }
+    } END { print p + 0, f + 0 }' "$TEST_LOG")
+if [[ "$TEST_STATUS" -ne 0 ]]; then
+    printf '\ncargo tests: %s passed, %s failed\n' "$PASSED" "$FAILED"
+    exit "$TEST_STATUS"
+fi
 
 # Hook for later checks (infrastructure lint, ...): each runs in its own bash,
 # with the test environment and the venv's tools (cfn-lint) on PATH.
@@ -60,3 +76,4 @@ for hook in scripts/test-extra.d/*.sh; do
 done
 
 printf '\n==> All checks passed\n'
+printf 'cargo tests: %s passed, %s failed\n' "$PASSED" "$FAILED"

@@ -1,1 +1,190 @@
+//! Shared helpers for Herald's integration tests: a [`TestApp`] hosting the real router over a
+//! real store, and token minting for every kind of caller.
 
+use axum::Router;
+use axum::body::Body;
+use herald::adapters::EmbeddedStore;
+use herald::ports::Store;
+use http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use settings_api::{AppState, Authenticator, Hs256Keys, Role, router};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+/// The HS256 secret the test app verifies tokens with.
+pub const TEST_SECRET: &[u8] = b"herald-test-secret-0123456789abcdef";
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The router over an embedded store, verifying tokens like `herald-local` does.
+pub struct TestApp {
+    pub router: Router,
+    pub store: Arc<dyn Store>,
+    keys: Arc<Hs256Keys>,
+}
+
+/// A response: status and JSON body (`Value::Null` when empty).
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: Value,
+}
+
+impl TestResponse {
+    /// The error code of an error response.
+    pub fn error_code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
+    }
+
+    /// The field named by a validation error.
+    pub fn error_field(&self) -> &str {
+        self.body["error"]["field"].as_str().unwrap_or_default()
+    }
+}
+
+impl TestApp {
+    /// A fresh app over a fresh in-memory embedded store.
+    pub fn new() -> Self {
+        let store: Arc<dyn Store> = match EmbeddedStore::in_memory() {
+            Ok(store) => Arc::new(store),
+            Err(e) => panic!("cannot open the embedded store: {e}"),
+        };
+        Self::with_store(store)
+    }
+
+    /// A fresh app over `store`.
+    pub fn with_store(store: Arc<dyn Store>) -> Self {
+        let keys = match Hs256Keys::new(TEST_SECRET) {
+            Ok(keys) => Arc::new(keys),
+            Err(e) => panic!("{e}"),
+        };
+        let state = AppState {
+            store: Arc::clone(&store),
+            auth: Authenticator::Hs256(Arc::clone(&keys)),
+        };
+        Self {
+            router: router(state),
+            store,
+            keys,
+        }
+    }
+
+    /// A valid token for `sub` with `role`.
+    pub fn token(&self, sub: &str, role: Role) -> String {
+        match self.keys.issue(sub, role, now(), 600) {
+            Ok(token) => token,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Sends a request; `body` is sent as JSON when given.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> TestResponse {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some(json) => {
+                builder = builder.header("content-type", "application/json");
+                Body::from(json.to_string())
+            }
+            None => Body::empty(),
+        };
+        let request = match builder.body(body) {
+            Ok(r) => r,
+            Err(e) => panic!("bad test request: {e}"),
+        };
+        self.send_raw(request).await
+    }
+
+    /// Sends a prepared request.
+    pub async fn send_raw(&self, request: Request<Body>) -> TestResponse {
+        send_to(&self.router, request).await
+    }
+
+    /// `send` with an admin token.
+    pub async fn admin(&self, method: Method, path: &str, body: Option<&Value>) -> TestResponse {
+        let token = self.token("root", Role::Admin);
+        self.send(method, path, Some(&token), body).await
+    }
+
+    /// `send` with a service token.
+    pub async fn service(&self, method: Method, path: &str, body: Option<&Value>) -> TestResponse {
+        let token = self.token("platform", Role::Service);
+        self.send(method, path, Some(&token), body).await
+    }
+
+    /// `send` as the user `sub`.
+    pub async fn user(
+        &self,
+        sub: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> TestResponse {
+        let token = self.token(sub, Role::User);
+        self.send(method, path, Some(&token), body).await
+    }
+
+    /// `send` as the service, asserting a 2xx answer.
+    pub async fn service_ok(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> TestResponse {
+        let response = self.service(method.clone(), path, body).await;
+        assert!(
+            response.status.is_success(),
+            "{method} {path} answered {}: {}",
+            response.status,
+            response.body
+        );
+        response
+    }
+}
+
+impl Default for TestApp {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Sends `request` to `router` and reads the JSON answer.
+pub async fn send_to(router: &Router, request: Request<Body>) -> TestResponse {
+    let response = match router.clone().oneshot(request).await {
+        Ok(r) => r,
+        Err(e) => match e {},
+    };
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = match response.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => panic!("cannot read the response body: {e}"),
+    };
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    TestResponse {
+        status,
+        headers,
+        body,
+    }
+}

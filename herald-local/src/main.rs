@@ -1,1 +1,147 @@
-fn main(){}
+//! `herald-local`: every Herald function in one process, over an embedded durable store in
+//! `--data-dir`. No cloud account and no other running service needed.
+//!
+//! - `herald-local [serve] [--listen ADDR] [--data-dir DIR]` serves the HTTP API.
+//! - `herald-local token --sub NAME --role ROLE` prints a signed bearer token.
+//!
+//! Tokens are HS256, signed with `HERALD_JWT_SECRET`; when it is not set, a random secret is
+//! generated once and kept in `DATA_DIR/jwt-secret` (mode 0600), which `token` reads too.
+
+mod secret;
+
+use clap::{Parser, Subcommand};
+use herald::adapters::EmbeddedStore;
+use herald::telemetry::{self, LogFormat};
+use settings_api::{AppState, Authenticator, Hs256Keys, Role, router};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "herald-local",
+    version,
+    about = "Herald on one machine: API, intake, scheduler and senders over an embedded store"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", global = true)]
+    listen: SocketAddr,
+    /// Directory for the embedded store, the outbox and the generated secret.
+    #[arg(long, default_value = "./data", global = true)]
+    data_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Print a signed bearer token.
+    Token {
+        /// The caller's username (`sub` claim).
+        #[arg(long)]
+        sub: String,
+        /// admin, service or user.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
+}
+
+fn parse_role(value: &str) -> Result<Role, String> {
+    Role::parse(value).ok_or_else(|| "expected admin, service or user".to_owned())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(telemetry::format_from_env(LogFormat::Text));
+    let result = match cli.command {
+        Some(Command::Token { sub, role, ttl }) => print_token(&cli.serve, &sub, role, ttl),
+        Some(Command::Serve) | None => serve(cli.serve),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("herald-local: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn keys(args: &ServeArgs) -> Result<Hs256Keys, String> {
+    let secret = secret::jwt_secret(&args.data_dir)?;
+    Hs256Keys::new(secret.as_bytes())
+}
+
+fn print_token(args: &ServeArgs, sub: &str, role: Role, ttl: u64) -> Result<(), String> {
+    if sub.is_empty() {
+        return Err("--sub must not be empty".into());
+    }
+    let token = keys(args)?.issue(sub, role, secret::unix_now(), ttl)?;
+    println!("{token}");
+    Ok(())
+}
+
+fn serve(args: ServeArgs) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        std::fs::create_dir_all(&args.data_dir)
+            .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
+        let keys = keys(&args)?;
+        let store =
+            EmbeddedStore::open(&args.data_dir.join("herald.db")).map_err(|e| e.to_string())?;
+        let state = AppState {
+            store: Arc::new(store),
+            auth: Authenticator::Hs256(Arc::new(keys)),
+        };
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        let address = listener.local_addr().map_err(|e| e.to_string())?;
+        tracing::info!(%address, data_dir = %args.data_dir.display(), "herald-local listening");
+        eprintln!(
+            "herald-local listening on http://{address} (data in {})",
+            args.data_dir.display()
+        );
+        axum::serve(listener, router(state))
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .map_err(|e| format!("server failed: {e}"))
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

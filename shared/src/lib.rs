@@ -7,5 +7,7 @@
 //!   (`DynamoDbStore` for AWS, `EmbeddedStore` for `herald-local`).
 
 pub mod adapters;
+pub mod config;
 pub mod domain;
 pub mod ports;
+pub mod telemetry;

@@ -1,1 +1,22 @@
-fn main(){}
+//! `settings-api` on AWS Lambda, behind API Gateway's HTTP API with a JWT authorizer.
+
+use herald::adapters::DynamoDbStore;
+use herald::config::AwsFunctionConfig;
+use herald::telemetry::{self, LogFormat};
+use settings_api::{AppState, Authenticator, router};
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    telemetry::init(LogFormat::Json);
+    let config = AwsFunctionConfig::from_env()?;
+    let aws = aws_config::load_from_env().await;
+    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name);
+    let state = AppState {
+        store: Arc::new(store),
+        auth: Authenticator::ApiGatewayClaims {
+            role_claim: config.role_claim,
+        },
+    };
+    lambda_http::run(router(state)).await
+}

@@ -111,10 +111,14 @@ impl EmbeddedStore {
     }
 
     fn init(conn: Connection) -> Result<Self, StoreError> {
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(backend)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(backend)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(backend)?;
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .map_err(backend)?;
@@ -124,7 +128,8 @@ impl EmbeddedStore {
             )));
         }
         conn.execute_batch(SCHEMA).map_err(backend)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(backend)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(backend)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -149,9 +154,11 @@ impl EmbeddedStore {
 
     async fn document(&self, name: &'static str) -> Result<Option<String>, StoreError> {
         self.run(move |conn| {
-            conn.query_row("SELECT body FROM documents WHERE name = ?1", [name], |r| r.get(0))
-                .optional()
-                .map_err(backend)
+            conn.query_row("SELECT body FROM documents WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(backend)
         })
         .await
     }
@@ -169,7 +176,10 @@ impl EmbeddedStore {
         .await
     }
 
-    async fn notifications_document(&self, name: &'static str) -> Result<NotificationSettings, StoreError> {
+    async fn notifications_document(
+        &self,
+        name: &'static str,
+    ) -> Result<NotificationSettings, StoreError> {
         match self.document(name).await? {
             Some(body) => parse_settings(&body),
             None => Ok(NotificationSettings::defaults()),
@@ -231,32 +241,49 @@ impl SettingsStore for EmbeddedStore {
     }
 
     async fn put_system_settings(&self, settings: &SystemSettings) -> Result<(), StoreError> {
-        self.put_document(DOC_SYSTEM_SETTINGS, settings.to_stored()).await
+        self.put_document(DOC_SYSTEM_SETTINGS, settings.to_stored())
+            .await
     }
 
     async fn system_notifications(&self) -> Result<NotificationSettings, StoreError> {
         self.notifications_document(DOC_SYSTEM_NOTIFICATIONS).await
     }
 
-    async fn put_system_notifications(&self, settings: &NotificationSettings) -> Result<(), StoreError> {
-        self.put_document(DOC_SYSTEM_NOTIFICATIONS, settings.to_stored()).await
+    async fn put_system_notifications(
+        &self,
+        settings: &NotificationSettings,
+    ) -> Result<(), StoreError> {
+        self.put_document(DOC_SYSTEM_NOTIFICATIONS, settings.to_stored())
+            .await
     }
 
     async fn template_notifications(&self) -> Result<NotificationSettings, StoreError> {
-        self.notifications_document(DOC_TEMPLATE_NOTIFICATIONS).await
+        self.notifications_document(DOC_TEMPLATE_NOTIFICATIONS)
+            .await
     }
 
-    async fn put_template_notifications(&self, settings: &NotificationSettings) -> Result<(), StoreError> {
-        self.put_document(DOC_TEMPLATE_NOTIFICATIONS, settings.to_stored()).await
+    async fn put_template_notifications(
+        &self,
+        settings: &NotificationSettings,
+    ) -> Result<(), StoreError> {
+        self.put_document(DOC_TEMPLATE_NOTIFICATIONS, settings.to_stored())
+            .await
     }
 
-    async fn personal_notifications(&self, user: &Username) -> Result<NotificationSettings, StoreError> {
+    async fn personal_notifications(
+        &self,
+        user: &Username,
+    ) -> Result<NotificationSettings, StoreError> {
         let username = user.as_str().to_owned();
         let body: Option<String> = self
             .run(move |conn| {
-                conn.query_row("SELECT personal FROM users WHERE username = ?1", [&username], |r| r.get(0))
-                    .optional()
-                    .map_err(backend)
+                conn.query_row(
+                    "SELECT personal FROM users WHERE username = ?1",
+                    [&username],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)
             })
             .await?;
         match body {
@@ -274,8 +301,11 @@ impl SettingsStore for EmbeddedStore {
         let body = settings.to_stored();
         let changed = self
             .run(move |conn| {
-                conn.execute("UPDATE users SET personal = ?2 WHERE username = ?1", params![username, body])
-                    .map_err(backend)
+                conn.execute(
+                    "UPDATE users SET personal = ?2 WHERE username = ?1",
+                    params![username, body],
+                )
+                .map_err(backend)
             })
             .await?;
         if changed == 0 {
@@ -404,7 +434,10 @@ impl DirectoryStore for EmbeddedStore {
     }
 
     async fn put_product_type(&self, product_type: &ProductType) -> Result<bool, StoreError> {
-        let (id, name) = (product_type.id.as_str().to_owned(), product_type.name.clone());
+        let (id, name) = (
+            product_type.id.as_str().to_owned(),
+            product_type.name.clone(),
+        );
         self.run(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
             let existed = exists(&tx, PRODUCT_TYPE_EXISTS, &id)?;
@@ -423,9 +456,16 @@ impl DirectoryStore for EmbeddedStore {
     async fn product_type(&self, id: &ResourceId) -> Result<Option<ProductType>, StoreError> {
         let id = id.as_str().to_owned();
         self.run(move |conn| {
-            conn.query_row("SELECT id, name FROM product_types WHERE id = ?1", [id], |r| {
-                Ok(ProductType { id: ResourceId(r.get(0)?), name: r.get(1)? })
-            })
+            conn.query_row(
+                "SELECT id, name FROM product_types WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(ProductType {
+                        id: ResourceId(r.get(0)?),
+                        name: r.get(1)?,
+                    })
+                },
+            )
             .optional()
             .map_err(backend)
         })
@@ -437,25 +477,47 @@ impl DirectoryStore for EmbeddedStore {
         let label = id.to_string();
         self.run(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
-            if exists(&tx, "SELECT 1 FROM products WHERE product_type_id = ?1 LIMIT 1", &key)? {
+            if exists(
+                &tx,
+                "SELECT 1 FROM products WHERE product_type_id = ?1 LIMIT 1",
+                &key,
+            )? {
                 return Err(StoreError::Conflict(format!(
                     "product type {label} still has products; delete or move them first"
                 )));
             }
-            let n = tx.execute("DELETE FROM product_types WHERE id = ?1", [&key]).map_err(backend)?;
+            let n = tx
+                .execute("DELETE FROM product_types WHERE id = ?1", [&key])
+                .map_err(backend)?;
             tx.commit().map_err(backend)?;
             Ok(n > 0)
         })
         .await
     }
 
-    async fn put_product_type_member(&self, id: &ResourceId, user: &Username) -> Result<bool, StoreError> {
-        self.put_member("product_type_members", "product_type_id", PRODUCT_TYPE_EXISTS, "product type", id, user)
-            .await
+    async fn put_product_type_member(
+        &self,
+        id: &ResourceId,
+        user: &Username,
+    ) -> Result<bool, StoreError> {
+        self.put_member(
+            "product_type_members",
+            "product_type_id",
+            PRODUCT_TYPE_EXISTS,
+            "product type",
+            id,
+            user,
+        )
+        .await
     }
 
-    async fn delete_product_type_member(&self, id: &ResourceId, user: &Username) -> Result<bool, StoreError> {
-        self.delete_member("product_type_members", "product_type_id", id, user).await
+    async fn delete_product_type_member(
+        &self,
+        id: &ResourceId,
+        user: &Username,
+    ) -> Result<bool, StoreError> {
+        self.delete_member("product_type_members", "product_type_id", id, user)
+            .await
     }
 
     async fn put_product(&self, product: &Product) -> Result<bool, StoreError> {
@@ -497,15 +559,36 @@ impl DirectoryStore for EmbeddedStore {
         .await
     }
 
-    async fn put_product_member(&self, id: &ResourceId, user: &Username) -> Result<bool, StoreError> {
-        self.put_member("product_members", "product_id", PRODUCT_EXISTS, "product", id, user).await
+    async fn put_product_member(
+        &self,
+        id: &ResourceId,
+        user: &Username,
+    ) -> Result<bool, StoreError> {
+        self.put_member(
+            "product_members",
+            "product_id",
+            PRODUCT_EXISTS,
+            "product",
+            id,
+            user,
+        )
+        .await
     }
 
-    async fn delete_product_member(&self, id: &ResourceId, user: &Username) -> Result<bool, StoreError> {
-        self.delete_member("product_members", "product_id", id, user).await
+    async fn delete_product_member(
+        &self,
+        id: &ResourceId,
+        user: &Username,
+    ) -> Result<bool, StoreError> {
+        self.delete_member("product_members", "product_id", id, user)
+            .await
     }
 
-    async fn product_access(&self, user: &Username, product: &ResourceId) -> Result<ProductAccess, StoreError> {
+    async fn product_access(
+        &self,
+        user: &Username,
+        product: &ResourceId,
+    ) -> Result<ProductAccess, StoreError> {
         let (username, product_id) = (user.as_str().to_owned(), product.as_str().to_owned());
         let label = format!("product {product}");
         self.run(move |conn| {
@@ -538,21 +621,25 @@ impl DirectoryStore for EmbeddedStore {
         .await
     }
 
-    async fn product_audience(&self, product: &ResourceId) -> Result<Option<ProductAudience>, StoreError> {
+    async fn product_audience(
+        &self,
+        product: &ResourceId,
+    ) -> Result<Option<ProductAudience>, StoreError> {
         let product_id = product.as_str().to_owned();
         self.run(move |conn| {
             let Some(product) = read_product(conn, &product_id)? else {
                 return Ok(None);
             };
             let mut stmt = conn
-                .prepare_cached(&format!(
-                    "SELECT {USER_COLUMNS}, personal, pn.body FROM users u
+                .prepare_cached(
+                    "SELECT u.username, u.email, u.first_name, u.last_name, u.slack_email,
+                        u.slack_user_id, u.is_active, u.is_admin, u.personal, pn.body FROM users u
                      LEFT JOIN product_notifications pn ON pn.username = u.username AND pn.product_id = ?1
                      WHERE u.is_admin = 1
                         OR u.username IN (SELECT username FROM product_members WHERE product_id = ?1)
                         OR u.username IN (SELECT username FROM product_type_members WHERE product_type_id = ?2)
-                     ORDER BY u.username"
-                ))
+                     ORDER BY u.username",
+                )
                 .map_err(backend)?;
             let rows = stmt
                 .query_map(params![product_id, product.product_type_id.as_str()], |row| {

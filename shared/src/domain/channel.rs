@@ -4,7 +4,19 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A way Herald can tell somebody about an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     /// In-app alert (the bell): the default channel.
@@ -68,7 +80,9 @@ impl ChannelSet {
 
     /// A set holding `channels`.
     pub fn of(channels: &[Channel]) -> ChannelSet {
-        channels.iter().fold(ChannelSet::EMPTY, |set, c| set.with(*c))
+        channels
+            .iter()
+            .fold(ChannelSet::EMPTY, |set, c| set.with(*c))
     }
 
     /// This set plus `channel`.

@@ -144,22 +144,32 @@ impl UserProfile {
         for (key, value) in object {
             let field = key.as_str();
             match field {
-                "username" => {
-                    if value.as_str() != Some(username.as_str()) {
-                        return Err(FieldError::new(field, "must match the username in the path"));
-                    }
+                "username" if value.as_str() != Some(username.as_str()) => {
+                    return Err(FieldError::new(
+                        field,
+                        "must match the username in the path",
+                    ));
                 }
                 "email" => profile.email = nullable(field, value, optional_email)?,
                 "slack_email" => profile.slack_email = nullable(field, value, optional_email)?,
-                "first_name" => profile.first_name = nullable(field, value, |f, v| line(f, v, 150))?.unwrap_or_default(),
-                "last_name" => profile.last_name = nullable(field, value, |f, v| line(f, v, 150))?.unwrap_or_default(),
+                "first_name" => {
+                    profile.first_name =
+                        nullable(field, value, |f, v| line(f, v, 150))?.unwrap_or_default()
+                }
+                "last_name" => {
+                    profile.last_name =
+                        nullable(field, value, |f, v| line(f, v, 150))?.unwrap_or_default()
+                }
                 "slack_user_id" => {
                     profile.slack_user_id = nullable(field, value, |f, v| {
                         let id = line(f, v, 64)?;
                         if id.chars().all(|c| c.is_ascii_alphanumeric()) {
                             Ok(id)
                         } else {
-                            Err(FieldError::new(f, "must be a Slack member id such as U024BE7LH"))
+                            Err(FieldError::new(
+                                f,
+                                "must be a Slack member id such as U024BE7LH",
+                            ))
                         }
                     })?
                 }
@@ -186,7 +196,10 @@ fn nullable(
 
 fn boolean(field: &str, value: &Value) -> Result<bool, FieldError> {
     value.as_bool().ok_or_else(|| {
-        FieldError::new(field, format!("expected a boolean, got {}", json_type_name(value)))
+        FieldError::new(
+            field,
+            format!("expected a boolean, got {}", json_type_name(value)),
+        )
     })
 }
 
@@ -224,7 +237,10 @@ pub fn product_type_from_request(id: ResourceId, body: &Value) -> Result<Product
     let object = expect_object(body, "")?;
     reject_unknown_fields(object, "", &["id", "name"])?;
     check_body_id(object, &id)?;
-    Ok(ProductType { id, name: required_name(object)? })
+    Ok(ProductType {
+        id,
+        name: required_name(object)?,
+    })
 }
 
 /// Validates a `{name, product_type_id}` body for a product.
@@ -233,7 +249,12 @@ pub fn product_from_request(id: ResourceId, body: &Value) -> Result<Product, Fie
     reject_unknown_fields(
         object,
         "",
-        &["id", "name", "product_type_id", "disable_sla_breach_notifications"],
+        &[
+            "id",
+            "name",
+            "product_type_id",
+            "disable_sla_breach_notifications",
+        ],
     )?;
     check_body_id(object, &id)?;
     let name = required_name(object)?;
@@ -245,10 +266,18 @@ pub fn product_from_request(id: ResourceId, body: &Value) -> Result<Product, Fie
         None => false,
         Some(v) => boolean("disable_sla_breach_notifications", v)?,
     };
-    Ok(Product { id, name, product_type_id, disable_sla_breach_notifications })
+    Ok(Product {
+        id,
+        name,
+        product_type_id,
+        disable_sla_breach_notifications,
+    })
 }
 
-fn check_body_id(object: &serde_json::Map<String, Value>, id: &ResourceId) -> Result<(), FieldError> {
+fn check_body_id(
+    object: &serde_json::Map<String, Value>,
+    id: &ResourceId,
+) -> Result<(), FieldError> {
     match object.get("id") {
         None => Ok(()),
         Some(v) if ResourceId::from_json("id", v).ok().as_ref() == Some(id) => Ok(()),
@@ -257,7 +286,9 @@ fn check_body_id(object: &serde_json::Map<String, Value>, id: &ResourceId) -> Re
 }
 
 fn required_name(object: &serde_json::Map<String, Value>) -> Result<String, FieldError> {
-    let value = object.get("name").ok_or_else(|| FieldError::new("name", "is required"))?;
+    let value = object
+        .get("name")
+        .ok_or_else(|| FieldError::new("name", "is required"))?;
     let name = line("name", value, 255)?;
     if name.trim().is_empty() {
         return Err(FieldError::new("name", "must not be empty"));
@@ -319,7 +350,10 @@ mod tests {
 
     #[test]
     fn given_ids_then_integers_and_safe_strings_are_accepted() {
-        assert_eq!(ResourceId::from_json("id", &json!(42)).map(|i| i.0), Ok("42".into()));
+        assert_eq!(
+            ResourceId::from_json("id", &json!(42)).map(|i| i.0),
+            Ok("42".into())
+        );
         assert!(ResourceId::from_json("id", &json!(-1)).is_err());
         assert!(ResourceId::from_json("id", &json!(1.5)).is_err());
         assert!(ResourceId::parse("id", "prod#1").is_err());
@@ -346,7 +380,9 @@ mod tests {
             (json!({"role": "admin"}), "role"),
         ];
         for (body, field) in cases {
-            let err = UserProfile::from_request(&body, &alice()).err().map(|e| e.field);
+            let err = UserProfile::from_request(&body, &alice())
+                .err()
+                .map(|e| e.field);
             assert_eq!(err.as_deref(), Some(field), "{body}");
         }
     }
@@ -355,7 +391,9 @@ mod tests {
     fn given_product_bodies_then_name_and_type_are_required() {
         let id = ResourceId("1".into());
         assert_eq!(
-            product_from_request(id.clone(), &json!({"name": "Web"})).err().map(|e| e.field),
+            product_from_request(id.clone(), &json!({"name": "Web"}))
+                .err()
+                .map(|e| e.field),
             Some("product_type_id".into())
         );
         assert_eq!(
@@ -371,8 +409,26 @@ mod tests {
     #[test]
     fn given_access_facts_then_members_of_product_or_type_and_admins_may_view() {
         assert!(!ProductAccess::default().may_view());
-        assert!(ProductAccess { is_admin: true, ..Default::default() }.may_view());
-        assert!(ProductAccess { is_product_member: true, ..Default::default() }.may_view());
-        assert!(ProductAccess { is_product_type_member: true, ..Default::default() }.may_view());
+        assert!(
+            ProductAccess {
+                is_admin: true,
+                ..Default::default()
+            }
+            .may_view()
+        );
+        assert!(
+            ProductAccess {
+                is_product_member: true,
+                ..Default::default()
+            }
+            .may_view()
+        );
+        assert!(
+            ProductAccess {
+                is_product_type_member: true,
+                ..Default::default()
+            }
+            .may_view()
+        );
     }
 }

@@ -10,8 +10,8 @@ pub mod validation;
 pub use catalogue::{EVENT_TYPES, EventType};
 pub use channel::{Channel, ChannelSet};
 pub use directory::{
-    Product, ProductAccess, ProductAudience, ProductType, ResourceId, User, UserProfile, Username,
-    AudienceMember,
+    AudienceMember, Product, ProductAccess, ProductAudience, ProductType, ResourceId, User,
+    UserProfile, Username,
 };
 pub use settings::{EffectiveSettings, NotificationSettings, Provenance, SettingsScope};
 pub use system::{Secret, SystemSettings};

@@ -267,7 +267,10 @@ impl EffectiveSettings {
 
     /// The view the API returns: per event, each channel with its scopes and whether the
     /// system switch lets it through (every channel but `alert` needs its switch on).
-    pub fn to_view(&self, system: &SystemSettings) -> BTreeMap<&'static str, Vec<EffectiveChannel>> {
+    pub fn to_view(
+        &self,
+        system: &SystemSettings,
+    ) -> BTreeMap<&'static str, Vec<EffectiveChannel>> {
         EVENT_TYPES
             .into_iter()
             .map(|event| {
@@ -330,10 +333,22 @@ mod tests {
             (json!([]), ""),
             (json!({"event": {}}), "event"),
             (json!({"events": []}), "events"),
-            (json!({"events": {"scan_addedd": ["alert"]}}), "events.scan_addedd"),
-            (json!({"events": {"scan_added": "alert"}}), "events.scan_added"),
-            (json!({"events": {"scan_added": ["alert", 3]}}), "events.scan_added[1]"),
-            (json!({"events": {"scan_added": ["alert", "sms"]}}), "events.scan_added[1]"),
+            (
+                json!({"events": {"scan_addedd": ["alert"]}}),
+                "events.scan_addedd",
+            ),
+            (
+                json!({"events": {"scan_added": "alert"}}),
+                "events.scan_added",
+            ),
+            (
+                json!({"events": {"scan_added": ["alert", 3]}}),
+                "events.scan_added[1]",
+            ),
+            (
+                json!({"events": {"scan_added": ["alert", "sms"]}}),
+                "events.scan_added[1]",
+            ),
             (json!({"events": {"other": ["msteams"]}}), "events.other[0]"),
         ];
         for (body, field) in cases {
@@ -378,8 +393,10 @@ mod tests {
     }
 
     #[test]
-    fn given_personal_and_product_settings_when_merged_then_channels_are_the_union_with_provenance() {
-        let personal = NotificationSettings::defaults().with(EventType::ScanAdded, &[Channel::Alert]);
+    fn given_personal_and_product_settings_when_merged_then_channels_are_the_union_with_provenance()
+    {
+        let personal =
+            NotificationSettings::defaults().with(EventType::ScanAdded, &[Channel::Alert]);
         let product = NotificationSettings::defaults()
             .with(EventType::ScanAdded, &[Channel::Alert, Channel::Slack]);
         let merged = EffectiveSettings::merge(&personal, Some(&product));
@@ -388,11 +405,15 @@ mod tests {
             ChannelSet::of(&[Channel::Alert, Channel::Slack])
         );
         assert_eq!(
-            merged.provenance(EventType::ScanAdded, Channel::Alert).scopes(),
+            merged
+                .provenance(EventType::ScanAdded, Channel::Alert)
+                .scopes(),
             vec![SettingsScope::Personal, SettingsScope::Product]
         );
         assert_eq!(
-            merged.provenance(EventType::ScanAdded, Channel::Slack).scopes(),
+            merged
+                .provenance(EventType::ScanAdded, Channel::Slack)
+                .scopes(),
             vec![SettingsScope::Product]
         );
     }
@@ -410,7 +431,9 @@ mod tests {
             ChannelSet::of(&[Channel::Alert, Channel::Mail])
         );
         assert_eq!(
-            merged.provenance(EventType::UserMentioned, Channel::Mail).scopes(),
+            merged
+                .provenance(EventType::UserMentioned, Channel::Mail)
+                .scopes(),
             vec![SettingsScope::System]
         );
         assert_eq!(merged.channels(EventType::ScanAdded), ChannelSet::ALERT);
@@ -419,10 +442,13 @@ mod tests {
     #[test]
     fn given_two_recipients_when_trump_merged_then_one_opt_in_does_not_leak_to_the_other() {
         let system = NotificationSettings::defaults();
-        let alice = NotificationSettings::defaults().with(EventType::UserMentioned, &[Channel::Slack]);
+        let alice =
+            NotificationSettings::defaults().with(EventType::UserMentioned, &[Channel::Slack]);
         let bob = NotificationSettings::defaults();
-        let _a = EffectiveSettings::merge(&alice, None).with_system_trump(&system, &EventType::DEFAULT_SYSTEM_LEVEL_TRUMP);
-        let b = EffectiveSettings::merge(&bob, None).with_system_trump(&system, &EventType::DEFAULT_SYSTEM_LEVEL_TRUMP);
+        let _a = EffectiveSettings::merge(&alice, None)
+            .with_system_trump(&system, &EventType::DEFAULT_SYSTEM_LEVEL_TRUMP);
+        let b = EffectiveSettings::merge(&bob, None)
+            .with_system_trump(&system, &EventType::DEFAULT_SYSTEM_LEVEL_TRUMP);
         assert_eq!(b.channels(EventType::UserMentioned), ChannelSet::ALERT);
     }
 }

@@ -130,9 +130,13 @@ impl SystemSettings {
 
     /// The view returned by the API: every field but secrets, plus `slack_token_set`.
     pub fn to_view(&self) -> Value {
-        let mut view = serde_json::to_value(self).unwrap_or_else(|_| Value::Object(Default::default()));
+        let mut view =
+            serde_json::to_value(self).unwrap_or_else(|_| Value::Object(Default::default()));
         if let Value::Object(map) = &mut view {
-            map.insert("slack_token_set".into(), Value::Bool(self.slack_token.is_some()));
+            map.insert(
+                "slack_token_set".into(),
+                Value::Bool(self.slack_token.is_some()),
+            );
         }
         view
     }
@@ -143,7 +147,10 @@ impl SystemSettings {
         if let Value::Object(map) = &mut stored {
             map.remove("slack_token_set");
             if let Some(token) = &self.slack_token {
-                map.insert("slack_token".into(), Value::String(token.expose().to_owned()));
+                map.insert(
+                    "slack_token".into(),
+                    Value::String(token.expose().to_owned()),
+                );
             }
         }
         stored.to_string()
@@ -162,15 +169,31 @@ impl SystemSettings {
         for (key, value) in object {
             let field = key.as_str();
             match field {
-                "enable_mail_notifications" => next.enable_mail_notifications = boolean(field, value)?,
-                "enable_slack_notifications" => next.enable_slack_notifications = boolean(field, value)?,
-                "enable_msteams_notifications" => next.enable_msteams_notifications = boolean(field, value)?,
-                "enable_webhooks_notifications" => next.enable_webhooks_notifications = boolean(field, value)?,
+                "enable_mail_notifications" => {
+                    next.enable_mail_notifications = boolean(field, value)?
+                }
+                "enable_slack_notifications" => {
+                    next.enable_slack_notifications = boolean(field, value)?
+                }
+                "enable_msteams_notifications" => {
+                    next.enable_msteams_notifications = boolean(field, value)?
+                }
+                "enable_webhooks_notifications" => {
+                    next.enable_webhooks_notifications = boolean(field, value)?
+                }
                 "engagement_auto_close" => next.engagement_auto_close = boolean(field, value)?,
-                "enable_notify_sla_active" => next.enable_notify_sla_active = boolean(field, value)?,
-                "enable_notify_sla_active_verified" => next.enable_notify_sla_active_verified = boolean(field, value)?,
-                "enable_notify_sla_exponential_backoff" => next.enable_notify_sla_exponential_backoff = boolean(field, value)?,
-                "mail_notifications_to" => next.mail_notifications_to = optional_email(field, value)?,
+                "enable_notify_sla_active" => {
+                    next.enable_notify_sla_active = boolean(field, value)?
+                }
+                "enable_notify_sla_active_verified" => {
+                    next.enable_notify_sla_active_verified = boolean(field, value)?
+                }
+                "enable_notify_sla_exponential_backoff" => {
+                    next.enable_notify_sla_exponential_backoff = boolean(field, value)?
+                }
+                "mail_notifications_to" => {
+                    next.mail_notifications_to = optional_email(field, value)?
+                }
                 "email_from" => {
                     next.email_from = optional_email(field, value)?;
                     if next.email_from.is_empty() {
@@ -182,17 +205,29 @@ impl SystemSettings {
                 "slack_username" => next.slack_username = line(field, value, MAX_LINE)?,
                 "slack_token" => next.slack_token = secret(field, value)?,
                 "msteams_url" => next.msteams_url = optional_url(field, value)?,
-                "site_url" => next.site_url = optional_url(field, value)?.trim_end_matches('/').to_owned(),
-                "disclaimer_notifications" => next.disclaimer_notifications = text(field, value, MAX_DISCLAIMER)?,
-                "webhooks_notifications_timeout" => next.webhooks_notifications_timeout = integer(field, value, 1, 60)? as u32,
-                "engagement_auto_close_days" => next.engagement_auto_close_days = integer(field, value, 1, 3650)? as u32,
+                "site_url" => {
+                    next.site_url = optional_url(field, value)?.trim_end_matches('/').to_owned()
+                }
+                "disclaimer_notifications" => {
+                    next.disclaimer_notifications = text(field, value, MAX_DISCLAIMER)?
+                }
+                "webhooks_notifications_timeout" => {
+                    next.webhooks_notifications_timeout = integer(field, value, 1, 60)? as u32
+                }
+                "engagement_auto_close_days" => {
+                    next.engagement_auto_close_days = integer(field, value, 1, 3650)? as u32
+                }
                 "risk_acceptance_notify_before_expiration" => {
-                    next.risk_acceptance_notify_before_expiration = integer(field, value, 0, 365)? as u32
+                    next.risk_acceptance_notify_before_expiration =
+                        integer(field, value, 0, 365)? as u32
                 }
                 "max_alerts_per_user" => {
                     let n = integer(field, value, -1, 1_000_000)?;
                     if n == 0 {
-                        return Err(FieldError::new(field, "must be -1 (keep every alert) or at least 1"));
+                        return Err(FieldError::new(
+                            field,
+                            "must be -1 (keep every alert) or at least 1",
+                        ));
                     }
                     next.max_alerts_per_user = n;
                 }
@@ -206,25 +241,39 @@ impl SystemSettings {
 }
 
 fn boolean(field: &str, value: &Value) -> Result<bool, FieldError> {
-    value
-        .as_bool()
-        .ok_or_else(|| FieldError::new(field, format!("expected a boolean, got {}", json_type_name(value))))
+    value.as_bool().ok_or_else(|| {
+        FieldError::new(
+            field,
+            format!("expected a boolean, got {}", json_type_name(value)),
+        )
+    })
 }
 
 fn string<'a>(field: &str, value: &'a Value) -> Result<&'a str, FieldError> {
-    value
-        .as_str()
-        .ok_or_else(|| FieldError::new(field, format!("expected a string, got {}", json_type_name(value))))
+    value.as_str().ok_or_else(|| {
+        FieldError::new(
+            field,
+            format!("expected a string, got {}", json_type_name(value)),
+        )
+    })
 }
 
 /// Free text, possibly several lines, without other control characters.
 fn text(field: &str, value: &Value, max: usize) -> Result<String, FieldError> {
     let s = string(field, value)?;
     if s.chars().count() > max {
-        return Err(FieldError::new(field, format!("must be at most {max} characters")));
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
     }
-    if s.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
-        return Err(FieldError::new(field, "must not contain control characters"));
+    if s.chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+    {
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(s.to_owned())
 }
@@ -238,10 +287,16 @@ pub(crate) fn line(field: &str, value: &Value, max: usize) -> Result<String, Fie
 
 pub(crate) fn single_line(field: &str, s: &str, max: usize) -> Result<(), FieldError> {
     if s.chars().count() > max {
-        return Err(FieldError::new(field, format!("must be at most {max} characters")));
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
     }
     if s.chars().any(char::is_control) {
-        return Err(FieldError::new(field, "must be one line without control characters"));
+        return Err(FieldError::new(
+            field,
+            "must be one line without control characters",
+        ));
     }
     Ok(())
 }
@@ -264,11 +319,17 @@ fn secret(field: &str, value: &Value) -> Result<Option<Secret>, FieldError> {
 }
 
 fn integer(field: &str, value: &Value, min: i64, max: i64) -> Result<i64, FieldError> {
-    let n = value
-        .as_i64()
-        .ok_or_else(|| FieldError::new(field, format!("expected an integer, got {}", json_type_name(value))))?;
+    let n = value.as_i64().ok_or_else(|| {
+        FieldError::new(
+            field,
+            format!("expected an integer, got {}", json_type_name(value)),
+        )
+    })?;
     if n < min || n > max {
-        return Err(FieldError::new(field, format!("must be between {min} and {max}")));
+        return Err(FieldError::new(
+            field,
+            format!("must be between {min} and {max}"),
+        ));
     }
     Ok(n)
 }
@@ -277,7 +338,10 @@ fn integer(field: &str, value: &Value, min: i64, max: i64) -> Result<i64, FieldE
 pub(crate) fn optional_email(field: &str, value: &Value) -> Result<String, FieldError> {
     let s = line(field, value, 254)?;
     if !s.is_empty() && !is_plausible_email(&s) {
-        return Err(FieldError::new(field, "must be an email address such as name@example.com"));
+        return Err(FieldError::new(
+            field,
+            "must be an email address such as name@example.com",
+        ));
     }
     Ok(s)
 }
@@ -298,7 +362,7 @@ pub fn is_plausible_email(s: &str) -> bool {
 
 fn optional_url(field: &str, value: &Value) -> Result<String, FieldError> {
     let s = line(field, value, 2_000)?;
-    if !s.is_empty() && !(s.starts_with("https://") || s.starts_with("http://")) {
+    if !(s.is_empty() || s.starts_with("https://") || s.starts_with("http://")) {
         return Err(FieldError::new(field, "must be an http:// or https:// URL"));
     }
     if s.contains(' ') {
@@ -308,9 +372,15 @@ fn optional_url(field: &str, value: &Value) -> Result<String, FieldError> {
 }
 
 fn event_names(field: &str, value: &Value) -> Result<Vec<String>, FieldError> {
-    let list = value
-        .as_array()
-        .ok_or_else(|| FieldError::new(field, format!("expected an array of event types, got {}", json_type_name(value))))?;
+    let list = value.as_array().ok_or_else(|| {
+        FieldError::new(
+            field,
+            format!(
+                "expected an array of event types, got {}",
+                json_type_name(value)
+            ),
+        )
+    })?;
     let mut names = Vec::with_capacity(list.len());
     for (i, item) in list.iter().enumerate() {
         let item_field = format!("{field}[{i}]");
@@ -318,7 +388,10 @@ fn event_names(field: &str, value: &Value) -> Result<Vec<String>, FieldError> {
             .as_str()
             .ok_or_else(|| FieldError::new(&item_field, "expected an event type name"))?;
         if EventType::from_name(name).is_none() {
-            return Err(FieldError::new(&item_field, format!("unknown event type `{name}`")));
+            return Err(FieldError::new(
+                &item_field,
+                format!("unknown event type `{name}`"),
+            ));
         }
         if !names.iter().any(|n| n == name) {
             names.push(name.to_owned());
@@ -340,7 +413,10 @@ mod tests {
         assert_eq!(s.engagement_auto_close_days, 3);
         assert_eq!(s.risk_acceptance_notify_before_expiration, 10);
         assert_eq!(s.max_alerts_per_user, 999);
-        assert_eq!(s.trump_events(), EventType::DEFAULT_SYSTEM_LEVEL_TRUMP.to_vec());
+        assert_eq!(
+            s.trump_events(),
+            EventType::DEFAULT_SYSTEM_LEVEL_TRUMP.to_vec()
+        );
     }
 
     #[test]
@@ -354,7 +430,10 @@ mod tests {
             .unwrap_or_default();
         assert!(after.enable_slack_notifications);
         assert_eq!(after.team_name, "AppSec");
-        assert_eq!(after.slack_token.as_ref().map(Secret::expose), Some("xoxb-1"));
+        assert_eq!(
+            after.slack_token.as_ref().map(Secret::expose),
+            Some("xoxb-1")
+        );
     }
 
     #[test]
@@ -385,8 +464,14 @@ mod tests {
             json!({"slak_token": "x"}),
         ];
         for body in cases {
-            let field = body.as_object().and_then(|o| o.keys().next().cloned()).unwrap_or_default();
-            let err = SystemSettings::default().apply_patch(&body).err().map(|e| e.field);
+            let field = body
+                .as_object()
+                .and_then(|o| o.keys().next().cloned())
+                .unwrap_or_default();
+            let err = SystemSettings::default()
+                .apply_patch(&body)
+                .err()
+                .map(|e| e.field);
             let err = err.map(|f| f.split('[').next().unwrap_or_default().to_owned());
             assert_eq!(err, Some(field), "{body}");
         }
@@ -398,7 +483,9 @@ mod tests {
             slack_token: Some(Secret::new("xoxb")),
             ..SystemSettings::default()
         };
-        let after = s.apply_patch(&json!({"slack_token": null})).unwrap_or_default();
+        let after = s
+            .apply_patch(&json!({"slack_token": null}))
+            .unwrap_or_default();
         assert_eq!(after.slack_token, None);
     }
 }

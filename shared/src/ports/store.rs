@@ -41,15 +41,24 @@ pub trait SettingsStore: Send + Sync {
     /// The system-scope document, or the defaults.
     async fn system_notifications(&self) -> Result<NotificationSettings, StoreError>;
     /// Replaces the system-scope document.
-    async fn put_system_notifications(&self, settings: &NotificationSettings) -> Result<(), StoreError>;
+    async fn put_system_notifications(
+        &self,
+        settings: &NotificationSettings,
+    ) -> Result<(), StoreError>;
 
     /// The template copied to new users, or the defaults.
     async fn template_notifications(&self) -> Result<NotificationSettings, StoreError>;
     /// Replaces the template; existing users are untouched.
-    async fn put_template_notifications(&self, settings: &NotificationSettings) -> Result<(), StoreError>;
+    async fn put_template_notifications(
+        &self,
+        settings: &NotificationSettings,
+    ) -> Result<(), StoreError>;
 
     /// A user's personal settings. `NotFound` when the user does not exist.
-    async fn personal_notifications(&self, user: &Username) -> Result<NotificationSettings, StoreError>;
+    async fn personal_notifications(
+        &self,
+        user: &Username,
+    ) -> Result<NotificationSettings, StoreError>;
     /// Replaces a user's personal settings. `NotFound` when the user does not exist.
     async fn put_personal_notifications(
         &self,
@@ -104,9 +113,17 @@ pub trait DirectoryStore: Send + Sync {
     async fn delete_product_type(&self, id: &ResourceId) -> Result<bool, StoreError>;
     /// Makes a user a member of a product type; `true` when they were not one already.
     /// `NotFound` when either does not exist.
-    async fn put_product_type_member(&self, id: &ResourceId, user: &Username) -> Result<bool, StoreError>;
+    async fn put_product_type_member(
+        &self,
+        id: &ResourceId,
+        user: &Username,
+    ) -> Result<bool, StoreError>;
     /// Ends a membership; `false` when there was none.
-    async fn delete_product_type_member(&self, id: &ResourceId, user: &Username) -> Result<bool, StoreError>;
+    async fn delete_product_type_member(
+        &self,
+        id: &ResourceId,
+        user: &Username,
+    ) -> Result<bool, StoreError>;
 
     /// Creates or replaces a product; `true` when it was created. `NotFound` when its product
     /// type does not exist.
@@ -118,17 +135,32 @@ pub trait DirectoryStore: Send + Sync {
     async fn delete_product(&self, id: &ResourceId) -> Result<bool, StoreError>;
     /// Makes a user a member of a product; `true` when they were not one already.
     /// `NotFound` when either does not exist.
-    async fn put_product_member(&self, id: &ResourceId, user: &Username) -> Result<bool, StoreError>;
+    async fn put_product_member(
+        &self,
+        id: &ResourceId,
+        user: &Username,
+    ) -> Result<bool, StoreError>;
     /// Ends a membership; `false` when there was none.
-    async fn delete_product_member(&self, id: &ResourceId, user: &Username) -> Result<bool, StoreError>;
+    async fn delete_product_member(
+        &self,
+        id: &ResourceId,
+        user: &Username,
+    ) -> Result<bool, StoreError>;
 
     /// What decides whether `user` may view `product`. `NotFound` when the product does not
     /// exist; an unknown user has no access.
-    async fn product_access(&self, user: &Username, product: &ResourceId) -> Result<ProductAccess, StoreError>;
+    async fn product_access(
+        &self,
+        user: &Username,
+        product: &ResourceId,
+    ) -> Result<ProductAccess, StoreError>;
     /// Everyone who may view a product, with their personal and per-product settings, in a
     /// number of backend requests that does not grow one per user. `None` when the product
     /// does not exist.
-    async fn product_audience(&self, product: &ResourceId) -> Result<Option<ProductAudience>, StoreError>;
+    async fn product_audience(
+        &self,
+        product: &ResourceId,
+    ) -> Result<Option<ProductAudience>, StoreError>;
     /// Every administrator with their personal settings (events with no product go to them).
     async fn administrators(&self) -> Result<Vec<User>, StoreError>;
 }

@@ -1,0 +1,408 @@
+//! Every route × every kind of caller, generated from the router's own OpenAPI route list so
+//! that a new route cannot be forgotten: a route missing from [`POLICY`] fails the test.
+
+use base64::Engine;
+use herald_tests::{TEST_SECRET, TestApp, now};
+use http::{Method, StatusCode};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use settings_api::Role;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Allowed {
+    /// No token needed.
+    Anyone,
+    /// Any valid token.
+    AnyRole,
+    /// Administrators.
+    Admin,
+    /// The platform's service account and administrators.
+    ServiceOrAdmin,
+    /// The user named in the path, and administrators.
+    SelfOrAdmin,
+    /// The user named in the path, the service account and administrators.
+    SelfServiceOrAdmin,
+}
+
+/// The access policy of every route, as the contract states it.
+const POLICY: &[(&str, &str, Allowed)] = &[
+    ("GET", "/health", Allowed::Anyone),
+    ("GET", "/openapi.json", Allowed::Anyone),
+    ("GET", "/v1/event-types", Allowed::AnyRole),
+    ("GET", "/v1/system/settings", Allowed::Admin),
+    ("PUT", "/v1/system/settings", Allowed::Admin),
+    ("GET", "/v1/notifications/system", Allowed::Admin),
+    ("PUT", "/v1/notifications/system", Allowed::Admin),
+    ("GET", "/v1/notifications/template", Allowed::Admin),
+    ("PUT", "/v1/notifications/template", Allowed::Admin),
+    (
+        "GET",
+        "/v1/users/{username}/notifications",
+        Allowed::SelfOrAdmin,
+    ),
+    (
+        "PUT",
+        "/v1/users/{username}/notifications",
+        Allowed::SelfOrAdmin,
+    ),
+    (
+        "GET",
+        "/v1/users/{username}/notifications/products/{product_id}",
+        Allowed::SelfOrAdmin,
+    ),
+    (
+        "PUT",
+        "/v1/users/{username}/notifications/products/{product_id}",
+        Allowed::SelfOrAdmin,
+    ),
+    (
+        "DELETE",
+        "/v1/users/{username}/notifications/products/{product_id}",
+        Allowed::SelfOrAdmin,
+    ),
+    (
+        "GET",
+        "/v1/users/{username}/notifications/effective",
+        Allowed::SelfOrAdmin,
+    ),
+    ("GET", "/v1/users/{username}", Allowed::SelfServiceOrAdmin),
+    ("PUT", "/v1/users/{username}", Allowed::ServiceOrAdmin),
+    ("DELETE", "/v1/users/{username}", Allowed::ServiceOrAdmin),
+    ("GET", "/v1/product-types/{id}", Allowed::ServiceOrAdmin),
+    ("PUT", "/v1/product-types/{id}", Allowed::ServiceOrAdmin),
+    ("DELETE", "/v1/product-types/{id}", Allowed::ServiceOrAdmin),
+    (
+        "PUT",
+        "/v1/product-types/{id}/members/{username}",
+        Allowed::ServiceOrAdmin,
+    ),
+    (
+        "DELETE",
+        "/v1/product-types/{id}/members/{username}",
+        Allowed::ServiceOrAdmin,
+    ),
+    ("GET", "/v1/products/{id}", Allowed::ServiceOrAdmin),
+    ("PUT", "/v1/products/{id}", Allowed::ServiceOrAdmin),
+    ("DELETE", "/v1/products/{id}", Allowed::ServiceOrAdmin),
+    (
+        "PUT",
+        "/v1/products/{id}/members/{username}",
+        Allowed::ServiceOrAdmin,
+    ),
+    (
+        "DELETE",
+        "/v1/products/{id}/members/{username}",
+        Allowed::ServiceOrAdmin,
+    ),
+];
+
+/// Every (method, path template) the router serves, read from its OpenAPI document.
+pub fn router_routes() -> Vec<(String, String)> {
+    let doc = serde_json::to_value(settings_api::openapi()).unwrap_or_default();
+    let mut routes = Vec::new();
+    if let Some(paths) = doc["paths"].as_object() {
+        for (path, item) in paths {
+            let methods: Vec<&str> = ["get", "put", "post", "delete", "patch"]
+                .into_iter()
+                .filter(|m| item.get(*m).is_some())
+                .collect();
+            if methods.is_empty() && path == "/openapi.json" {
+                routes.push(("GET".to_owned(), path.clone()));
+            }
+            for m in methods {
+                routes.push((m.to_ascii_uppercase(), path.clone()));
+            }
+        }
+    }
+    routes
+}
+
+/// The kinds of caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallerKind {
+    Admin,
+    Service,
+    TheUserThemself,
+    AnotherUser,
+    Anonymous,
+    Forged,
+    Expired,
+    NotYetValid,
+    AlgNone,
+    WrongAlgorithm,
+    MissingRole,
+    UnknownRole,
+    Garbage,
+}
+
+const CALLERS: [CallerKind; 13] = [
+    CallerKind::Admin,
+    CallerKind::Service,
+    CallerKind::TheUserThemself,
+    CallerKind::AnotherUser,
+    CallerKind::Anonymous,
+    CallerKind::Forged,
+    CallerKind::Expired,
+    CallerKind::NotYetValid,
+    CallerKind::AlgNone,
+    CallerKind::WrongAlgorithm,
+    CallerKind::MissingRole,
+    CallerKind::UnknownRole,
+    CallerKind::Garbage,
+];
+
+fn sign(claims: &Value, algorithm: Algorithm, secret: &[u8]) -> String {
+    jsonwebtoken::encode(
+        &Header::new(algorithm),
+        claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .unwrap_or_default()
+}
+
+/// A token with `alg: none` and no signature.
+fn unsigned(claims: &Value) -> String {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    format!(
+        "{}.{}.",
+        b64.encode(br#"{"alg":"none","typ":"JWT"}"#),
+        b64.encode(claims.to_string())
+    )
+}
+
+fn token_for(app: &TestApp, caller: CallerKind) -> Option<String> {
+    let alice = |extra: Value| {
+        let mut claims = json!({"sub": "alice", "role": "user", "exp": now() + 600});
+        if let (Some(c), Some(e)) = (claims.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                c.insert(k.clone(), v.clone());
+            }
+        }
+        claims
+    };
+    match caller {
+        CallerKind::Admin => Some(app.token("root", Role::Admin)),
+        CallerKind::Service => Some(app.token("platform", Role::Service)),
+        CallerKind::TheUserThemself => Some(app.token("alice", Role::User)),
+        CallerKind::AnotherUser => Some(app.token("bob", Role::User)),
+        CallerKind::Anonymous => None,
+        CallerKind::Forged => Some(sign(
+            &alice(json!({"role": "admin"})),
+            Algorithm::HS256,
+            b"not-the-secret-not-the-secret-123",
+        )),
+        CallerKind::Expired => Some(sign(
+            &alice(json!({"exp": now() - 3600})),
+            Algorithm::HS256,
+            TEST_SECRET,
+        )),
+        CallerKind::NotYetValid => Some(sign(
+            &alice(json!({"nbf": now() + 3600})),
+            Algorithm::HS256,
+            TEST_SECRET,
+        )),
+        CallerKind::AlgNone => Some(unsigned(&alice(json!({"role": "admin"})))),
+        CallerKind::WrongAlgorithm => Some(sign(&alice(json!({})), Algorithm::HS384, TEST_SECRET)),
+        CallerKind::MissingRole => Some(sign(
+            &json!({"sub": "alice", "exp": now() + 600}),
+            Algorithm::HS256,
+            TEST_SECRET,
+        )),
+        CallerKind::UnknownRole => Some(sign(
+            &alice(json!({"role": "superuser"})),
+            Algorithm::HS256,
+            TEST_SECRET,
+        )),
+        CallerKind::Garbage => Some("not.a.token".to_owned()),
+    }
+}
+
+fn expected_allowed(policy: Allowed, caller: CallerKind) -> bool {
+    use CallerKind as C;
+    matches!(
+        (policy, caller),
+        (Allowed::Anyone, _)
+            | (
+                Allowed::AnyRole,
+                C::Admin | C::Service | C::TheUserThemself | C::AnotherUser
+            )
+            | (Allowed::Admin, C::Admin)
+            | (Allowed::ServiceOrAdmin, C::Admin | C::Service)
+            | (Allowed::SelfOrAdmin, C::Admin | C::TheUserThemself)
+            | (
+                Allowed::SelfServiceOrAdmin,
+                C::Admin | C::Service | C::TheUserThemself
+            )
+    )
+}
+
+fn has_valid_token(caller: CallerKind) -> bool {
+    matches!(
+        caller,
+        CallerKind::Admin
+            | CallerKind::Service
+            | CallerKind::TheUserThemself
+            | CallerKind::AnotherUser
+    )
+}
+
+/// alice (member of product 1), bob (no access to product 1), product type 1 with product 1,
+/// alice's settings for product 1, and an empty product type 2 with bob as its member.
+async fn seeded_app() -> TestApp {
+    let app = TestApp::new();
+    for user in ["alice", "bob"] {
+        app.service_ok(
+            Method::PUT,
+            &format!("/v1/users/{user}"),
+            Some(&json!({"email": format!("{user}@example.com")})),
+        )
+        .await;
+    }
+    app.service_ok(
+        Method::PUT,
+        "/v1/product-types/1",
+        Some(&json!({"name": "Web"})),
+    )
+    .await;
+    app.service_ok(
+        Method::PUT,
+        "/v1/products/1",
+        Some(&json!({"name": "Shop", "product_type_id": 1})),
+    )
+    .await;
+    app.service_ok(Method::PUT, "/v1/products/1/members/alice", None)
+        .await;
+    app.service_ok(
+        Method::PUT,
+        "/v1/product-types/2",
+        Some(&json!({"name": "Empty"})),
+    )
+    .await;
+    app.service_ok(Method::PUT, "/v1/product-types/2/members/bob", None)
+        .await;
+    let doc = json!({"events": {"scan_added": ["alert", "mail"]}});
+    let admin = app
+        .admin(
+            Method::PUT,
+            "/v1/users/alice/notifications/products/1",
+            Some(&doc),
+        )
+        .await;
+    assert_eq!(admin.status, StatusCode::OK, "{}", admin.body);
+    app
+}
+
+fn concrete(template: &str) -> String {
+    if template.starts_with("/v1/product-types/") {
+        // Product type 2 has no products (so it can be deleted) and bob as a member.
+        return template.replace("{id}", "2").replace("{username}", "bob");
+    }
+    template
+        .replace("{username}", "alice")
+        .replace("{product_id}", "1")
+        .replace("{id}", "1")
+}
+
+fn body_for(method: &str, template: &str) -> Option<Value> {
+    if method != "PUT" {
+        return None;
+    }
+    Some(match template {
+        "/v1/system/settings" => json!({"team_name": "AppSec"}),
+        "/v1/users/{username}" => json!({"email": "alice@example.com"}),
+        "/v1/product-types/{id}" => json!({"name": "Web"}),
+        "/v1/products/{id}" => json!({"name": "Shop", "product_type_id": "1"}),
+        t if t.contains("/members/") => return None,
+        _ => json!({"events": {"scan_added": ["alert", "mail"]}}),
+    })
+}
+
+#[tokio::test]
+async fn every_route_has_a_policy_and_every_policy_a_route() {
+    let routes = router_routes();
+    for (method, path) in &routes {
+        assert!(
+            POLICY.iter().any(|(m, p, _)| m == method && p == path),
+            "route {method} {path} has no entry in the authorization matrix"
+        );
+    }
+    for (method, path, _) in POLICY {
+        assert!(
+            routes.iter().any(|(m, p)| m == method && p == path),
+            "policy {method} {path} names a route the router does not serve"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_route_answers_every_kind_of_caller_as_the_contract_says() {
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for (method, template, policy) in POLICY {
+        for caller in CALLERS {
+            // A fresh, seeded app per call: DELETEs must not change what the next caller sees.
+            let app = seeded_app().await;
+            let token = token_for(&app, caller);
+            let method_value = Method::from_bytes(method.as_bytes()).unwrap_or(Method::GET);
+            let path = concrete(template);
+            let body = body_for(method, template);
+            let response = app
+                .send(method_value, &path, token.as_deref(), body.as_ref())
+                .await;
+            checked += 1;
+            let expected = if expected_allowed(*policy, caller) {
+                "2xx"
+            } else if has_valid_token(caller) {
+                "403"
+            } else {
+                "401"
+            };
+            let ok = match expected {
+                "2xx" => response.status.is_success(),
+                "403" => {
+                    response.status == StatusCode::FORBIDDEN && response.error_code() == "forbidden"
+                }
+                _ => {
+                    response.status == StatusCode::UNAUTHORIZED
+                        && response.error_code() == "unauthorized"
+                }
+            };
+            if !ok {
+                failures.push(format!(
+                    "{method} {path} as {caller:?}: expected {expected}, got {} {}",
+                    response.status, response.body
+                ));
+            }
+            if !response.status.is_success() {
+                let text = response.body.to_string();
+                assert!(
+                    !text.contains("alice@example.com"),
+                    "an error leaked user data: {text}"
+                );
+            }
+        }
+    }
+    assert_eq!(checked, POLICY.len() * CALLERS.len());
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} calls were wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn a_user_never_sees_another_users_data() {
+    let app = seeded_app().await;
+    for path in [
+        "/v1/users/alice",
+        "/v1/users/alice/notifications",
+        "/v1/users/alice/notifications/products/1",
+        "/v1/users/alice/notifications/effective",
+    ] {
+        let response = app.user("bob", Method::GET, path, None).await;
+        assert_eq!(response.status, StatusCode::FORBIDDEN, "{path}");
+        assert!(response.body.get("events").is_none() && response.body.get("email").is_none());
+    }
+}
