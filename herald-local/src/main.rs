@@ -10,9 +10,10 @@
 mod secret;
 
 use clap::{Parser, Subcommand};
-use herald::adapters::EmbeddedStore;
+use herald::ports::SystemClock;
 use herald::telemetry::{self, LogFormat};
-use settings_api::{AppState, Authenticator, Hs256Keys, Role, router};
+use herald_http::{Authenticator, Hs256Keys, Role};
+use herald_local::{LocalHerald, queue_config_from_env};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -102,12 +103,23 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         std::fs::create_dir_all(&args.data_dir)
             .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
         let keys = keys(&args)?;
-        let store =
-            EmbeddedStore::open(&args.data_dir.join("herald.db")).map_err(|e| e.to_string())?;
-        let state = AppState {
-            store: Arc::new(store),
-            auth: Authenticator::Hs256(Arc::new(keys)),
-        };
+        let herald = LocalHerald::open(
+            &args.data_dir,
+            queue_config_from_env()?,
+            Arc::new(SystemClock),
+        )
+        .map_err(|e| e.to_string())?;
+        let recovered = herald
+            .recover()
+            .await
+            .map_err(|e| format!("recovery failed: {e}"))?;
+        if recovered > 0 {
+            tracing::info!(
+                events = recovered,
+                "finished the fan-out of events interrupted by a crash"
+            );
+        }
+        let app = herald.router(Authenticator::Hs256(Arc::new(keys)));
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -117,7 +129,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             "herald-local listening on http://{address} (data in {})",
             args.data_dir.display()
         );
-        axum::serve(listener, router(state))
+        axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await
             .map_err(|e| format!("server failed: {e}"))

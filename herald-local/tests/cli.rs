@@ -3,6 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_herald-local");
@@ -129,4 +130,94 @@ fn given_a_bad_role_then_the_token_command_fails_with_a_clear_message() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("expected admin, service or user"));
+}
+
+/// `kill -9` right after a burst of accepted events, then a restart on the same data
+/// directory: every accepted event is there with its deliveries, and every delivery is still
+/// on its queue, waiting for its sender.
+#[tokio::test]
+async fn given_a_kill_9_after_accepted_events_then_a_restart_loses_no_delivery() {
+    use herald::domain::Channel;
+    use herald::ports::SystemClock;
+    use herald_local::{LocalHerald, queue_config_from_env};
+
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let admin = token(dir.path(), "admin", "admin");
+    let service = token(dir.path(), "defectdojo", "service");
+    let server = start(dir.path());
+    let put = |path: &str, body: serde_json::Value| {
+        client
+            .put(format!("{}{path}", server.base))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+    };
+    let ok = |r: reqwest::Response| assert!(r.status().is_success(), "{}", r.status());
+    ok(put(
+        "/v1/system/settings",
+        serde_json::json!({"enable_slack_notifications": true, "slack_channel": "#appsec"}),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}")));
+    ok(put(
+        "/v1/notifications/system",
+        serde_json::json!({"events": {"other": ["slack"]}}),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}")));
+
+    const EVENTS: usize = 200;
+    let mut accepted = Vec::new();
+    for i in 0..EVENTS {
+        let body = serde_json::json!({"id": format!("crash-{i}"), "type": "report_created", "title": format!("Report {i}")});
+        let r = client
+            .post(format!("{}/v1/events", server.base))
+            .bearer_auth(&service)
+            .json(&body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.status(), 202);
+        accepted.push(format!("crash-{i}"));
+    }
+    // Child::kill is SIGKILL: no shutdown, no flush.
+    drop(server);
+
+    let server = start(dir.path());
+    for id in accepted.iter().step_by(37) {
+        let r = client
+            .get(format!("{}/v1/events/{id}", server.base))
+            .bearer_auth(&service)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.status(), 200, "{id}");
+        let body: serde_json::Value = r.json().await.unwrap_or_default();
+        assert_eq!(
+            body["deliveries"][0]["destination"], "slack:channel:#appsec",
+            "{id}"
+        );
+    }
+    drop(server);
+
+    let herald = LocalHerald::open(
+        dir.path(),
+        queue_config_from_env().unwrap_or_default(),
+        Arc::new(SystemClock),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let depth = herald
+        .queue
+        .depth(Channel::Slack, herald.clock.now_ms())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        depth.visible, EVENTS as u64,
+        "every accepted delivery is still queued"
+    );
 }

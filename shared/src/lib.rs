@@ -9,5 +9,6 @@
 pub mod adapters;
 pub mod config;
 pub mod domain;
+pub mod intake;
 pub mod ports;
 pub mod telemetry;

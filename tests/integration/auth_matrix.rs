@@ -95,11 +95,34 @@ const POLICY: &[(&str, &str, Allowed)] = &[
         "/v1/products/{id}/members/{username}",
         Allowed::ServiceOrAdmin,
     ),
+    ("POST", "/v1/events", Allowed::ServiceOrAdmin),
+    ("GET", "/v1/events/{event_id}", Allowed::ServiceOrAdmin),
+    ("GET", "/v1/users/{username}/alerts", Allowed::SelfOrAdmin),
+    (
+        "DELETE",
+        "/v1/users/{username}/alerts",
+        Allowed::SelfOrAdmin,
+    ),
+    (
+        "GET",
+        "/v1/users/{username}/alerts/count",
+        Allowed::SelfOrAdmin,
+    ),
+    (
+        "POST",
+        "/v1/users/{username}/alerts/read",
+        Allowed::SelfOrAdmin,
+    ),
+    (
+        "DELETE",
+        "/v1/users/{username}/alerts/{id}",
+        Allowed::SelfOrAdmin,
+    ),
 ];
 
 /// Every (method, path template) the router serves, read from its OpenAPI document.
 pub fn router_routes() -> Vec<(String, String)> {
-    let doc = serde_json::to_value(settings_api::openapi()).unwrap_or_default();
+    let doc = serde_json::to_value(herald_local::openapi()).unwrap_or_default();
     let mut routes = Vec::new();
     if let Some(paths) = doc["paths"].as_object() {
         for (path, item) in paths {
@@ -290,7 +313,26 @@ async fn seeded_app() -> TestApp {
         )
         .await;
     assert_eq!(admin.status, StatusCode::OK, "{}", admin.body);
+    // Event "seed" gives alice an alert (she may view product 1); GET /v1/events/seed reads it.
+    let event = json!({"id": "seed", "type": "scan_added", "title": "Scan", "product_id": 1});
+    app.service_ok(Method::POST, "/v1/events", Some(&event))
+        .await;
     app
+}
+
+/// The path of alice's alert for the seed event.
+async fn seeded_alert_path(app: &TestApp) -> String {
+    let list = app.admin(Method::GET, "/v1/users/alice/alerts", None).await;
+    let id = list.body["items"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        !id.is_empty(),
+        "the seed event gave alice no alert: {}",
+        list.body
+    );
+    format!("/v1/users/alice/alerts/{id}")
 }
 
 fn concrete(template: &str) -> String {
@@ -301,10 +343,17 @@ fn concrete(template: &str) -> String {
     template
         .replace("{username}", "alice")
         .replace("{product_id}", "1")
+        .replace("{event_id}", "seed")
         .replace("{id}", "1")
 }
 
 fn body_for(method: &str, template: &str) -> Option<Value> {
+    if method == "POST" && template == "/v1/events" {
+        return Some(json!({"type": "scan_added", "title": "Another scan", "product_id": 1}));
+    }
+    if method == "POST" && template.ends_with("/alerts/read") {
+        return None;
+    }
     if method != "PUT" {
         return None;
     }
@@ -345,7 +394,11 @@ async fn every_route_answers_every_kind_of_caller_as_the_contract_says() {
             let app = seeded_app().await;
             let token = token_for(&app, caller);
             let method_value = Method::from_bytes(method.as_bytes()).unwrap_or(Method::GET);
-            let path = concrete(template);
+            let path = if *template == "/v1/users/{username}/alerts/{id}" {
+                seeded_alert_path(&app).await
+            } else {
+                concrete(template)
+            };
             let body = body_for(method, template);
             let response = app
                 .send(method_value, &path, token.as_deref(), body.as_ref())

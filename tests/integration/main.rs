@@ -1,8 +1,11 @@
 //! Herald's integration tests: one binary, real adapters, real payloads.
 
 mod api_directory;
+mod api_events;
 mod api_settings;
 mod auth_matrix;
+mod event_store_conformance;
 mod lambda_payloads;
 mod openapi;
+mod queues;
 mod store_conformance;

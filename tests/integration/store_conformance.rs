@@ -17,12 +17,13 @@ use herald::domain::{
 use herald::ports::{Store, StoreError, UserWrite};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+pub(crate) type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const DATABASE_FILE: &str = "herald.db";
 
-/// A store under test that can be closed and opened again, as a restart would.
-enum Harness {
+/// A store under test that can be closed and opened again, as a restart would (shared with
+/// `event_store_conformance`).
+pub(crate) enum Harness {
     Embedded {
         dir: tempfile::TempDir,
         store: Option<EmbeddedStore>,
@@ -35,7 +36,7 @@ enum Harness {
 }
 
 impl Harness {
-    fn embedded() -> Result<Self, Box<dyn std::error::Error>> {
+    pub(crate) fn embedded() -> Result<Self, Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let store = EmbeddedStore::open(&dir.path().join(DATABASE_FILE))?;
         Ok(Harness::Embedded {
@@ -44,7 +45,7 @@ impl Harness {
         })
     }
 
-    async fn dynamodb() -> Result<Self, Box<dyn std::error::Error>> {
+    pub(crate) async fn dynamodb() -> Result<Self, Box<dyn std::error::Error>> {
         static TABLES: AtomicU64 = AtomicU64::new(0);
         let client = dynamodb_client().await;
         let nanos = std::time::SystemTime::now()
@@ -76,7 +77,7 @@ impl Harness {
     }
 
     /// Closes the store and opens it again from what was persisted.
-    async fn reopen(&mut self) -> TestResult {
+    pub(crate) async fn reopen(&mut self) -> TestResult {
         match self {
             Harness::Embedded { dir, store } => {
                 // Close first, as a restart would, then open the same file.
@@ -96,7 +97,7 @@ impl Harness {
     }
 
     /// DynamoDB requests sent so far (`None` for stores that are not remote).
-    fn request_count(&self) -> Option<u64> {
+    pub(crate) fn request_count(&self) -> Option<u64> {
         match self {
             Harness::Embedded { .. } => None,
             Harness::DynamoDb { store, .. } => Some(store.request_count()),
@@ -104,7 +105,7 @@ impl Harness {
     }
 
     /// Drops the test's table (the temporary directory removes itself).
-    async fn finish(self) -> TestResult {
+    pub(crate) async fn finish(self) -> TestResult {
         if let Harness::DynamoDb { client, table, .. } = self {
             client.delete_table().table_name(table).send().await?;
         }

@@ -3,10 +3,7 @@
 //! [`router::router`] is the whole API as one axum `Router`; `main.rs` hosts it on Lambda
 //! behind API Gateway's HTTP API, `herald-local` hosts it with `axum::serve`.
 
-pub mod auth;
-pub mod error;
-pub mod extract;
 pub mod router;
 
-pub use auth::{Authenticator, Caller, Hs256Keys, Role};
+pub use herald_http::{Authenticator, Caller, Hs256Keys, Role};
 pub use router::{AppState, api, openapi, router};

@@ -2,11 +2,14 @@
 //!
 //! Single-table design: a partition per user, product type and product, so one Query reads a
 //! product with its members and every user's settings for it, and a user's or a product's
-//! deletion finds everything it must remove with one strongly consistent Query. `GSI1` is
-//! sparse and holds only administrators.
+//! deletion finds everything it must remove with one strongly consistent Query. A partition
+//! per event holds it with its deliveries, and a partition per user's alerts holds only
+//! those, sorted by time. `GSI1` is sparse and holds only administrators and events not yet
+//! enqueued. The table's TTL attribute is `expires_at` (seconds since the Unix epoch): events
+//! and their deliveries go after `EVENT_RETENTION_DAYS`; alerts stay until deleted or trimmed.
 //!
-//! Items (`{u}` a username, `{t}` a product type id, `{p}` a product id; neither may contain
-//! `#`, so keys cannot collide):
+//! Items (`{u}` a username, `{t}` a product type id, `{p}` a product id, `{e}` an event id,
+//! `{d}` a delivery id, `{a}` an alert id; none may contain `#`, so keys cannot collide):
 //!
 //! | item | `PK` | `SK` | `GSI1PK` / `GSI1SK` | other attributes |
 //! |---|---|---|---|---|
@@ -22,6 +25,9 @@
 //! | product | `PRODUCT#{p}` | `PRODUCT` | | `id`, `name`, `product_type_id`, `disable_sla_breach_notifications` |
 //! | product membership | `PRODUCT#{p}` | `MEMBER#{u}` | | `username`, `ref_pk`, `ref_sk` |
 //! | a user's settings for a product | `PRODUCT#{p}` | `NOTIFY#{u}` | | `username`, `body`, `ref_pk`, `ref_sk` |
+//! | event (idempotency record) | `EVENT#{e}` | `EVENT` | `EVENTS_NOT_ENQUEUED` / `{accepted_at:013}#{e}`, until enqueued | `event` (`Event::to_stored`), `accepted_at` (ms), `delivery_count`, `alert_count`, `enqueued`, `status` (`recording` / `recorded`), `expires_at` |
+//! | delivery | `EVENT#{e}` | `DELIVERY#{d}` | | `id`, `event_id`, `channel`, `destination` (`Destination::key`), `status`, `attempts`, `last_error`, `updated_at`, `expires_at` |
+//! | alert | `ALERTS#{u}` | `ALERT#{a}` (`{created_at:013}-{hash}`: sort key order is time order) | | `id`, `username`, `event_id`, `title`, `description`, `url`, `icon`, `source`, `created_at`, `read` |
 //!
 //! Every membership and per-product settings item has a link item in the user's partition
 //! (`ref_pk`/`ref_sk` point at each other), written in the same transaction. The reverse
@@ -29,7 +35,8 @@
 //! consistent: a delete that missed a just-written membership would let it come back when
 //! the user is created again.
 //!
-//! Access patterns and what serves them (`N` audience candidates, `L` items to delete):
+//! Access patterns and what serves them (`N` audience candidates or recipients, `L` items to
+//! delete, `W` alerts plus deliveries of an event, `R` alerts to mark):
 //!
 //! | access pattern | served by | requests |
 //! |---|---|---|
@@ -38,6 +45,8 @@
 //! | create or update a user, copying the template once | one UpdateItem: `personal = if_not_exists(personal, :template)`, `ReturnValues = ALL_OLD` tells Created from Updated; sets or removes the `GSI1` keys | 1 |
 //! | personal settings (user must exist) | GetItem; UpdateItem conditioned on `attribute_exists` | 1 |
 //! | administrators | Query `GSI1` `ADMINS` (eventually consistent) | 1 per 1 MB |
+//! | administrators with personal settings | Query `GSI1` `ADMINS` (usernames only), then BatchGetItem their `USER` items, 100 keys a call, concurrently; keeps those whose item says `is_admin` | 1 + ⌈N/100⌉ |
+//! | named recipients with personal settings | BatchGetItem their `USER` items, 100 keys a call, concurrently; unknown names drop out | ⌈N/100⌉ |
 //! | product type / product by id | GetItem | 1 |
 //! | create or replace a product type | UpdateItem, `ALL_OLD` (keeps the `products` count) | 1 |
 //! | create or replace a product (type must exist) | GetItem the product, then TransactWriteItems: Put it conditioned on what was read, `ADD products 1` on its type conditioned on `attribute_exists` (and `-1` on a former type) | 2 |
@@ -51,27 +60,49 @@
 //! | delete user | DeleteItem the user, Query `USER#{u}` (links), BatchWriteItem links and their targets, 25 a call | 2 + ⌈L/25⌉ |
 //! | delete product | GetItem + TransactWriteItems (delete it, `ADD products -1` on its type), Query `PRODUCT#{p}`, BatchWriteItem the partition and its links | 3 + ⌈L/25⌉ |
 //! | delete product type | conditional DeleteItem (above), Query `PTYPE#{t}`, BatchWriteItem the partition and its links | 2 + ⌈L/25⌉ |
+//! | record an event once | (a) PutItem the event item, `status = recording`, conditioned on `attribute_not_exists` (`ReturnValuesOnConditionCheckFailure = ALL_OLD` returns the first record of a duplicate); (b) BatchWriteItem its alerts and deliveries, 25 a call, 8 calls at once; (c) UpdateItem `status = recorded`. An event with nothing to write is `recorded` in (a) | 2 + ⌈W/25⌉ (1 if W = 0, 1 for a duplicate) |
+//! | complete an event left `recording` by a crash | the same id and `accepted_at` again: (a) fails, (b) and (c) rewrite the same keys | 2 + ⌈W/25⌉ |
+//! | mark an event enqueued | UpdateItem `SET enqueued = true REMOVE GSI1PK, GSI1SK` (conditioned on `attribute_exists`: an unknown event is a no-op) | 1 |
+//! | events not enqueued, oldest first | Query `GSI1` `EVENTS_NOT_ENQUEUED` (eventually consistent) with `Limit` | 1 per page |
+//! | event by id | GetItem `EVENT#{e}` / `EVENT` | 1 |
+//! | an event's deliveries, ordered by id | Query `EVENT#{e}` `begins_with(SK, DELIVERY#)` | 1 per 1 MB |
+//! | a page of a user's alerts, newest first | Query `ALERTS#{u}` backwards (`ScanIndexForward = false`), `SK < ALERT#{cursor}`, `Limit` one more than the page (to know whether another follows); unread only: `FilterExpression read = false`, pages of at least 100 until the page is full | 1 (unread only: 1 per 100 alerts skipped) |
+//! | a user's alert counts | Query `ALERTS#{u}` reading only `read`, counted here | 1 per 1 MB |
+//! | mark alerts read | UpdateItem per alert in `ALERTS#{u}`, conditioned on `attribute_exists` and `read = false` (other users' ids find nothing), 8 at once; all: Query `ALERTS#{u}` first | R (all: + 1) |
+//! | delete one alert | DeleteItem `ALERTS#{u}` / `ALERT#{a}`, `ALL_OLD` | 1 |
+//! | delete all of a user's alerts, or all but the newest `k` (trim) | Query `ALERTS#{u}` (keys and `read` only), BatchWriteItem the deletes, 25 a call | 1 + ⌈deleted/25⌉ |
 //!
-//! Every base-table read is strongly consistent. Only `GSI1` (administrators) is eventually
-//! consistent: a change of `is_admin` shows there within about a second. The audience reads
-//! each candidate's `USER` item again and keeps an administrator only if that item says so.
+//! Every base-table read is strongly consistent. Only `GSI1` (administrators, events not
+//! enqueued) is eventually consistent: a change of `is_admin` shows there within about a
+//! second. The audience reads each candidate's `USER` item again and keeps an administrator
+//! only if that item says so; recovery may see an event just marked enqueued and enqueue it
+//! again, which is harmless.
+//!
+//! BatchWriteItem cannot be conditional, so completing an interrupted event rewrites its
+//! alerts and deliveries as built again: an alert read in between is unread again.
 //! Query results over 1 MB are paginated; `UnprocessedKeys` / `UnprocessedItems` are retried
 //! with exponential backoff. [`DynamoDbStore::request_count`] counts the requests sent.
 
 use crate::domain::{
-    AudienceMember, NotificationSettings, Product, ProductAccess, ProductAudience, ProductType,
+    Alert, AudienceMember, Channel, Delivery, DeliveryId, DeliveryStatus, Destination, Event,
+    EventId, NotificationSettings, Product, ProductAccess, ProductAudience, ProductType,
     ResourceId, SystemSettings, User, UserProfile, Username,
 };
-use crate::ports::{DirectoryStore, SettingsStore, StoreError, UserWrite};
+use crate::ports::{
+    AlertCounts, AlertPage, AlertStore, DirectoryStore, EventRecord, EventStore, RecordOutcome,
+    SettingsStore, StoreError, UserWrite,
+};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, DeleteRequest,
     GlobalSecondaryIndex, IndexStatus, KeySchemaElement, KeyType, KeysAndAttributes, Projection,
-    ProjectionType, Put, ReturnValue, ScalarAttributeType, TableStatus, TransactWriteItem, Update,
-    WriteRequest,
+    ProjectionType, Put, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem,
+    Update, WriteRequest,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -105,6 +136,12 @@ const PTYPE_MEMBER_LINK: &str = "PTYPE_MEMBER#";
 const PRODUCT_MEMBER_LINK: &str = "PRODUCT_MEMBER#";
 const PRODUCT_NOTIFY_LINK: &str = "PRODUCT_NOTIFY#";
 const ADMINS: &str = "ADMINS";
+const EVENT_PREFIX: &str = "EVENT#";
+const EVENT_SK: &str = "EVENT";
+const DELIVERY_PREFIX: &str = "DELIVERY#";
+const ALERTS_PREFIX: &str = "ALERTS#";
+const ALERT_PREFIX: &str = "ALERT#";
+const EVENTS_NOT_ENQUEUED: &str = "EVENTS_NOT_ENQUEUED";
 
 // Other attributes.
 const BODY: &str = "body";
@@ -124,10 +161,38 @@ const DISABLE_SLA: &str = "disable_sla_breach_notifications";
 const PRODUCTS: &str = "products";
 const REF_PK: &str = "ref_pk";
 const REF_SK: &str = "ref_sk";
+const EVENT: &str = "event";
+const ACCEPTED_AT: &str = "accepted_at";
+const DELIVERY_COUNT: &str = "delivery_count";
+const ALERT_COUNT: &str = "alert_count";
+const ENQUEUED: &str = "enqueued";
+/// The event record's progress: [`RECORDING`] until its alerts and deliveries are written.
+const STATUS: &str = "status";
+const RECORDING: &str = "recording";
+const RECORDED: &str = "recorded";
+/// The table's TTL attribute: seconds since the Unix epoch.
+const EXPIRES_AT: &str = "expires_at";
+const EVENT_ID: &str = "event_id";
+const CHANNEL: &str = "channel";
+const DESTINATION: &str = "destination";
+const ATTEMPTS: &str = "attempts";
+const LAST_ERROR: &str = "last_error";
+const UPDATED_AT: &str = "updated_at";
+const TITLE: &str = "title";
+const DESCRIPTION: &str = "description";
+const URL: &str = "url";
+const ICON: &str = "icon";
+const SOURCE: &str = "source";
+const CREATED_AT: &str = "created_at";
+const READ: &str = "read";
 
 /// DynamoDB's limits per BatchGetItem and BatchWriteItem call.
 const BATCH_GET_LIMIT: usize = 100;
 const BATCH_WRITE_LIMIT: usize = 25;
+/// How many batch or single-item calls one operation keeps in flight.
+const CONCURRENT_CALLS: usize = 8;
+/// Items read per page when a filter may discard many (unread alerts).
+const FILTERED_PAGE: usize = 100;
 /// Attempts for unprocessed batch entries, transaction conflicts and optimistic retries.
 const MAX_ATTEMPTS: u32 = 8;
 /// How long `create_table` waits for the table to become ACTIVE.
@@ -193,6 +258,18 @@ impl Key {
         Self::new(user_pk(user), format!("{PRODUCT_NOTIFY_LINK}{product}"))
     }
 
+    fn event(id: &str) -> Self {
+        Self::new(event_pk(id), EVENT_SK)
+    }
+
+    fn delivery(event: &str, delivery: &str) -> Self {
+        Self::new(event_pk(event), format!("{DELIVERY_PREFIX}{delivery}"))
+    }
+
+    fn alert(user: &str, alert: &str) -> Self {
+        Self::new(alerts_pk(user), format!("{ALERT_PREFIX}{alert}"))
+    }
+
     fn to_item(&self) -> Item {
         HashMap::from([
             (PK.to_owned(), AttributeValue::S(self.pk.clone())),
@@ -223,6 +300,14 @@ fn product_type_pk(id: &str) -> String {
 
 fn product_pk(id: &str) -> String {
     format!("{PRODUCT_PREFIX}{id}")
+}
+
+fn event_pk(id: &str) -> String {
+    format!("{EVENT_PREFIX}{id}")
+}
+
+fn alerts_pk(user: &str) -> String {
+    format!("{ALERTS_PREFIX}{user}")
 }
 
 /// What a membership belongs to.
@@ -348,6 +433,156 @@ fn product_item(product: &Product) -> Item {
     item
 }
 
+fn n(value: impl fmt::Display) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn number<T: std::str::FromStr>(item: &Item, attribute: &str) -> Result<T, StoreError> {
+    match item.get(attribute) {
+        Some(AttributeValue::N(value)) => value.parse().map_err(|_| {
+            StoreError::Backend(format!(
+                "DynamoDB item has an unreadable number `{attribute}` = {value}"
+            ))
+        }),
+        _ => Err(StoreError::Backend(format!(
+            "DynamoDB item lacks the number attribute `{attribute}`"
+        ))),
+    }
+}
+
+/// When an event accepted at `accepted_at_ms` and its deliveries expire (the TTL attribute),
+/// in seconds since the Unix epoch.
+fn event_expiry(accepted_at_ms: u64) -> u64 {
+    accepted_at_ms / 1000 + crate::intake::EVENT_RETENTION_DAYS * 86_400
+}
+
+/// The event item, with the sparse `GSI1` entry while it is not enqueued.
+fn event_item(record: &EventRecord, status: &str) -> Item {
+    let id = record.event.id.as_str();
+    let mut item = Key::event(id).to_item();
+    item.insert(EVENT.to_owned(), s(record.event.to_stored()));
+    item.insert(ACCEPTED_AT.to_owned(), n(record.accepted_at));
+    item.insert(DELIVERY_COUNT.to_owned(), n(record.delivery_count));
+    item.insert(ALERT_COUNT.to_owned(), n(record.alert_count));
+    item.insert(ENQUEUED.to_owned(), AttributeValue::Bool(record.enqueued));
+    item.insert(STATUS.to_owned(), s(status));
+    item.insert(EXPIRES_AT.to_owned(), n(event_expiry(record.accepted_at)));
+    if !record.enqueued {
+        item.insert(GSI1PK.to_owned(), s(EVENTS_NOT_ENQUEUED));
+        item.insert(
+            GSI1SK.to_owned(),
+            s(format!("{:013}#{id}", record.accepted_at)),
+        );
+    }
+    item
+}
+
+fn record_from_item(item: &Item) -> Result<EventRecord, StoreError> {
+    let event = Event::from_stored(&string(item, EVENT)?)
+        .map_err(|e| StoreError::Backend(format!("unreadable stored event: {e}")))?;
+    Ok(EventRecord {
+        event,
+        accepted_at: number(item, ACCEPTED_AT)?,
+        delivery_count: number(item, DELIVERY_COUNT)?,
+        alert_count: number(item, ALERT_COUNT)?,
+        enqueued: boolean(item, ENQUEUED)?,
+        complete: optional_string(item, STATUS).as_deref() != Some(RECORDING),
+    })
+}
+
+fn delivery_item(event: &str, delivery: &Delivery, expires_at: u64) -> Item {
+    let mut item = Key::delivery(event, delivery.id.as_str()).to_item();
+    item.insert(ID.to_owned(), s(delivery.id.as_str()));
+    item.insert(EVENT_ID.to_owned(), s(event));
+    item.insert(CHANNEL.to_owned(), s(delivery.channel.name()));
+    item.insert(DESTINATION.to_owned(), s(delivery.destination.key()));
+    item.insert(STATUS.to_owned(), s(delivery.status.name()));
+    item.insert(ATTEMPTS.to_owned(), n(delivery.attempts));
+    if let Some(error) = &delivery.last_error {
+        item.insert(LAST_ERROR.to_owned(), s(error));
+    }
+    item.insert(UPDATED_AT.to_owned(), n(delivery.updated_at));
+    item.insert(EXPIRES_AT.to_owned(), n(expires_at));
+    item
+}
+
+fn delivery_from_item(item: &Item) -> Result<Delivery, StoreError> {
+    let id = string(item, ID)?;
+    let unreadable = |what: &str, value: &str| {
+        StoreError::Backend(format!("delivery {id} has an unreadable {what} `{value}`"))
+    };
+    let (channel, destination, status) = (
+        string(item, CHANNEL)?,
+        string(item, DESTINATION)?,
+        string(item, STATUS)?,
+    );
+    Ok(Delivery {
+        channel: Channel::from_name(&channel).ok_or_else(|| unreadable("channel", &channel))?,
+        destination: Destination::from_key(&destination)
+            .ok_or_else(|| unreadable("destination", &destination))?,
+        status: DeliveryStatus::from_name(&status).ok_or_else(|| unreadable("status", &status))?,
+        event_id: EventId(string(item, EVENT_ID)?),
+        attempts: number(item, ATTEMPTS)?,
+        last_error: optional_string(item, LAST_ERROR),
+        updated_at: number(item, UPDATED_AT)?,
+        id: DeliveryId::from_stored(id),
+    })
+}
+
+fn alert_item(alert: &Alert) -> Item {
+    let mut item = Key::alert(alert.username.as_str(), &alert.id).to_item();
+    item.insert(ID.to_owned(), s(&alert.id));
+    item.insert(USERNAME.to_owned(), s(alert.username.as_str()));
+    item.insert(EVENT_ID.to_owned(), s(alert.event_id.as_str()));
+    item.insert(TITLE.to_owned(), s(&alert.title));
+    item.insert(DESCRIPTION.to_owned(), s(&alert.description));
+    item.insert(URL.to_owned(), s(&alert.url));
+    item.insert(ICON.to_owned(), s(&alert.icon));
+    item.insert(SOURCE.to_owned(), s(&alert.source));
+    item.insert(CREATED_AT.to_owned(), n(alert.created_at));
+    item.insert(READ.to_owned(), AttributeValue::Bool(alert.read));
+    item
+}
+
+fn alert_from_item(item: &Item) -> Result<Alert, StoreError> {
+    Ok(Alert {
+        id: string(item, ID)?,
+        username: Username(string(item, USERNAME)?),
+        event_id: EventId(string(item, EVENT_ID)?),
+        title: string(item, TITLE)?,
+        description: string(item, DESCRIPTION)?,
+        url: string(item, URL)?,
+        icon: string(item, ICON)?,
+        source: string(item, SOURCE)?,
+        created_at: number(item, CREATED_AT)?,
+        read: boolean(item, READ)?,
+    })
+}
+
+/// Whether a failed call failed its condition expression.
+fn condition_failed<E, R>(error: &SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    error
+        .as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "ConditionalCheckFailedException")
+}
+
+/// Waits for one of `calls` to finish, passing on its error.
+async fn join_next<T: 'static>(
+    calls: &mut tokio::task::JoinSet<Result<T, StoreError>>,
+    operation: &str,
+) -> Option<Result<T, StoreError>> {
+    let joined = calls.join_next().await?;
+    Some(
+        joined
+            .map_err(|e| StoreError::Backend(format!("DynamoDB {operation} task: {e}")))
+            .and_then(|result| result),
+    )
+}
+
 /// A failed SDK call as a `Backend` error naming the operation.
 fn backend<E, R>(operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> StoreError
 where
@@ -413,7 +648,8 @@ impl DynamoDbStore {
     }
 
     /// Creates the table (on-demand billing, `PK`/`SK`, sparse `GSI1` projecting all
-    /// attributes) and waits until it and its index are ACTIVE. An existing table is fine.
+    /// attributes, TTL on `expires_at`) and waits until it and its index are ACTIVE. An
+    /// existing table is fine.
     pub async fn create_table(&self) -> Result<(), StoreError> {
         let attribute = |name: &str| {
             AttributeDefinition::builder()
@@ -478,7 +714,7 @@ impl DynamoDbStore {
                     .iter()
                     .all(|i| i.index_status() == Some(&IndexStatus::Active));
                 if table.table_status() == Some(&TableStatus::Active) && indexes_active {
-                    return Ok(());
+                    return self.enable_time_to_live().await;
                 }
             }
             if tokio::time::Instant::now() >= deadline {
@@ -490,6 +726,41 @@ impl DynamoDbStore {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Turns on TTL deletion by [`EXPIRES_AT`] (events and deliveries), unless it is on.
+    async fn enable_time_to_live(&self) -> Result<(), StoreError> {
+        self.count();
+        let described = self
+            .client
+            .describe_time_to_live()
+            .table_name(self.table.as_ref())
+            .send()
+            .await
+            .map_err(backend("DescribeTimeToLive"))?;
+        let status = described
+            .time_to_live_description()
+            .and_then(|d| d.time_to_live_status());
+        if matches!(
+            status,
+            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+        ) {
+            return Ok(());
+        }
+        let specification = TimeToLiveSpecification::builder()
+            .attribute_name(EXPIRES_AT)
+            .enabled(true)
+            .build()
+            .map_err(build_error)?;
+        self.count();
+        self.client
+            .update_time_to_live()
+            .table_name(self.table.as_ref())
+            .time_to_live_specification(specification)
+            .send()
+            .await
+            .map_err(backend("UpdateTimeToLive"))?;
+        Ok(())
     }
 
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
@@ -693,43 +964,89 @@ impl DynamoDbStore {
 
     /// Deletes the items at `keys`: BatchWriteItem, 25 keys a call.
     async fn batch_delete(&self, keys: BTreeSet<Key>) -> Result<(), StoreError> {
-        let keys: Vec<Key> = keys.into_iter().collect();
-        for chunk in keys.chunks(BATCH_WRITE_LIMIT) {
-            let mut requests = chunk
-                .iter()
-                .map(|key| {
-                    DeleteRequest::builder()
-                        .set_key(Some(key.to_item()))
-                        .build()
-                        .map(|delete| WriteRequest::builder().delete_request(delete).build())
-                        .map_err(build_error)
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut attempt = 0;
-            while !requests.is_empty() {
-                if attempt >= MAX_ATTEMPTS {
-                    return Err(StoreError::Backend(format!(
-                        "DynamoDB BatchWriteItem: {} deletes still unprocessed after {MAX_ATTEMPTS} attempts",
-                        requests.len()
-                    )));
-                }
-                if attempt > 0 {
-                    backoff(attempt).await;
-                }
-                attempt += 1;
-                self.count();
-                let output = self
-                    .client
-                    .batch_write_item()
-                    .request_items(self.table.as_ref(), requests)
-                    .send()
-                    .await
-                    .map_err(backend("BatchWriteItem"))?;
-                requests = output
-                    .unprocessed_items
-                    .and_then(|mut unprocessed| unprocessed.remove(self.table.as_ref()))
-                    .unwrap_or_default();
+        let requests = keys
+            .iter()
+            .map(|key| {
+                DeleteRequest::builder()
+                    .set_key(Some(key.to_item()))
+                    .build()
+                    .map(|delete| WriteRequest::builder().delete_request(delete).build())
+                    .map_err(build_error)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.batch_write(requests).await
+    }
+
+    /// Puts `items` unconditionally: BatchWriteItem, 25 a call. Items are keyed by `PK`/`SK`;
+    /// of several with one key the last is written (a call may not name a key twice).
+    async fn batch_put(&self, items: Vec<Item>) -> Result<(), StoreError> {
+        let mut by_key = BTreeMap::new();
+        for item in items {
+            by_key.insert(Key::from_item(&item)?, item);
+        }
+        let requests = by_key
+            .into_values()
+            .map(|item| {
+                PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map(|put| WriteRequest::builder().put_request(put).build())
+                    .map_err(build_error)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.batch_write(requests).await
+    }
+
+    /// Sends `requests` (distinct keys) with BatchWriteItem, 25 a call, up to
+    /// [`CONCURRENT_CALLS`] calls at once, each retrying its unprocessed entries.
+    async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        const OPERATION: &str = "BatchWriteItem";
+        if requests.len() <= BATCH_WRITE_LIMIT {
+            // The common case, one call (or none), needs no task.
+            if requests.is_empty() {
+                return Ok(());
             }
+            return self.batch_write_chunk(requests).await;
+        }
+        let mut calls = tokio::task::JoinSet::new();
+        for chunk in requests.chunks(BATCH_WRITE_LIMIT) {
+            if calls.len() >= CONCURRENT_CALLS {
+                join_next(&mut calls, OPERATION).await.transpose()?;
+            }
+            let (store, chunk) = (self.clone(), chunk.to_vec());
+            calls.spawn(async move { store.batch_write_chunk(chunk).await });
+        }
+        while let Some(result) = join_next(&mut calls, OPERATION).await {
+            result?;
+        }
+        Ok(())
+    }
+
+    async fn batch_write_chunk(&self, mut requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        let mut attempt = 0;
+        while !requests.is_empty() {
+            if attempt >= MAX_ATTEMPTS {
+                return Err(StoreError::Backend(format!(
+                    "DynamoDB BatchWriteItem: {} writes still unprocessed after {MAX_ATTEMPTS} attempts",
+                    requests.len()
+                )));
+            }
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            attempt += 1;
+            self.count();
+            let output = self
+                .client
+                .batch_write_item()
+                .request_items(self.table.as_ref(), requests)
+                .send()
+                .await
+                .map_err(backend("BatchWriteItem"))?;
+            requests = output
+                .unprocessed_items
+                .and_then(|mut unprocessed| unprocessed.remove(self.table.as_ref()))
+                .unwrap_or_default();
         }
         Ok(())
     }
@@ -1468,5 +1785,402 @@ impl DirectoryStore for DynamoDbStore {
             .collect::<Result<Vec<User>, StoreError>>()?;
         admins.sort_by(|a, b| a.username.cmp(&b.username));
         Ok(admins)
+    }
+
+    async fn administrator_audience(&self) -> Result<Vec<AudienceMember>, StoreError> {
+        let candidates = self
+            .query_admins(Some(&[USERNAME]))
+            .await?
+            .iter()
+            .map(|item| string(item, USERNAME).map(|name| Key::user(&name)))
+            .collect::<Result<BTreeSet<Key>, StoreError>>()?;
+        let mut members = Vec::with_capacity(candidates.len());
+        for item in self.batch_get(candidates).await? {
+            let member = audience_member(&item)?;
+            // The index is eventually consistent; the (consistent) user item decides.
+            if member.user.profile.is_admin {
+                members.push(member);
+            }
+        }
+        members.sort_by(|a, b| a.user.username.cmp(&b.user.username));
+        Ok(members)
+    }
+
+    async fn recipients(&self, users: &[Username]) -> Result<Vec<AudienceMember>, StoreError> {
+        let keys: BTreeSet<Key> = users.iter().map(|u| Key::user(u.as_str())).collect();
+        let mut found = HashMap::with_capacity(keys.len());
+        for item in self.batch_get(keys).await? {
+            let member = audience_member(&item)?;
+            found.insert(member.user.username.clone(), member);
+        }
+        Ok(users
+            .iter()
+            .filter_map(|user| found.get(user).cloned())
+            .collect())
+    }
+}
+
+/// A user item as an audience member with their personal settings (no product settings).
+fn audience_member(item: &Item) -> Result<AudienceMember, StoreError> {
+    Ok(AudienceMember {
+        user: user_from_item(item)?,
+        personal: parse_settings(&string(item, PERSONAL)?)?,
+        product_settings: None,
+    })
+}
+
+impl DynamoDbStore {
+    /// `SET status = recorded` on an event item that must exist.
+    async fn finish_recording(&self, id: &str) -> Result<(), StoreError> {
+        self.count();
+        let result = self
+            .client
+            .update_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(Key::event(id).to_item()))
+            .update_expression(format!("SET #{STATUS} = :recorded"))
+            .condition_expression(EXISTS)
+            .set_expression_attribute_names(Some(names(&[PK, STATUS])))
+            .expression_attribute_values(":recorded", s(RECORDED))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e) => Err(StoreError::Backend(format!(
+                "event {id} vanished while it was being recorded"
+            ))),
+            Err(e) => Err(backend("UpdateItem (event recorded)")(e)),
+        }
+    }
+
+    /// `SET read = true` on one alert if it exists and is unread; whether it changed.
+    async fn mark_alert_read(&self, key: Key) -> Result<bool, StoreError> {
+        self.count();
+        let result = self
+            .client
+            .update_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(key.to_item()))
+            .update_expression(format!("SET #{READ} = :true"))
+            .condition_expression(format!("attribute_exists(#{PK}) AND #{READ} = :false"))
+            .set_expression_attribute_names(Some(names(&[PK, READ])))
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(backend("UpdateItem (alert read)")(e)),
+        }
+    }
+
+    /// Marks the alerts at `keys` read, [`CONCURRENT_CALLS`] at a time; how many changed.
+    async fn mark_alerts_read_at(&self, keys: Vec<Key>) -> Result<u64, StoreError> {
+        const OPERATION: &str = "UpdateItem (alert read)";
+        let mut changed = 0;
+        let mut calls = tokio::task::JoinSet::new();
+        for key in keys {
+            if calls.len() >= CONCURRENT_CALLS
+                && let Some(result) = join_next(&mut calls, OPERATION).await
+            {
+                changed += u64::from(result?);
+            }
+            let store = self.clone();
+            calls.spawn(async move { store.mark_alert_read(key).await });
+        }
+        while let Some(result) = join_next(&mut calls, OPERATION).await {
+            changed += u64::from(result?);
+        }
+        Ok(changed)
+    }
+
+    /// Every alert of `user` as its key and read flag, oldest first (strongly consistent,
+    /// all pages, only those attributes read).
+    async fn alert_keys(&self, user: &Username) -> Result<Vec<(Key, bool)>, StoreError> {
+        self.query_partition(&alerts_pk(user.as_str()), None, Some(&[PK, SK, READ]))
+            .await?
+            .iter()
+            .map(|item| Ok((Key::from_item(item)?, boolean(item, READ)?)))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl EventStore for DynamoDbStore {
+    async fn record_event(
+        &self,
+        record: &EventRecord,
+        alerts: &[Alert],
+        deliveries: &[Delivery],
+    ) -> Result<RecordOutcome, StoreError> {
+        let id = record.event.id.as_str();
+        let has_items = !alerts.is_empty() || !deliveries.is_empty();
+        // (a) The idempotency record, first writer only. An event with nothing else to write
+        // is complete at once.
+        let status = if has_items { RECORDING } else { RECORDED };
+        self.count();
+        let put = self
+            .client
+            .put_item()
+            .table_name(self.table.as_ref())
+            .set_item(Some(event_item(record, status)))
+            .condition_expression(NOT_EXISTS)
+            .set_expression_attribute_names(Some(names(&[PK])))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let completing = match put {
+            Ok(_) => false,
+            Err(e) => {
+                let first = match e.as_service_error() {
+                    Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                        failed.item().filter(|item| !item.is_empty()).cloned()
+                    }
+                    _ => return Err(backend("PutItem (event)")(e)),
+                };
+                let first = match first {
+                    Some(item) => item,
+                    None => self.get(&Key::event(id)).await?.ok_or_else(|| {
+                        StoreError::Backend(format!("event {id} vanished while recording"))
+                    })?,
+                };
+                let first = record_from_item(&first)?;
+                if first.complete || first.accepted_at != record.accepted_at {
+                    return Ok(RecordOutcome::Duplicate(first));
+                }
+                // An earlier attempt stopped part-way; the caller built these alerts and
+                // deliveries as of its time, so their keys are the ones it used.
+                true
+            }
+        };
+        if has_items || completing {
+            // (b) Alerts and deliveries, 25 a call.
+            let expires_at = event_expiry(record.accepted_at);
+            let items = alerts
+                .iter()
+                .map(alert_item)
+                .chain(deliveries.iter().map(|d| delivery_item(id, d, expires_at)))
+                .collect();
+            self.batch_put(items).await?;
+            // (c) Complete.
+            self.finish_recording(id).await?;
+        }
+        Ok(RecordOutcome::Recorded)
+    }
+
+    async fn mark_event_enqueued(&self, id: &EventId) -> Result<(), StoreError> {
+        self.count();
+        let result = self
+            .client
+            .update_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(Key::event(id.as_str()).to_item()))
+            .update_expression(format!(
+                "SET #{ENQUEUED} = :true REMOVE #{GSI1PK}, #{GSI1SK}"
+            ))
+            .condition_expression(EXISTS)
+            .set_expression_attribute_names(Some(names(&[PK, ENQUEUED, GSI1PK, GSI1SK])))
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .send()
+            .await;
+        match result {
+            // An unknown (or expired) event: nothing is left to enqueue.
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e) => Ok(()),
+            Err(e) => Err(backend("UpdateItem (event enqueued)")(e)),
+        }
+    }
+
+    async fn events_not_enqueued(&self, limit: usize) -> Result<Vec<EventId>, StoreError> {
+        let mut ids = Vec::new();
+        let mut start = None;
+        while ids.len() < limit {
+            let page_limit = i32::try_from(limit - ids.len()).unwrap_or(i32::MAX);
+            self.count();
+            let page = self
+                .client
+                .query()
+                .table_name(self.table.as_ref())
+                .index_name(GSI1)
+                .key_condition_expression(format!("#{GSI1PK} = :pending"))
+                .set_expression_attribute_names(Some(names(&[GSI1PK, PK])))
+                .expression_attribute_values(":pending", s(EVENTS_NOT_ENQUEUED))
+                .projection_expression(format!("#{PK}"))
+                .limit(page_limit)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend("Query GSI1 (events not enqueued)"))?;
+            for item in page.items.unwrap_or_default() {
+                let pk = string(&item, PK)?;
+                let id = pk.strip_prefix(EVENT_PREFIX).ok_or_else(|| {
+                    StoreError::Backend(format!("unexpected key `{pk}` among events not enqueued"))
+                })?;
+                ids.push(EventId(id.to_owned()));
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        ids.truncate(limit);
+        Ok(ids)
+    }
+
+    async fn event(&self, id: &EventId) -> Result<Option<EventRecord>, StoreError> {
+        self.get(&Key::event(id.as_str()))
+            .await?
+            .map(|item| record_from_item(&item))
+            .transpose()
+    }
+
+    async fn deliveries(&self, id: &EventId) -> Result<Vec<Delivery>, StoreError> {
+        self.query_partition(&event_pk(id.as_str()), Some(DELIVERY_PREFIX), None)
+            .await?
+            .iter()
+            .map(delivery_from_item)
+            .collect()
+    }
+}
+
+#[async_trait]
+impl AlertStore for DynamoDbStore {
+    async fn alerts(
+        &self,
+        user: &Username,
+        unread_only: bool,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<AlertPage, StoreError> {
+        if let Some(cursor) = cursor.filter(|c| !Alert::is_valid_id(c)) {
+            return Err(StoreError::Invalid(format!(
+                "`{cursor}` is not a cursor from a previous page"
+            )));
+        }
+        let limit = limit.max(1);
+        // One more than asked tells whether another page follows.
+        let wanted = limit.saturating_add(1);
+        let mut attribute_names = names(&[PK]);
+        let mut values = HashMap::from([(":pk".to_owned(), s(alerts_pk(user.as_str())))]);
+        let mut condition = format!("#{PK} = :pk");
+        if let Some(cursor) = cursor {
+            // The partition holds only alerts, and their sort keys sort by time.
+            condition.push_str(&format!(" AND #{SK} < :cursor"));
+            attribute_names.insert(format!("#{SK}"), SK.to_owned());
+            values.insert(":cursor".to_owned(), s(format!("{ALERT_PREFIX}{cursor}")));
+        }
+        let filter = unread_only.then(|| {
+            attribute_names.insert(format!("#{READ}"), READ.to_owned());
+            values.insert(":false".to_owned(), AttributeValue::Bool(false));
+            format!("#{READ} = :false")
+        });
+        let mut items = Vec::with_capacity(wanted);
+        let mut start = None;
+        loop {
+            let needed = wanted - items.len();
+            // A filter may discard much of a page: read more than needed, then stop at `limit`.
+            let page_size = if unread_only {
+                needed.max(FILTERED_PAGE)
+            } else {
+                needed
+            };
+            self.count();
+            let page = self
+                .client
+                .query()
+                .table_name(self.table.as_ref())
+                .key_condition_expression(&condition)
+                .set_filter_expression(filter.clone())
+                .set_expression_attribute_names(Some(attribute_names.clone()))
+                .set_expression_attribute_values(Some(values.clone()))
+                .scan_index_forward(false)
+                .consistent_read(true)
+                .limit(i32::try_from(page_size).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend("Query (alerts)"))?;
+            for item in page.items.unwrap_or_default() {
+                items.push(alert_from_item(&item)?);
+            }
+            start = page.last_evaluated_key;
+            if items.len() >= wanted || start.is_none() {
+                break;
+            }
+        }
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next_cursor = if more {
+            items.last().map(|alert| alert.id.clone())
+        } else {
+            None
+        };
+        Ok(AlertPage { items, next_cursor })
+    }
+
+    async fn alert_counts(&self, user: &Username) -> Result<AlertCounts, StoreError> {
+        let alerts = self.alert_keys(user).await?;
+        Ok(AlertCounts {
+            total: alerts.len() as u64,
+            unread: alerts.iter().filter(|(_, read)| !read).count() as u64,
+        })
+    }
+
+    async fn mark_alerts_read(
+        &self,
+        user: &Username,
+        ids: Option<&[String]>,
+    ) -> Result<u64, StoreError> {
+        let keys: Vec<Key> = match ids {
+            // Keys in `user`'s partition only: other users' ids find nothing there.
+            Some(ids) => ids
+                .iter()
+                .filter(|id| Alert::is_valid_id(id))
+                .map(|id| Key::alert(user.as_str(), id))
+                .collect::<BTreeSet<Key>>()
+                .into_iter()
+                .collect(),
+            None => self
+                .alert_keys(user)
+                .await?
+                .into_iter()
+                .filter(|(_, read)| !read)
+                .map(|(key, _)| key)
+                .collect(),
+        };
+        self.mark_alerts_read_at(keys).await
+    }
+
+    async fn delete_alert(&self, user: &Username, id: &str) -> Result<bool, StoreError> {
+        if !Alert::is_valid_id(id) {
+            return Ok(false);
+        }
+        self.delete_item(&Key::alert(user.as_str(), id)).await
+    }
+
+    async fn delete_alerts(&self, user: &Username) -> Result<u64, StoreError> {
+        let keys: BTreeSet<Key> = self
+            .alert_keys(user)
+            .await?
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
+        let deleted = keys.len() as u64;
+        self.batch_delete(keys).await?;
+        Ok(deleted)
+    }
+
+    async fn trim_alerts(&self, user: &Username, keep: usize) -> Result<u64, StoreError> {
+        let alerts = self.alert_keys(user).await?;
+        // Oldest first: everything before the newest `keep` goes.
+        let surplus = alerts.len().saturating_sub(keep);
+        let keys: BTreeSet<Key> = alerts
+            .into_iter()
+            .take(surplus)
+            .map(|(key, _)| key)
+            .collect();
+        self.batch_delete(keys).await?;
+        Ok(surplus as u64)
     }
 }

@@ -16,12 +16,25 @@
 //! | membership checks | `product_members`, `product_type_members` primary keys |
 //! | everyone who may view a product, with settings | one query over the member tables, the admin index and `product_notifications` |
 //! | a user's memberships and settings (delete user) | `ON DELETE CASCADE` with `*_by_user` indexes |
+//! | administrators with their personal settings | partial index `users_admin` |
+//! | named recipients with their personal settings | `users` primary key, one lookup each in one task |
+//! | record an event once, with alerts, deliveries and their queue messages | one transaction: `INSERT .. ON CONFLICT(id) DO NOTHING` on `events` decides first or duplicate |
+//! | an event's record | `events` primary key |
+//! | events not yet marked enqueued, oldest first | partial index `events_not_enqueued` |
+//! | an event's deliveries | `deliveries` primary key `(event_id, id)` |
+//! | expired events and deliveries (the cleanup job) | index `events_by_expiry`; deliveries go with `ON DELETE CASCADE` |
+//! | a user's alerts, newest first, from a cursor | `alerts` primary key `(username, id)` read backwards (ids sort by time) |
+//! | a user's unread alerts and counts | partial index `alerts_unread` |
 
 use crate::domain::{
-    AudienceMember, NotificationSettings, Product, ProductAccess, ProductAudience, ProductType,
-    ResourceId, SystemSettings, User, UserProfile, Username,
+    Alert, AudienceMember, Channel, Delivery, DeliveryId, DeliveryMessage, DeliveryStatus,
+    Destination, Event, EventId, NotificationSettings, Product, ProductAccess, ProductAudience,
+    ProductType, ResourceId, SystemSettings, User, UserProfile, Username,
 };
-use crate::ports::{DirectoryStore, SettingsStore, StoreError, UserWrite};
+use crate::ports::{
+    AlertCounts, AlertPage, AlertStore, DirectoryStore, EventRecord, EventStore, RecordOutcome,
+    SettingsStore, StoreError, UserWrite,
+};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
@@ -76,6 +89,43 @@ CREATE TABLE IF NOT EXISTS product_notifications (
     PRIMARY KEY (username, product_id)
 );
 CREATE INDEX IF NOT EXISTS product_notifications_by_product ON product_notifications(product_id);
+CREATE TABLE IF NOT EXISTS events (
+    id TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    accepted_at INTEGER NOT NULL,
+    delivery_count INTEGER NOT NULL,
+    alert_count INTEGER NOT NULL,
+    enqueued INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_not_enqueued ON events(accepted_at, id) WHERE enqueued = 0;
+CREATE INDEX IF NOT EXISTS events_by_expiry ON events(expires_at);
+CREATE TABLE IF NOT EXISTS deliveries (
+    event_id TEXT NOT NULL REFERENCES events(id) ON DELETE CASCADE,
+    id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    last_error TEXT,
+    updated_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (event_id, id)
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    username TEXT NOT NULL,
+    id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    title TEXT NOT NULL,
+    description TEXT NOT NULL,
+    url TEXT NOT NULL,
+    icon TEXT NOT NULL,
+    source TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    read INTEGER NOT NULL,
+    PRIMARY KEY (username, id)
+);
+CREATE INDEX IF NOT EXISTS alerts_unread ON alerts(username, id) WHERE read = 0;
 "#;
 
 const DOC_SYSTEM_SETTINGS: &str = "system_settings";
@@ -128,11 +178,21 @@ impl EmbeddedStore {
             )));
         }
         conn.execute_batch(SCHEMA).map_err(backend)?;
+        // The embedded queue's table lives here too, so `record_event` can queue in its
+        // transaction.
+        conn.execute_batch(crate::adapters::embedded_queue::QUEUE_SCHEMA)
+            .map_err(backend)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(backend)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
+    }
+
+    /// The shared connection, for adapters that keep their tables in the same database
+    /// (the embedded queue), so their writes can join the store's transactions.
+    pub(crate) fn connection(&self) -> Arc<Mutex<Connection>> {
+        Arc::clone(&self.conn)
     }
 
     /// Runs `work` on the connection on Tokio's blocking pool.
@@ -660,6 +720,54 @@ impl DirectoryStore for EmbeddedStore {
         .await
     }
 
+    async fn administrator_audience(&self) -> Result<Vec<AudienceMember>, StoreError> {
+        self.run(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS}, personal FROM users WHERE is_admin = 1 ORDER BY username"
+                ))
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([], |row| Ok((user_from_row(row)?, row.get::<_, String>(8)?)))
+                .map_err(backend)?;
+            rows.map(|row| {
+                let (user, personal) = row.map_err(backend)?;
+                Ok(AudienceMember { user, personal: parse_settings(&personal)?, product_settings: None })
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn recipients(&self, users: &[Username]) -> Result<Vec<AudienceMember>, StoreError> {
+        let names: Vec<String> = users.iter().map(|u| u.as_str().to_owned()).collect();
+        self.run(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS}, personal FROM users WHERE username = ?1"
+                ))
+                .map_err(backend)?;
+            let mut members = Vec::with_capacity(names.len());
+            for name in &names {
+                let row = stmt
+                    .query_row([name], |row| {
+                        Ok((user_from_row(row)?, row.get::<_, String>(8)?))
+                    })
+                    .optional()
+                    .map_err(backend)?;
+                if let Some((user, personal)) = row {
+                    members.push(AudienceMember {
+                        user,
+                        personal: parse_settings(&personal)?,
+                        product_settings: None,
+                    });
+                }
+            }
+            Ok(members)
+        })
+        .await
+    }
+
     async fn administrators(&self) -> Result<Vec<User>, StoreError> {
         self.run(move |conn| {
             let mut stmt = conn
@@ -737,6 +845,393 @@ impl EmbeddedStore {
                 params![key, username],
             )
             .map(|n| n > 0)
+            .map_err(backend)
+        })
+        .await
+    }
+}
+
+/// When an event accepted at `accepted_at_ms` and its deliveries may be deleted, in seconds
+/// since the Unix epoch (the same attribute as DynamoDB's TTL).
+fn event_expiry(accepted_at_ms: u64) -> i64 {
+    let seconds = accepted_at_ms / 1000 + crate::intake::EVENT_RETENTION_DAYS * 86_400;
+    i64::try_from(seconds).unwrap_or(i64::MAX)
+}
+
+/// A `u64` for an SQLite INTEGER column (which is signed).
+fn integer(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// An INTEGER column read back as the unsigned count or time it was written from.
+fn unsigned<T: TryFrom<i64>>(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<T> {
+    let value: i64 = row.get(index)?;
+    T::try_from(value).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(index, value))
+}
+
+const EVENT_COLUMNS: &str = "id, body, accepted_at, delivery_count, alert_count, enqueued";
+
+fn read_event(conn: &Connection, id: &str) -> Result<Option<EventRecord>, StoreError> {
+    let row = conn
+        .query_row(
+            &format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1"),
+            [id],
+            |r| {
+                Ok((
+                    r.get::<_, String>(1)?,
+                    unsigned::<u64>(r, 2)?,
+                    unsigned::<u32>(r, 3)?,
+                    unsigned::<u32>(r, 4)?,
+                    r.get::<_, bool>(5)?,
+                ))
+            },
+        )
+        .optional()
+        .map_err(backend)?;
+    let Some((body, accepted_at, delivery_count, alert_count, enqueued)) = row else {
+        return Ok(None);
+    };
+    let event = Event::from_stored(&body)
+        .map_err(|e| StoreError::Backend(format!("unreadable stored event {id}: {e}")))?;
+    Ok(Some(EventRecord {
+        event,
+        accepted_at,
+        delivery_count,
+        alert_count,
+        enqueued,
+        // One transaction writes everything.
+        complete: true,
+    }))
+}
+
+const DELIVERY_COLUMNS: &str =
+    "id, event_id, channel, destination, status, attempts, last_error, updated_at";
+
+fn delivery_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Delivery, StoreError>> {
+    let (id, event_id, channel, destination, status): (String, String, String, String, String) = (
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+    );
+    let (attempts, last_error, updated_at) = (unsigned(row, 5)?, row.get(6)?, unsigned(row, 7)?);
+    let unreadable = |what: &str, value: &str| {
+        StoreError::Backend(format!("delivery {id} has an unreadable {what} `{value}`"))
+    };
+    let delivery = (|| {
+        Ok(Delivery {
+            channel: Channel::from_name(&channel).ok_or_else(|| unreadable("channel", &channel))?,
+            destination: Destination::from_key(&destination)
+                .ok_or_else(|| unreadable("destination", &destination))?,
+            status: DeliveryStatus::from_name(&status)
+                .ok_or_else(|| unreadable("status", &status))?,
+            id: DeliveryId::from_stored(id.clone()),
+            event_id: EventId(event_id),
+            attempts,
+            last_error,
+            updated_at,
+        })
+    })();
+    Ok(delivery)
+}
+
+const ALERT_COLUMNS: &str =
+    "id, username, event_id, title, description, url, icon, source, created_at, read";
+
+fn alert_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
+    Ok(Alert {
+        id: row.get(0)?,
+        username: Username(row.get(1)?),
+        event_id: EventId(row.get(2)?),
+        title: row.get(3)?,
+        description: row.get(4)?,
+        url: row.get(5)?,
+        icon: row.get(6)?,
+        source: row.get(7)?,
+        created_at: unsigned(row, 8)?,
+        read: row.get(9)?,
+    })
+}
+
+#[async_trait]
+impl EventStore for EmbeddedStore {
+    async fn record_event(
+        &self,
+        record: &EventRecord,
+        alerts: &[Alert],
+        deliveries: &[Delivery],
+    ) -> Result<RecordOutcome, StoreError> {
+        let (record, alerts, deliveries) = (record.clone(), alerts.to_vec(), deliveries.to_vec());
+        self.run(move |conn| {
+            let id = record.event.id.as_str().to_owned();
+            let expires_at = event_expiry(record.accepted_at);
+            // One transaction: the event, its alerts, its deliveries and their queue messages
+            // are durable together or not at all.
+            let tx = conn.transaction().map_err(backend)?;
+            let inserted = tx
+                .execute(
+                    "INSERT INTO events (id, body, accepted_at, delivery_count, alert_count, enqueued, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(id) DO NOTHING",
+                    params![
+                        id,
+                        record.event.to_stored(),
+                        integer(record.accepted_at),
+                        record.delivery_count,
+                        record.alert_count,
+                        record.enqueued,
+                        expires_at
+                    ],
+                )
+                .map_err(backend)?;
+            if inserted == 0 {
+                let first = read_event(&tx, &id)?
+                    .ok_or_else(|| StoreError::Backend(format!("event {id} vanished while recording")))?;
+                return Ok(RecordOutcome::Duplicate(first));
+            }
+            {
+                let mut insert_alert = tx
+                    .prepare_cached(&format!(
+                        "INSERT INTO alerts ({ALERT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                         ON CONFLICT(username, id) DO NOTHING"
+                    ))
+                    .map_err(backend)?;
+                for a in &alerts {
+                    insert_alert
+                        .execute(params![
+                            a.id,
+                            a.username.as_str(),
+                            a.event_id.as_str(),
+                            a.title,
+                            a.description,
+                            a.url,
+                            a.icon,
+                            a.source,
+                            integer(a.created_at),
+                            a.read
+                        ])
+                        .map_err(backend)?;
+                }
+                let mut insert_delivery = tx
+                    .prepare_cached(&format!(
+                        "INSERT INTO deliveries ({DELIVERY_COLUMNS}, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                         ON CONFLICT(event_id, id) DO NOTHING"
+                    ))
+                    .map_err(backend)?;
+                for d in &deliveries {
+                    insert_delivery
+                        .execute(params![
+                            d.id.as_str(),
+                            id,
+                            d.channel.name(),
+                            d.destination.key(),
+                            d.status.name(),
+                            d.attempts,
+                            d.last_error,
+                            integer(d.updated_at),
+                            expires_at
+                        ])
+                        .map_err(backend)?;
+                }
+            }
+            // The queue messages commit with the event: an event answered 202 is never lost.
+            let messages: Vec<DeliveryMessage> = deliveries.iter().map(Delivery::message).collect();
+            crate::adapters::embedded_queue::enqueue_in(&tx, &messages, record.accepted_at)?;
+            tx.commit().map_err(backend)?;
+            Ok(RecordOutcome::Recorded)
+        })
+        .await
+    }
+
+    async fn mark_event_enqueued(&self, id: &EventId) -> Result<(), StoreError> {
+        let id = id.as_str().to_owned();
+        self.run(move |conn| {
+            // An unknown (or expired and deleted) event is fine: nothing is left to enqueue.
+            conn.execute("UPDATE events SET enqueued = 1 WHERE id = ?1", [id])
+                .map(|_| ())
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn events_not_enqueued(&self, limit: usize) -> Result<Vec<EventId>, StoreError> {
+        let limit = integer(limit as u64);
+        self.run(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id FROM events WHERE enqueued = 0 ORDER BY accepted_at, id LIMIT ?1",
+                )
+                .map_err(backend)?;
+            let ids = stmt
+                .query_map([limit], |r| r.get::<_, String>(0).map(EventId))
+                .map_err(backend)?
+                .collect::<rusqlite::Result<Vec<EventId>>>()
+                .map_err(backend)?;
+            Ok(ids)
+        })
+        .await
+    }
+
+    async fn event(&self, id: &EventId) -> Result<Option<EventRecord>, StoreError> {
+        let id = id.as_str().to_owned();
+        self.run(move |conn| read_event(conn, &id)).await
+    }
+
+    async fn deliveries(&self, id: &EventId) -> Result<Vec<Delivery>, StoreError> {
+        let id = id.as_str().to_owned();
+        self.run(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE event_id = ?1 ORDER BY id"
+                ))
+                .map_err(backend)?;
+            let rows = stmt.query_map([id], delivery_from_row).map_err(backend)?;
+            rows.map(|row| row.map_err(backend)?).collect()
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl AlertStore for EmbeddedStore {
+    async fn alerts(
+        &self,
+        user: &Username,
+        unread_only: bool,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<AlertPage, StoreError> {
+        if let Some(cursor) = cursor.filter(|c| !Alert::is_valid_id(c)) {
+            return Err(StoreError::Invalid(format!(
+                "`{cursor}` is not a cursor from a previous page"
+            )));
+        }
+        let limit = limit.max(1);
+        let (username, cursor) = (user.as_str().to_owned(), cursor.map(str::to_owned));
+        self.run(move |conn| {
+            let mut sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE username = ?1");
+            if cursor.is_some() {
+                sql.push_str(" AND id < ?2");
+            }
+            if unread_only {
+                sql.push_str(" AND read = 0");
+            }
+            // One more than asked tells whether another page follows.
+            sql.push_str(&format!(
+                " ORDER BY id DESC LIMIT {}",
+                limit.saturating_add(1)
+            ));
+            let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+            let rows = match &cursor {
+                Some(cursor) => stmt.query_map(params![username, cursor], alert_from_row),
+                None => stmt.query_map(params![username], alert_from_row),
+            }
+            .map_err(backend)?;
+            let mut items = rows
+                .collect::<rusqlite::Result<Vec<Alert>>>()
+                .map_err(backend)?;
+            let more = items.len() > limit;
+            items.truncate(limit);
+            let next_cursor = if more {
+                items.last().map(|a| a.id.clone())
+            } else {
+                None
+            };
+            Ok(AlertPage { items, next_cursor })
+        })
+        .await
+    }
+
+    async fn alert_counts(&self, user: &Username) -> Result<AlertCounts, StoreError> {
+        let username = user.as_str().to_owned();
+        self.run(move |conn| {
+            conn.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(read = 0), 0) FROM alerts WHERE username = ?1",
+                [username],
+                |r| {
+                    Ok(AlertCounts {
+                        total: unsigned(r, 0)?,
+                        unread: unsigned(r, 1)?,
+                    })
+                },
+            )
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn mark_alerts_read(
+        &self,
+        user: &Username,
+        ids: Option<&[String]>,
+    ) -> Result<u64, StoreError> {
+        let username = user.as_str().to_owned();
+        let ids: Option<Vec<String>> = ids.map(|ids| {
+            ids.iter()
+                .filter(|id| Alert::is_valid_id(id))
+                .cloned()
+                .collect()
+        });
+        self.run(move |conn| {
+            let Some(ids) = ids else {
+                return conn
+                    .execute(
+                        "UPDATE alerts SET read = 1 WHERE username = ?1 AND read = 0",
+                        [username],
+                    )
+                    .map(|n| n as u64)
+                    .map_err(backend);
+            };
+            let tx = conn.transaction().map_err(backend)?;
+            let mut changed = 0;
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "UPDATE alerts SET read = 1 WHERE username = ?1 AND id = ?2 AND read = 0",
+                    )
+                    .map_err(backend)?;
+                for id in &ids {
+                    changed += stmt.execute(params![username, id]).map_err(backend)? as u64;
+                }
+            }
+            tx.commit().map_err(backend)?;
+            Ok(changed)
+        })
+        .await
+    }
+
+    async fn delete_alert(&self, user: &Username, id: &str) -> Result<bool, StoreError> {
+        let (username, id) = (user.as_str().to_owned(), id.to_owned());
+        self.run(move |conn| {
+            conn.execute(
+                "DELETE FROM alerts WHERE username = ?1 AND id = ?2",
+                params![username, id],
+            )
+            .map(|n| n > 0)
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn delete_alerts(&self, user: &Username) -> Result<u64, StoreError> {
+        let username = user.as_str().to_owned();
+        self.run(move |conn| {
+            conn.execute("DELETE FROM alerts WHERE username = ?1", [username])
+                .map(|n| n as u64)
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn trim_alerts(&self, user: &Username, keep: usize) -> Result<u64, StoreError> {
+        let (username, keep) = (user.as_str().to_owned(), integer(keep as u64));
+        self.run(move |conn| {
+            conn.execute(
+                "DELETE FROM alerts WHERE username = ?1 AND id NOT IN
+                    (SELECT id FROM alerts WHERE username = ?1 ORDER BY id DESC LIMIT ?2)",
+                params![username, keep],
+            )
+            .map(|n| n as u64)
             .map_err(backend)
         })
         .await

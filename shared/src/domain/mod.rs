@@ -1,18 +1,26 @@
 //! Herald's domain: pure types and rules, no I/O.
 
+pub mod alert;
 pub mod catalogue;
 pub mod channel;
+pub mod delivery;
 pub mod directory;
+pub mod event;
+pub mod routing;
 pub mod settings;
 pub mod system;
 pub mod validation;
 
+pub use alert::Alert;
 pub use catalogue::{EVENT_TYPES, EventType};
 pub use channel::{Channel, ChannelSet};
+pub use delivery::{Delivery, DeliveryId, DeliveryMessage, DeliveryStatus, Destination};
 pub use directory::{
     AudienceMember, Product, ProductAccess, ProductAudience, ProductType, ResourceId, User,
     UserProfile, Username,
 };
+pub use event::{Event, EventId};
+pub use routing::{Audience, AudienceQuery, RoutingPlan, SystemScope, audience_query, route};
 pub use settings::{EffectiveSettings, NotificationSettings, Provenance, SettingsScope};
 pub use system::{Secret, SystemSettings};
 pub use validation::FieldError;

@@ -3,6 +3,19 @@
 //! Adapters in [`crate::adapters`] implement them; every adapter passes the same conformance
 //! suite (`tests/integration/store_conformance.rs`).
 
+mod clock;
+mod events;
 mod store;
 
+pub use clock::{Clock, FixedClock, SystemClock};
+
+pub use events::{
+    AlertCounts, AlertPage, AlertStore, DeliveryQueue, EventRecord, EventStore, QueueError,
+    RecordOutcome,
+};
 pub use store::{DirectoryStore, SettingsStore, Store, StoreError, UserWrite};
+
+/// Everything Herald keeps, from one backing store: what every function is given.
+pub trait HeraldStore: Store + EventStore + AlertStore {}
+
+impl<T: Store + EventStore + AlertStore> HeraldStore for T {}

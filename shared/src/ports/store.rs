@@ -1,8 +1,8 @@
 //! The store ports: settings and directory.
 
 use crate::domain::{
-    NotificationSettings, Product, ProductAccess, ProductAudience, ProductType, ResourceId,
-    SystemSettings, User, UserProfile, Username,
+    AudienceMember, NotificationSettings, Product, ProductAccess, ProductAudience, ProductType,
+    ResourceId, SystemSettings, User, UserProfile, Username,
 };
 use async_trait::async_trait;
 
@@ -15,6 +15,9 @@ pub enum StoreError {
     /// The change conflicts with what is stored (e.g. a product type that still has products).
     #[error("{0}")]
     Conflict(String),
+    /// A value the caller passed in is unusable (e.g. a pagination cursor).
+    #[error("{0}")]
+    Invalid(String),
     /// The backing service failed or returned something unreadable. The text is for logs,
     /// never for clients.
     #[error("store backend error: {0}")]
@@ -161,8 +164,14 @@ pub trait DirectoryStore: Send + Sync {
         &self,
         product: &ResourceId,
     ) -> Result<Option<ProductAudience>, StoreError>;
-    /// Every administrator with their personal settings (events with no product go to them).
+    /// Every administrator (system-scope alerts go to them).
     async fn administrators(&self) -> Result<Vec<User>, StoreError>;
+    /// Every administrator with their personal settings (broadcast events with no product go
+    /// to them), sorted by username.
+    async fn administrator_audience(&self) -> Result<Vec<AudienceMember>, StoreError>;
+    /// The users named, with their personal settings, in the order given; unknown names are
+    /// skipped. A number of backend requests that does not grow one per user.
+    async fn recipients(&self, users: &[Username]) -> Result<Vec<AudienceMember>, StoreError>;
 }
 
 /// Everything the functions need from one backing store.

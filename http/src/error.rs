@@ -112,6 +112,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
             StoreError::Conflict(why) => ApiError::Conflict(why),
+            StoreError::Invalid(why) => ApiError::BadRequest(FieldError::new("", why)),
             StoreError::Backend(cause) => ApiError::Internal(cause),
         }
     }

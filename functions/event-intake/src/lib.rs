@@ -1,0 +1,8 @@
+//! Herald's event intake (`event-intake`): `POST /v1/events` and `GET /v1/events/{event_id}`
+//! through API Gateway, and `herald.event` events from EventBridge, all into one use case
+//! ([`herald::intake::accept_event`]).
+
+pub mod eventbridge;
+pub mod router;
+
+pub use router::{IntakeState, api, openapi, router};

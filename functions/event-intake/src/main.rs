@@ -1,0 +1,48 @@
+//! `event-intake` on AWS Lambda: HTTP requests from API Gateway's HTTP API (JWT authorizer)
+//! and `herald.event` events from an EventBridge rule, in one function.
+
+use event_intake::{IntakeState, eventbridge, router};
+use herald::adapters::{DynamoDbStore, SqsQueue, sqs::ChannelQueues};
+use herald::config::AwsFunctionConfig;
+use herald::ports::SystemClock;
+use herald::telemetry::{self, LogFormat};
+use herald_http::Authenticator;
+use lambda_http::request::LambdaRequest;
+use lambda_http::{Adapter, LambdaEvent, Service, service_fn};
+use serde_json::Value;
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    telemetry::init(LogFormat::Json);
+    let config = AwsFunctionConfig::from_env()?;
+    let queues = ChannelQueues::from_env()?;
+    let aws = aws_config::load_from_env().await;
+    let state = IntakeState {
+        store: Arc::new(DynamoDbStore::new(
+            aws_sdk_dynamodb::Client::new(&aws),
+            config.table_name,
+        )),
+        queue: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&aws), queues)),
+        clock: Arc::new(SystemClock),
+        auth: Authenticator::ApiGatewayClaims {
+            role_claim: config.role_claim,
+        },
+    };
+    let http = Adapter::from(router(state.clone()));
+    let state = &state;
+    let http = &http;
+    lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        if eventbridge::is_eventbridge(&event.payload) {
+            let answer = eventbridge::handle(state, &event.payload).await?;
+            return Ok::<Value, lambda_http::Error>(serde_json::to_value(answer)?);
+        }
+        let request: LambdaRequest = serde_json::from_value(event.payload)?;
+        let response = http
+            .clone()
+            .call(LambdaEvent::new(request, event.context))
+            .await?;
+        Ok(serde_json::to_value(response)?)
+    }))
+    .await
+}

@@ -1,0 +1,207 @@
+//! The intake HTTP API: one axum router, hosted by Lambda, by `herald-local` and by tests.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use herald::domain::{Delivery, Event, EventId};
+use herald::intake::{IntakeAnswer, IntakeError, accept_event};
+use herald::ports::{Clock, DeliveryQueue, HeraldStore};
+use herald_http::auth::{Authenticator, Caller};
+use herald_http::error::{ApiError, ErrorBody};
+use herald_http::extract::JsonBody;
+use serde::Serialize;
+use std::sync::Arc;
+use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// What the intake handlers share.
+#[derive(Clone)]
+pub struct IntakeState {
+    pub store: Arc<dyn HeraldStore>,
+    pub queue: Arc<dyn DeliveryQueue>,
+    pub clock: Arc<dyn Clock>,
+    pub auth: Authenticator,
+}
+
+impl std::fmt::Debug for IntakeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntakeState")
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AsRef<Authenticator> for IntakeState {
+    fn as_ref(&self) -> &Authenticator {
+        &self.auth
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(components(schemas(ErrorBody)))]
+struct IntakeDoc;
+
+/// Every intake route with its OpenAPI description.
+pub fn api() -> OpenApiRouter<IntakeState> {
+    OpenApiRouter::with_openapi(IntakeDoc::openapi())
+        .routes(routes!(post_event))
+        .routes(routes!(get_event))
+}
+
+/// The intake routes' OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    herald_http::document(api().split_for_parts().1)
+}
+
+/// The intake API as Lambda serves it.
+pub fn router(state: IntakeState) -> axum::Router {
+    let (routes, doc) = api().split_for_parts();
+    herald_http::app(routes.with_state(state), doc)
+}
+
+/// Maps an intake failure: the store's and the queue's causes are logged, never sent.
+pub fn intake_error(e: IntakeError) -> ApiError {
+    match e {
+        IntakeError::Store(e) => e.into(),
+        IntakeError::Queue(e) => ApiError::Internal(e.to_string()),
+    }
+}
+
+/// Accepts an event: who hears about it is decided, alerts are written and deliveries queued
+/// before the answer. Posting the same `id` again answers as the first time and sends nothing
+/// twice (`Idempotent-Replayed: true`).
+#[utoipa::path(post, path = "/v1/events", tag = "events", security(("bearer" = [])),
+    request_body(content = Object, description = "The event", example = json!({
+        "id": "dd-import-4711", "type": "scan_added", "title": "Created/Updated 3 findings for Shop: Q3: ZAP",
+        "product_id": 7, "engagement": {"id": 12, "name": "Q3"}, "test": {"id": 99, "title": "ZAP"},
+        "findings": {"new": [{"id": 1, "title": "XSS", "severity": "High"}]}
+    })),
+    responses((status = 202, body = IntakeAnswer), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn post_event(
+    State(state): State<IntakeState>,
+    caller: Caller,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    caller.require_service_or_admin()?;
+    let body = body.parse()?;
+    let event = Event::from_request(&body, new_event_id)?;
+    let known = state.store.event(&event.id).await?.is_some();
+    let answer = accept_event(
+        state.store.as_ref(),
+        state.queue.as_ref(),
+        event,
+        state.clock.now_ms(),
+    )
+    .await
+    .map_err(intake_error)?;
+    let mut response = (StatusCode::ACCEPTED, Json(answer)).into_response();
+    if known {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// A fresh event id for events posted without one: 128 random bits in hex.
+pub fn new_event_id() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom_fill(&mut bytes).is_err() {
+        // Fall back on time and a counter: unique within this process, which is all an id
+        // without an idempotency key needs.
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        return format!("evt_{t:x}{n:x}");
+    }
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("evt_{hex}")
+}
+
+fn getrandom_fill(bytes: &mut [u8]) -> std::io::Result<()> {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")?.read_exact(bytes)
+}
+
+/// A delivery as `GET /v1/events/{event_id}` shows it.
+#[derive(Debug, Serialize, ToSchema)]
+struct DeliveryView {
+    id: String,
+    channel: String,
+    destination: String,
+    status: String,
+    attempts: u32,
+    last_error: Option<String>,
+    updated_at: String,
+}
+
+impl From<&Delivery> for DeliveryView {
+    fn from(d: &Delivery) -> Self {
+        Self {
+            id: d.id.to_string(),
+            channel: d.channel.to_string(),
+            destination: d.destination.key(),
+            status: d.status.name().to_owned(),
+            attempts: d.attempts,
+            last_error: d.last_error.clone(),
+            updated_at: rfc3339(d.updated_at),
+        }
+    }
+}
+
+/// An accepted event and where each delivery stands.
+#[derive(Debug, Serialize, ToSchema)]
+struct EventView {
+    #[schema(value_type = Object)]
+    event: serde_json::Value,
+    accepted_at: String,
+    alerts: u32,
+    deliveries: Vec<DeliveryView>,
+}
+
+/// Milliseconds since the epoch as RFC 3339 (UTC).
+pub fn rfc3339(ms: u64) -> String {
+    let nanos = i128::from(ms) * 1_000_000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// The event and each delivery: channel, destination, status, attempts, last error.
+#[utoipa::path(get, path = "/v1/events/{event_id}", tag = "events", security(("bearer" = [])),
+    params(("event_id" = String, Path)),
+    responses((status = 200, body = EventView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_event(
+    State(state): State<IntakeState>,
+    caller: Caller,
+    Path(event_id): Path<String>,
+) -> Result<Json<EventView>, ApiError> {
+    caller.require_service_or_admin()?;
+    let id = EventId::parse("event_id", &event_id).map_err(ApiError::BadRequest)?;
+    let record = state
+        .store
+        .event(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("event {id} not found")))?;
+    let deliveries = state.store.deliveries(&id).await?;
+    let event =
+        serde_json::to_value(&record.event).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(EventView {
+        event,
+        accepted_at: rfc3339(record.accepted_at),
+        alerts: record.alert_count,
+        deliveries: deliveries.iter().map(DeliveryView::from).collect(),
+    }))
+}

@@ -1,0 +1,110 @@
+//! `herald-local`'s assembly: every Herald function's routes over one embedded store and
+//! queue, served as one application. The binary (`main.rs`) adds flags, the secret and the
+//! server; tests use [`LocalHerald`] directly.
+
+use herald::adapters::EmbeddedStore;
+use herald::adapters::embedded_queue::{EmbeddedQueue, QueueConfig};
+use herald::intake::{IntakeError, recover_unenqueued};
+use herald::ports::{Clock, StoreError};
+use herald_http::Authenticator;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The file of the embedded store in the data directory.
+pub const DATABASE_FILE: &str = "herald.db";
+
+/// Herald on one machine: the embedded store and queue, and the clock.
+#[derive(Clone)]
+pub struct LocalHerald {
+    pub store: Arc<EmbeddedStore>,
+    pub queue: Arc<EmbeddedQueue>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for LocalHerald {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalHerald").finish_non_exhaustive()
+    }
+}
+
+/// Queue settings from the environment: `HERALD_MAX_ATTEMPTS` (default 5) receives before
+/// the dead-letter state, and a 60 s visibility timeout.
+pub fn queue_config_from_env() -> Result<QueueConfig, String> {
+    let max_receives = match std::env::var("HERALD_MAX_ATTEMPTS") {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| {
+                format!("HERALD_MAX_ATTEMPTS must be a whole number from 1 to 100, not {v:?}")
+            })?,
+        _ => 5,
+    };
+    Ok(QueueConfig {
+        visibility_timeout: Duration::from_secs(60),
+        max_receives,
+    })
+}
+
+impl LocalHerald {
+    /// Opens (creating if needed) the store and queue in `data_dir`.
+    pub fn open(
+        data_dir: &Path,
+        queue: QueueConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StoreError> {
+        let store = EmbeddedStore::open(&data_dir.join(DATABASE_FILE))?;
+        Self::with_store(store, queue, clock)
+    }
+
+    /// Herald over an already opened store.
+    pub fn with_store(
+        store: EmbeddedStore,
+        queue: QueueConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StoreError> {
+        let queue = EmbeddedQueue::new(&store, queue)?;
+        Ok(Self {
+            store: Arc::new(store),
+            queue: Arc::new(queue),
+            clock,
+        })
+    }
+
+    /// Finishes the fan-out of events a crash interrupted; run before serving.
+    pub async fn recover(&self) -> Result<usize, IntakeError> {
+        recover_unenqueued(self.store.as_ref(), self.queue.as_ref()).await
+    }
+
+    /// Every function's routes as one application, with one OpenAPI document.
+    pub fn router(&self, auth: Authenticator) -> axum::Router {
+        let settings = settings_api::AppState {
+            store: self.store.clone(),
+            auth: auth.clone(),
+        };
+        let intake = event_intake::IntakeState {
+            store: self.store.clone(),
+            queue: self.queue.clone(),
+            clock: Arc::clone(&self.clock),
+            auth,
+        };
+        let (settings_routes, mut doc) = settings_api::api().split_for_parts();
+        let (intake_routes, intake_doc) = event_intake::api().split_for_parts();
+        doc.merge(intake_doc);
+        herald_http::app(
+            settings_routes
+                .with_state(settings)
+                .merge(intake_routes.with_state(intake)),
+            doc,
+        )
+    }
+}
+
+/// The OpenAPI document of everything `herald-local` serves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = settings_api::api().split_for_parts().1;
+    doc.merge(event_intake::api().split_for_parts().1);
+    herald_http::document(doc)
+}

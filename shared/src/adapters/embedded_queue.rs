@@ -1,0 +1,556 @@
+//! `EmbeddedQueue`: the channels' delivery queues with SQS's semantics, in the embedded store's
+//! SQLite database, for `herald-local`.
+//!
+//! The messages live in the table `queue_messages` of the same database file as
+//! [`EmbeddedStore`], so recording an event and queueing its deliveries can commit in one
+//! transaction ([`enqueue_in`]). One row per delivery id: queueing a delivery again while it is
+//! queued (or dead) adds nothing.
+//!
+//! What SQS does, and how:
+//! | SQS | here |
+//! |---|---|
+//! | `SendMessageBatch` | `INSERT OR IGNORE`, keyed by delivery id |
+//! | `ReceiveMessage` (≤ 10) | one `IMMEDIATE` transaction: pick visible, live messages in the order they became visible (index `queue_messages_ready`), hide each for the visibility timeout, count the receive, hand out a new receipt handle |
+//! | redrive after `maxReceiveCount` | a picked message already received `max_receives` times is marked dead instead of delivered |
+//! | `DeleteMessage` | only the newest receipt handle works: the id is part of the handle, so the delete is a primary-key lookup |
+//! | `ChangeMessageVisibility` | same check; `0` makes the message visible at once |
+//! | dead-letter queue | rows with `dead = 1`, listed by [`EmbeddedQueue::dead_letters`] |
+//! | `ApproximateNumberOfMessages*` | [`EmbeddedQueue::depth`] |
+//!
+//! Time is a parameter (milliseconds since the Unix epoch) of every consumer call and of
+//! [`EmbeddedQueue::enqueue_at`], so tests control it; [`DeliveryQueue::enqueue`] asks the
+//! queue's [`Clock`] (the system clock unless [`EmbeddedQueue::with_clock`] says otherwise).
+
+use super::EmbeddedStore;
+use crate::domain::{Channel, DeliveryMessage};
+use crate::ports::{Clock, DeliveryQueue, QueueError, StoreError, SystemClock};
+use async_trait::async_trait;
+use rusqlite::{Connection, TransactionBehavior, params};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The queue's table and its index. `EmbeddedStore::init` runs it with the store's schema;
+/// [`EmbeddedQueue::new`] runs it too (it is idempotent).
+pub const QUEUE_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS queue_messages (
+    id TEXT PRIMARY KEY,
+    channel TEXT NOT NULL,
+    body TEXT NOT NULL,
+    visible_at INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    receipt TEXT,
+    enqueued_at INTEGER NOT NULL,
+    dead INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS queue_messages_ready ON queue_messages(channel, dead, visible_at);
+"#;
+
+/// The most messages one receive returns, as in SQS.
+pub const MAX_RECEIVE_BATCH: usize = 10;
+
+/// Queues `messages` on `conn`, `now_ms` being the enqueue time. Call it inside the caller's
+/// transaction (a `&rusqlite::Transaction` derefs to `&Connection`) so the messages commit
+/// with it. A delivery already queued or dead is left as it is.
+pub(crate) fn enqueue_in(
+    conn: &Connection,
+    messages: &[DeliveryMessage],
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO queue_messages (id, channel, body, visible_at, enqueued_at)
+             VALUES (?1, ?2, ?3, ?4, ?4)",
+        )
+        .map_err(backend)?;
+    let now = sql_millis(now_ms);
+    for message in messages {
+        let channel = message.channel();
+        if channel == Channel::Alert {
+            return Err(StoreError::Backend(format!(
+                "delivery {} is for the alert channel, which has no queue",
+                message.delivery_id
+            )));
+        }
+        let body = serde_json::to_string(message)
+            .map_err(|e| StoreError::Backend(format!("unwritable queue message: {e}")))?;
+        insert
+            .execute(params![
+                message.delivery_id.as_str(),
+                channel.name(),
+                body,
+                now
+            ])
+            .map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// How the queues treat received messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// How long a received message stays hidden from other receivers.
+    pub visibility_timeout: Duration,
+    /// How many receives a message gets; the next receive moves it to the dead letters
+    /// (SQS's `maxReceiveCount`).
+    pub max_receives: u32,
+}
+
+impl Default for QueueConfig {
+    /// 60 s and 5 receives.
+    fn default() -> Self {
+        Self {
+            visibility_timeout: Duration::from_secs(60),
+            max_receives: 5,
+        }
+    }
+}
+
+/// A message handed to a receiver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    /// The message's id: its delivery id.
+    pub message_id: String,
+    /// Deletes the message or changes its visibility, until it is received again.
+    pub receipt_handle: String,
+    /// The [`DeliveryMessage`] as JSON, as SQS would carry it.
+    pub body: String,
+    /// How many times the message has been received, this time included.
+    pub receive_count: u32,
+}
+
+impl ReceivedMessage {
+    /// The body, parsed.
+    pub fn message(&self) -> Result<DeliveryMessage, serde_json::Error> {
+        serde_json::from_str(&self.body)
+    }
+}
+
+/// A message that ran out of receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Its delivery id.
+    pub message_id: String,
+    /// The [`DeliveryMessage`] as JSON.
+    pub body: String,
+    /// How many times it was received.
+    pub receive_count: u32,
+    /// When it was queued, milliseconds since the Unix epoch.
+    pub enqueued_at: u64,
+}
+
+impl DeadLetter {
+    /// The body, parsed.
+    pub fn message(&self) -> Result<DeliveryMessage, serde_json::Error> {
+        serde_json::from_str(&self.body)
+    }
+}
+
+/// How many messages a channel's queue holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueDepth {
+    /// Ready to be received.
+    pub visible: u64,
+    /// Received and hidden until their visibility timeout ends.
+    pub in_flight: u64,
+    /// Out of receives.
+    pub dead: u64,
+}
+
+/// The channels' delivery queues in the embedded store's database.
+#[derive(Clone)]
+pub struct EmbeddedQueue {
+    conn: Arc<Mutex<Connection>>,
+    config: QueueConfig,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for EmbeddedQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedQueue")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedQueue {
+    /// The queues in `store`'s database, creating their table if needed.
+    pub fn new(store: &EmbeddedStore, config: QueueConfig) -> Result<Self, StoreError> {
+        let conn = store.connection();
+        conn.lock()
+            .map_err(|_| poisoned())?
+            .execute_batch(QUEUE_SCHEMA)
+            .map_err(backend)?;
+        Ok(Self {
+            conn,
+            config,
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    /// The same queues, telling time for [`DeliveryQueue::enqueue`] by `clock`.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> QueueConfig {
+        self.config
+    }
+
+    /// Queues `messages` as of `now_ms`, in one transaction: all or none.
+    pub async fn enqueue_at(
+        &self,
+        messages: &[DeliveryMessage],
+        now_ms: u64,
+    ) -> Result<(), QueueError> {
+        let messages = messages.to_vec();
+        self.run(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            enqueue_in(&tx, &messages, now_ms)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    /// Receives up to `max_messages` (1 to 10) of `channel`'s visible messages at `now_ms`,
+    /// in the order they became visible. Each is hidden for the visibility timeout and gets a
+    /// new receipt handle; one already received `max_receives` times becomes a dead letter
+    /// instead. Receivers sharing the database file never get the same message while it is
+    /// hidden.
+    pub async fn receive(
+        &self,
+        channel: Channel,
+        max_messages: usize,
+        now_ms: u64,
+    ) -> Result<Vec<ReceivedMessage>, QueueError> {
+        if !(1..=MAX_RECEIVE_BATCH).contains(&max_messages) {
+            return Err(QueueError::Backend(format!(
+                "a receive takes 1 to {MAX_RECEIVE_BATCH} messages, not {max_messages}"
+            )));
+        }
+        let config = self.config;
+        self.run(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let received = receive_in(&tx, channel, max_messages, now_ms, config)?;
+            tx.commit().map_err(backend)?;
+            Ok(received)
+        })
+        .await
+    }
+
+    /// Deletes the message `receipt_handle` was handed out with. `false` when the handle is
+    /// not the message's newest (it was received again since) or the message is gone or dead.
+    pub async fn delete(&self, receipt_handle: &str) -> Result<bool, QueueError> {
+        let Some(id) = message_id_of(receipt_handle) else {
+            return Ok(false);
+        };
+        let (id, receipt) = (id.to_owned(), receipt_handle.to_owned());
+        self.run(move |conn| {
+            conn.prepare_cached(
+                "DELETE FROM queue_messages WHERE id = ?1 AND receipt = ?2 AND dead = 0",
+            )
+            .and_then(|mut delete| delete.execute(params![id, receipt]))
+            .map(|deleted| deleted == 1)
+            .map_err(backend)
+        })
+        .await
+    }
+
+    /// Hides the message `receipt_handle` was handed out with until `now_ms + timeout`
+    /// (`Duration::ZERO` makes it visible at once). `false` on the same terms as
+    /// [`EmbeddedQueue::delete`].
+    pub async fn change_visibility(
+        &self,
+        receipt_handle: &str,
+        timeout: Duration,
+        now_ms: u64,
+    ) -> Result<bool, QueueError> {
+        let Some(id) = message_id_of(receipt_handle) else {
+            return Ok(false);
+        };
+        let (id, receipt) = (id.to_owned(), receipt_handle.to_owned());
+        let visible_at = sql_millis(now_ms.saturating_add(duration_millis(timeout)));
+        self.run(move |conn| {
+            conn.prepare_cached(
+                "UPDATE queue_messages SET visible_at = ?3
+                 WHERE id = ?1 AND receipt = ?2 AND dead = 0",
+            )
+            .and_then(|mut update| update.execute(params![id, receipt, visible_at]))
+            .map(|changed| changed == 1)
+            .map_err(backend)
+        })
+        .await
+    }
+
+    /// `channel`'s dead letters, oldest first.
+    pub async fn dead_letters(&self, channel: Channel) -> Result<Vec<DeadLetter>, QueueError> {
+        self.run(move |conn| {
+            let mut select = conn
+                .prepare_cached(
+                    "SELECT id, body, receive_count, enqueued_at FROM queue_messages
+                     WHERE channel = ?1 AND dead = 1 ORDER BY enqueued_at, id",
+                )
+                .map_err(backend)?;
+            let rows = select
+                .query_map([channel.name()], |row| {
+                    Ok(DeadLetter {
+                        message_id: row.get(0)?,
+                        body: row.get(1)?,
+                        receive_count: row.get(2)?,
+                        enqueued_at: u64::try_from(row.get::<_, i64>(3)?).unwrap_or(0),
+                    })
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    /// How many of `channel`'s messages are visible, in flight and dead at `now_ms`.
+    pub async fn depth(&self, channel: Channel, now_ms: u64) -> Result<QueueDepth, QueueError> {
+        let now = sql_millis(now_ms);
+        self.run(move |conn| {
+            conn.prepare_cached(
+                "SELECT
+                     COALESCE(SUM(dead = 0 AND visible_at <= ?2), 0),
+                     COALESCE(SUM(dead = 0 AND visible_at > ?2), 0),
+                     COALESCE(SUM(dead = 1), 0)
+                 FROM queue_messages WHERE channel = ?1",
+            )
+            .and_then(|mut count| {
+                count.query_row(params![channel.name(), now], |row| {
+                    let count = |i| row.get::<_, i64>(i).map(|n| u64::try_from(n).unwrap_or(0));
+                    Ok(QueueDepth {
+                        visible: count(0)?,
+                        in_flight: count(1)?,
+                        dead: count(2)?,
+                    })
+                })
+            })
+            .map_err(backend)
+        })
+        .await
+    }
+
+    /// Runs `work` on the connection on Tokio's blocking pool.
+    async fn run<T, F>(&self, work: F) -> Result<T, QueueError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().map_err(|_| poisoned())?;
+            work(&mut guard)
+        })
+        .await
+        .map_err(|e| QueueError::Backend(format!("embedded queue task failed: {e}")))?
+        .map_err(|e| QueueError::Backend(e.to_string()))
+    }
+}
+
+#[async_trait]
+impl DeliveryQueue for EmbeddedQueue {
+    async fn enqueue(&self, messages: &[DeliveryMessage]) -> Result<(), QueueError> {
+        self.enqueue_at(messages, self.clock.now_ms()).await
+    }
+}
+
+/// The receive, inside the caller's `IMMEDIATE` transaction (no other writer can pick the
+/// same messages between the select and the updates).
+fn receive_in(
+    conn: &Connection,
+    channel: Channel,
+    max_messages: usize,
+    now_ms: u64,
+    config: QueueConfig,
+) -> Result<Vec<ReceivedMessage>, StoreError> {
+    let now = sql_millis(now_ms);
+    let hidden_until =
+        sql_millis(now_ms.saturating_add(duration_millis(config.visibility_timeout)));
+    let mut select = conn
+        .prepare_cached(
+            "SELECT rowid, id, body, receive_count FROM queue_messages
+             WHERE channel = ?1 AND dead = 0 AND visible_at <= ?2
+             ORDER BY visible_at, rowid LIMIT ?3",
+        )
+        .map_err(backend)?;
+    let mut hide = conn
+        .prepare_cached(
+            "UPDATE queue_messages
+             SET visible_at = ?2, receive_count = receive_count + 1, receipt = ?3
+             WHERE rowid = ?1",
+        )
+        .map_err(backend)?;
+    let mut bury = conn
+        .prepare_cached("UPDATE queue_messages SET dead = 1, receipt = NULL WHERE rowid = ?1")
+        .map_err(backend)?;
+
+    let mut received = Vec::with_capacity(max_messages);
+    // Rows received in this call: with a zero visibility timeout they are still visible.
+    let mut picked = HashSet::new();
+    loop {
+        let wanted = max_messages - received.len();
+        let limit = i64::try_from(wanted + picked.len()).unwrap_or(i64::MAX);
+        let candidates = select
+            .query_map(params![channel.name(), now, limit], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, u32>(3)?,
+                ))
+            })
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        let mut buried_any = false;
+        let mut fresh_any = false;
+        for (rowid, id, body, receive_count) in candidates {
+            if received.len() == max_messages {
+                break;
+            }
+            if !picked.insert(rowid) {
+                continue;
+            }
+            fresh_any = true;
+            if receive_count >= config.max_receives {
+                bury.execute([rowid]).map_err(backend)?;
+                buried_any = true;
+                continue;
+            }
+            let receipt_handle = new_receipt_handle(&id);
+            hide.execute(params![rowid, hidden_until, receipt_handle])
+                .map_err(backend)?;
+            received.push(ReceivedMessage {
+                message_id: id,
+                receipt_handle,
+                body,
+                receive_count: receive_count.saturating_add(1),
+            });
+        }
+        // Dead letters left room for more; otherwise the batch is full or the queue is empty.
+        if !buried_any || !fresh_any || received.len() == max_messages {
+            return Ok(received);
+        }
+    }
+}
+
+/// A receipt handle: `{message id}.{128 random bits in hex}`. The id lets delete and change
+/// visibility find the row by primary key; the random part makes every receive's handle new.
+fn new_receipt_handle(message_id: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    // `RandomState` is seeded from the OS per thread; SipHash under it is unpredictable.
+    let random = |salt: u64| {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(sequence);
+        hasher.write_u64(salt);
+        hasher.write_u64(SystemClock.now_ms());
+        hasher.finish()
+    };
+    format!("{message_id}.{:016x}{:016x}", random(0), random(1))
+}
+
+/// The message id a receipt handle names.
+fn message_id_of(receipt_handle: &str) -> Option<&str> {
+    receipt_handle
+        .rsplit_once('.')
+        .map(|(id, _)| id)
+        .filter(|id| !id.is_empty())
+}
+
+fn duration_millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Milliseconds as SQLite's signed integer.
+fn sql_millis(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn poisoned() -> StoreError {
+    StoreError::Backend("embedded store lock poisoned".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_a_receipt_handle_then_it_names_its_message() {
+        let handle = new_receipt_handle("0123abcd");
+        assert_eq!(message_id_of(&handle), Some("0123abcd"));
+        assert_ne!(handle, new_receipt_handle("0123abcd"));
+        assert_eq!(message_id_of("no-dot"), None);
+        assert_eq!(message_id_of(".abc"), None);
+    }
+
+    fn messages(n: usize) -> Vec<DeliveryMessage> {
+        (0..n)
+            .map(|i| DeliveryMessage {
+                delivery_id: crate::domain::DeliveryId::from_stored(format!("d{i}")),
+                event_id: crate::domain::EventId(format!("e{i}")),
+                destination: crate::domain::Destination::Teams,
+            })
+            .collect()
+    }
+
+    fn queued(conn: &Connection) -> i64 {
+        conn.query_row("SELECT COUNT(*) FROM queue_messages", [], |row| row.get(0))
+            .unwrap_or(-1)
+    }
+
+    #[test]
+    fn given_enqueue_in_inside_a_transaction_then_the_messages_commit_or_roll_back_with_it()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let store = EmbeddedStore::in_memory()?;
+        EmbeddedQueue::new(&store, QueueConfig::default())?;
+        let conn = store.connection();
+        let mut conn = conn.lock().map_err(|_| "poisoned")?;
+
+        // GIVEN a transaction that queues two messages and is dropped THEN nothing is queued.
+        {
+            let tx = conn.transaction()?;
+            enqueue_in(&tx, &messages(2), 1)?;
+        }
+        assert_eq!(queued(&conn), 0);
+
+        // GIVEN one that commits THEN both are, once, however often they are queued.
+        let tx = conn.transaction()?;
+        enqueue_in(&tx, &messages(2), 1)?;
+        enqueue_in(&tx, &messages(2), 2)?;
+        tx.commit()?;
+        assert_eq!(queued(&conn), 2);
+        let visible_at: i64 = conn.query_row(
+            "SELECT visible_at FROM queue_messages WHERE id = 'd0'",
+            [],
+            |row| row.get(0),
+        )?;
+        assert_eq!(visible_at, 1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn given_a_fixed_clock_then_enqueue_queues_at_its_time()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let store = EmbeddedStore::in_memory()?;
+        let queue = EmbeddedQueue::new(&store, QueueConfig::default())?
+            .with_clock(Arc::new(crate::ports::FixedClock(1_000)));
+        queue.enqueue(&messages(1)).await?;
+        assert!(queue.receive(Channel::Msteams, 10, 999).await?.is_empty());
+        assert_eq!(queue.receive(Channel::Msteams, 10, 1_000).await?.len(), 1);
+        Ok(())
+    }
+}

@@ -1,0 +1,249 @@
+//! The intake use case: an event comes in; Herald decides who hears about it, records the
+//! alerts and deliveries durably, and hands every delivery to its channel's queue, once.
+//!
+//! The order makes it crash-safe and idempotent:
+//! 1. a known event id answers as the first time (and finishes enqueueing if a crash cut it
+//!    short);
+//! 2. routing reads a constant number of store requests (the audience in one go);
+//! 3. `record_event` makes the event, its alerts and its deliveries durable, once per id;
+//! 4. the deliveries go to their queues (senders skip a delivery already sent, so a repeated
+//!    enqueue never sends twice);
+//! 5. the event is marked enqueued.
+
+use crate::domain::alert::AlertTemplate;
+use crate::domain::{
+    Alert, Audience, AudienceMember, AudienceQuery, Delivery, Event, EventId, SystemScope,
+    audience_query, route,
+};
+use crate::ports::{
+    DeliveryQueue, DirectoryStore, EventRecord, EventStore, QueueError, RecordOutcome,
+    SettingsStore, StoreError,
+};
+use serde::Serialize;
+
+/// How many days Herald remembers an event id (and keeps its delivery records).
+pub const EVENT_RETENTION_DAYS: u64 = 7;
+
+/// The answer to an accepted event (the same for every repeat of its id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct IntakeAnswer {
+    #[schema(value_type = String)]
+    pub event_id: EventId,
+    /// Non-alert deliveries queued.
+    pub deliveries: u32,
+    /// In-app alerts written.
+    pub alerts: u32,
+}
+
+impl IntakeAnswer {
+    fn from_record(record: &EventRecord) -> Self {
+        Self {
+            event_id: record.event.id.clone(),
+            deliveries: record.delivery_count,
+            alerts: record.alert_count,
+        }
+    }
+}
+
+/// Why an event could not be accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The queue failed; the event is recorded and will be enqueued by a retry with the same
+    /// id or by the recovery pass.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// Everything intake needs from the store.
+pub trait IntakeStore: SettingsStore + DirectoryStore + EventStore {}
+impl<T: SettingsStore + DirectoryStore + EventStore + ?Sized> IntakeStore for T {}
+
+/// Accepts `event` at `now_ms` (milliseconds since the Unix epoch).
+pub async fn accept_event<S, Q>(
+    store: &S,
+    queue: &Q,
+    event: Event,
+    now_ms: u64,
+) -> Result<IntakeAnswer, IntakeError>
+where
+    S: IntakeStore + ?Sized,
+    Q: DeliveryQueue + ?Sized,
+{
+    let (mut event, mut accepted_at) = (event, now_ms);
+    if let Some(first) = store.event(&event.id).await? {
+        if first.complete {
+            return finish_duplicate(store, queue, &first).await;
+        }
+        // An earlier attempt stopped part-way: complete it as of its own time, so the alerts
+        // and deliveries get the keys it used.
+        (event, accepted_at) = (first.event, first.accepted_at);
+    }
+    // Twice at most: a concurrent first attempt with the same id may have started recording
+    // between our read and our write; then we complete it as of its time.
+    for _ in 0..2 {
+        match route_and_record(store, queue, event, accepted_at).await? {
+            Recording::Done(answer) => return Ok(answer),
+            Recording::CompleteFirst(first) => {
+                (event, accepted_at) = (first.event, first.accepted_at)
+            }
+        }
+    }
+    Err(IntakeError::Store(StoreError::Conflict(
+        "the event is being recorded by another request; retry with the same id".into(),
+    )))
+}
+
+enum Recording {
+    Done(IntakeAnswer),
+    CompleteFirst(Box<EventRecord>),
+}
+
+async fn route_and_record<S, Q>(
+    store: &S,
+    queue: &Q,
+    event: Event,
+    now_ms: u64,
+) -> Result<Recording, IntakeError>
+where
+    S: IntakeStore + ?Sized,
+    Q: DeliveryQueue + ?Sized,
+{
+    let (settings, notifications, administrators) = tokio::try_join!(
+        store.system_settings(),
+        store.system_notifications(),
+        store.administrators(),
+    )?;
+    let trump = settings.trump_events();
+    let scope = SystemScope {
+        settings: &settings,
+        notifications: &notifications,
+        trump: &trump,
+        administrators: &administrators,
+    };
+    let query = audience_query(&event);
+    let members: Vec<AudienceMember> = match &query {
+        AudienceQuery::SystemOnly => Vec::new(),
+        AudienceQuery::Recipients(users) => store.recipients(users).await?,
+        AudienceQuery::Product(product) => match store.product_audience(product).await? {
+            Some(audience) => audience.members,
+            None => {
+                tracing::warn!(event_id = %event.id, %product, "event names an unknown product; only administrators are notified");
+                store.administrator_audience().await?
+            }
+        },
+        AudienceQuery::Administrators => store.administrator_audience().await?,
+    };
+    let audience = match query {
+        AudienceQuery::SystemOnly => Audience::SystemOnly,
+        AudienceQuery::Recipients(_) => Audience::Recipients(&members),
+        AudienceQuery::Product(_) | AudienceQuery::Administrators => Audience::Broadcast(&members),
+    };
+    let plan = route(&event, scope, audience);
+
+    let template = AlertTemplate::new(&event, now_ms);
+    let alerts: Vec<Alert> = plan
+        .alerts
+        .iter()
+        .map(|user| template.for_user(user))
+        .collect();
+    let deliveries: Vec<Delivery> = plan
+        .deliveries
+        .into_iter()
+        .map(|destination| Delivery::queued(&event.id, destination, now_ms))
+        .collect();
+    let record = EventRecord {
+        event,
+        accepted_at: now_ms,
+        delivery_count: u32::try_from(deliveries.len()).unwrap_or(u32::MAX),
+        alert_count: u32::try_from(alerts.len()).unwrap_or(u32::MAX),
+        enqueued: false,
+        complete: false,
+    };
+    match store.record_event(&record, &alerts, &deliveries).await? {
+        RecordOutcome::Recorded => {
+            enqueue(store, queue, &record.event.id, &deliveries).await?;
+            tracing::info!(
+                event_id = %record.event.id,
+                event_type = %record.event.event_type,
+                alerts = record.alert_count,
+                deliveries = record.delivery_count,
+                "event accepted"
+            );
+            Ok(Recording::Done(IntakeAnswer::from_record(&record)))
+        }
+        // Another request with the same id won the race: answer as it did.
+        RecordOutcome::Duplicate(first) if first.complete => finish_duplicate(store, queue, &first)
+            .await
+            .map(Recording::Done),
+        RecordOutcome::Duplicate(first) => Ok(Recording::CompleteFirst(Box::new(first))),
+    }
+}
+
+async fn finish_duplicate<S, Q>(
+    store: &S,
+    queue: &Q,
+    first: &EventRecord,
+) -> Result<IntakeAnswer, IntakeError>
+where
+    S: IntakeStore + ?Sized,
+    Q: DeliveryQueue + ?Sized,
+{
+    if !first.enqueued {
+        let deliveries = store.deliveries(&first.event.id).await?;
+        let pending: Vec<Delivery> = deliveries
+            .into_iter()
+            .filter(|d| !d.status.is_final())
+            .collect();
+        enqueue(store, queue, &first.event.id, &pending).await?;
+    }
+    Ok(IntakeAnswer::from_record(first))
+}
+
+async fn enqueue<S, Q>(
+    store: &S,
+    queue: &Q,
+    event: &EventId,
+    deliveries: &[Delivery],
+) -> Result<(), IntakeError>
+where
+    S: IntakeStore + ?Sized,
+    Q: DeliveryQueue + ?Sized,
+{
+    if !deliveries.is_empty() {
+        let messages: Vec<_> = deliveries.iter().map(Delivery::message).collect();
+        queue.enqueue(&messages).await?;
+    }
+    store.mark_event_enqueued(event).await?;
+    Ok(())
+}
+
+/// Finishes the fan-out of events recorded but never marked enqueued (a crash between the
+/// two), as `herald-local` does at start-up. Returns how many events it finished.
+pub async fn recover_unenqueued<S, Q>(store: &S, queue: &Q) -> Result<usize, IntakeError>
+where
+    S: IntakeStore + ?Sized,
+    Q: DeliveryQueue + ?Sized,
+{
+    let mut finished = 0;
+    loop {
+        let ids = store.events_not_enqueued(100).await?;
+        if ids.is_empty() {
+            return Ok(finished);
+        }
+        for id in ids {
+            if let Some(record) = store.event(&id).await? {
+                if record.complete {
+                    finish_duplicate(store, queue, &record).await?;
+                } else {
+                    accept_event(store, queue, record.event, record.accepted_at).await?;
+                }
+                finished += 1;
+            } else {
+                store.mark_event_enqueued(&id).await?;
+            }
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! The event, alert and queue ports.
+
+use super::StoreError;
+use crate::domain::{Alert, Delivery, DeliveryMessage, Event, EventId, Username};
+use async_trait::async_trait;
+use serde::Serialize;
+
+/// An accepted event as Herald keeps it (the idempotency record).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventRecord {
+    pub event: Event,
+    /// When Herald accepted it, milliseconds since the Unix epoch. Alerts carry this time,
+    /// so re-recording after a crash writes the very same alerts.
+    pub accepted_at: u64,
+    /// How many non-alert deliveries it has (the intake answer's `deliveries`).
+    pub delivery_count: u32,
+    /// How many alerts it wrote.
+    pub alert_count: u32,
+    /// Whether every delivery has been handed to its queue.
+    pub enqueued: bool,
+    /// Whether the event's alerts and deliveries are all written. `false` only when an
+    /// earlier `record_event` stopped part-way (a crash between its writes, on a store that
+    /// cannot write them atomically): then call `record_event` again with this record's
+    /// `accepted_at` and the alerts and deliveries built from it, which completes it. Set by
+    /// the store; `record_event` ignores the value passed in.
+    pub complete: bool,
+}
+
+/// What recording an event did.
+#[derive(Debug, Clone, PartialEq)]
+// One value per call, moved once: boxing the record would buy nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum RecordOutcome {
+    /// First time: the event, its alerts and deliveries are now durable.
+    Recorded,
+    /// The id was recorded before; nothing was written. The first record is returned so the
+    /// caller can answer as the first time (and finish enqueueing if that was cut short).
+    Duplicate(EventRecord),
+}
+
+/// Accepted events with their deliveries.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Records an event with its alerts and deliveries, once per event id. When this returns
+    /// `Recorded`, everything is durable; a crash part-way leaves the record to be completed
+    /// by the next attempt with the same id (every write is keyed deterministically).
+    ///
+    /// A known id returns `Duplicate(first)` and writes nothing, except when `first` is
+    /// incomplete (`complete == false`) and `record.accepted_at` equals `first.accepted_at`:
+    /// then the alerts and deliveries passed in (built from that time, so their keys are the
+    /// ones the first attempt used) are written, the record is completed, and the answer is
+    /// `Recorded`. A retry rewrites the same keys; it never adds duplicates. A `record` with
+    /// `enqueued` set (nothing to queue) is never listed by `events_not_enqueued`.
+    async fn record_event(
+        &self,
+        record: &EventRecord,
+        alerts: &[Alert],
+        deliveries: &[Delivery],
+    ) -> Result<RecordOutcome, StoreError>;
+    /// Notes that every delivery of the event is on its queue. An unknown event (e.g. one
+    /// expired meanwhile) is not an error: there is nothing left to enqueue.
+    async fn mark_event_enqueued(&self, id: &EventId) -> Result<(), StoreError>;
+    /// Events recorded but not marked enqueued (a crash between the two), oldest first;
+    /// incomplete records among them.
+    async fn events_not_enqueued(&self, limit: usize) -> Result<Vec<EventId>, StoreError>;
+    /// An event's record, `None` when unknown; check `complete` before trusting its
+    /// deliveries.
+    async fn event(&self, id: &EventId) -> Result<Option<EventRecord>, StoreError>;
+    /// An event's deliveries, in a stable order.
+    async fn deliveries(&self, id: &EventId) -> Result<Vec<Delivery>, StoreError>;
+}
+
+/// A page of alerts, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AlertPage {
+    pub items: Vec<Alert>,
+    /// Pass back to get the next page; `None` at the end.
+    pub next_cursor: Option<String>,
+}
+
+/// A user's alert counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct AlertCounts {
+    pub unread: u64,
+    pub total: u64,
+}
+
+/// Users' in-app alerts with read state.
+#[async_trait]
+pub trait AlertStore: Send + Sync {
+    /// A page of `user`'s alerts, newest first, starting after `cursor` (a previous page's
+    /// `next_cursor`; an unreadable cursor is `StoreError::Invalid`).
+    async fn alerts(
+        &self,
+        user: &Username,
+        unread_only: bool,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<AlertPage, StoreError>;
+    /// How many alerts `user` has, and how many are unread.
+    async fn alert_counts(&self, user: &Username) -> Result<AlertCounts, StoreError>;
+    /// Marks the alerts named (or all, with `None`) read; returns how many changed. Ids of
+    /// other users' alerts are ignored.
+    async fn mark_alerts_read(
+        &self,
+        user: &Username,
+        ids: Option<&[String]>,
+    ) -> Result<u64, StoreError>;
+    /// Deletes one alert; `false` when `user` has no alert with that id.
+    async fn delete_alert(&self, user: &Username, id: &str) -> Result<bool, StoreError>;
+    /// Deletes all of `user`'s alerts; returns how many.
+    async fn delete_alerts(&self, user: &Username) -> Result<u64, StoreError>;
+    /// Keeps only `user`'s newest `keep` alerts; returns how many were removed.
+    async fn trim_alerts(&self, user: &Username, keep: usize) -> Result<u64, StoreError>;
+}
+
+/// Why a queue operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The backing queue failed; the text is for logs.
+    #[error("queue backend error: {0}")]
+    Backend(String),
+}
+
+/// The channels' delivery queues.
+#[async_trait]
+pub trait DeliveryQueue: Send + Sync {
+    /// Puts each message on its channel's queue. Sending a message again is harmless: the
+    /// embedded queue keeps one message per delivery id, and senders skip deliveries already
+    /// sent.
+    async fn enqueue(&self, messages: &[DeliveryMessage]) -> Result<(), QueueError>;
+}

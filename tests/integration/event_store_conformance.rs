@@ -1,0 +1,899 @@
+//! The conformance suite of `EventStore`, `AlertStore` and the directory's audience reads
+//! (`administrator_audience`, `recipients`): written once, run against every adapter, as
+//! `event_store_conformance::embedded::<scenario>` and `event_store_conformance::dynamodb::<scenario>`
+//! (a fresh table on DynamoDB Local; without `HERALD_TEST_DYNAMODB_URL` those fail, naming
+//! `scripts/services.sh start`). The harness is `store_conformance`'s.
+
+use crate::store_conformance::{Harness, TestResult};
+use aws_sdk_dynamodb::types::AttributeValue;
+use herald::adapters::{EmbeddedQueue, EmbeddedStore, QueueConfig};
+use herald::domain::{
+    Alert, Channel, Delivery, Destination, Event, EventId, EventType, NotificationSettings,
+    UserProfile, Username,
+};
+use herald::ports::{
+    AlertCounts, AlertStore, EventRecord, EventStore, RecordOutcome, Store, StoreError,
+};
+use serde_json::json;
+
+/// Every port this suite exercises.
+trait Stores: Store + EventStore + AlertStore {}
+impl<T: Store + EventStore + AlertStore> Stores for T {}
+
+impl Harness {
+    fn stores(&self) -> &dyn Stores {
+        match self {
+            Harness::Embedded {
+                store: Some(store), ..
+            } => store,
+            Harness::Embedded { store: None, .. } => panic!("the embedded store is closed"),
+            Harness::DynamoDb { store, .. } => store,
+        }
+    }
+}
+
+macro_rules! conformance {
+    ($($scenario:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test]
+                async fn $scenario() -> super::TestResult {
+                    let mut harness = super::Harness::embedded()?;
+                    super::$scenario(&mut harness).await?;
+                    harness.finish().await
+                }
+            )*
+        }
+
+        mod dynamodb {
+            $(
+                #[tokio::test]
+                async fn $scenario() -> super::TestResult {
+                    let mut harness = super::Harness::dynamodb().await?;
+                    super::$scenario(&mut harness).await?;
+                    harness.finish().await
+                }
+            )*
+        }
+    };
+}
+
+conformance! {
+    given_admins_then_administrator_audience_lists_them_with_their_settings,
+    given_names_then_recipients_come_in_that_order_without_unknown_ones,
+    given_250_recipients_then_they_are_read_in_batches,
+    given_a_new_event_then_it_is_recorded_once_and_a_repeat_is_a_duplicate,
+    given_events_then_those_not_enqueued_are_listed_oldest_first_until_marked,
+    given_25_alerts_then_pages_of_10_come_newest_first_with_cursors,
+    given_a_bad_cursor_then_alerts_are_invalid,
+    given_alerts_then_marking_read_changes_counts_and_unread_pages,
+    given_alerts_then_delete_one_all_and_trim_keep_the_newest,
+    given_an_event_with_100_alerts_and_10_deliveries_then_it_is_written_in_batches,
+    given_recorded_events_and_alerts_then_they_survive_a_reopen,
+}
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+fn username(name: &str) -> Username {
+    Username::parse("username", name).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn event_id(id: &str) -> EventId {
+    EventId::parse("id", id).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn profile(first_name: &str, is_admin: bool) -> UserProfile {
+    UserProfile {
+        email: Some(format!("{}@example.com", first_name.to_lowercase())),
+        first_name: first_name.to_owned(),
+        last_name: "Tester".to_owned(),
+        is_admin,
+        ..UserProfile::default()
+    }
+}
+
+fn template() -> NotificationSettings {
+    NotificationSettings::defaults().with(EventType::ScanAdded, &[Channel::Alert, Channel::Mail])
+}
+
+async fn add_user(store: &dyn Stores, name: &str, is_admin: bool) -> Result<Username, StoreError> {
+    let user = username(name);
+    store
+        .put_user(&user, &profile(name, is_admin), &template())
+        .await?;
+    Ok(user)
+}
+
+/// An event using every field, so the stored form's round trip is checked in full.
+fn event(id: &str) -> Event {
+    let body = json!({
+        "id": id, "type": "scan_added", "title": format!("Scan {id}"), "description": "Nightly",
+        "url": "/engagement/3", "product_type_id": 1, "product_id": "7",
+        "engagement": {"id": 3, "name": "Q3"}, "test": {"id": 4, "title": "ZAP"},
+        "finding": {"id": 5, "severity": "High"}, "findings": {"new": [{"id": 6}]},
+        "recipients": ["alice"], "requested_by": "bob", "data": {"k": [1, 2]}
+    });
+    Event::from_request(&body, || unreachable!("the body has an id"))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn record(
+    event: Event,
+    accepted_at: u64,
+    alerts: &[Alert],
+    deliveries: &[Delivery],
+) -> EventRecord {
+    EventRecord {
+        event,
+        accepted_at,
+        delivery_count: u32::try_from(deliveries.len()).unwrap_or(u32::MAX),
+        alert_count: u32::try_from(alerts.len()).unwrap_or(u32::MAX),
+        enqueued: false,
+        complete: true,
+    }
+}
+
+/// `count` alerts for `user`, created at `start`, `start + 1`, ... (oldest first).
+fn alerts_for(user: &Username, key: &str, start: u64, count: u64) -> Vec<Alert> {
+    (0..count)
+        .map(|i| {
+            Alert::system(
+                &format!("{key}-{i}"),
+                user,
+                &format!("Alert {i}"),
+                "d",
+                "Herald",
+                start + i,
+            )
+        })
+        .collect()
+}
+
+fn deliveries_for(event: &EventId, count: usize, now_ms: u64) -> Vec<Delivery> {
+    (0..count)
+        .map(|i| {
+            Delivery::queued(
+                event,
+                Destination::Email(format!("user{i}@example.com")),
+                now_ms,
+            )
+        })
+        .collect()
+}
+
+/// Records a carrier event whose only purpose is to hold `alerts`.
+async fn record_alerts(store: &dyn Stores, id: &str, alerts: &[Alert]) -> TestResult {
+    let outcome = store
+        .record_event(&record(event(id), 1_000, alerts, &[]), alerts, &[])
+        .await?;
+    assert_eq!(outcome, RecordOutcome::Recorded);
+    Ok(())
+}
+
+/// The ids of alice's alerts created in `range`, newest first.
+fn alice_ids_created(alerts: &[Alert], range: std::ops::RangeInclusive<u64>) -> Vec<String> {
+    alerts
+        .iter()
+        .rev()
+        .filter(|a| a.username.as_str() == "alice" && range.contains(&a.created_at))
+        .map(|a| a.id.clone())
+        .collect()
+}
+
+fn ids(alerts: &[Alert]) -> Vec<String> {
+    alerts.iter().map(|a| a.id.clone()).collect()
+}
+
+fn member_names(members: &[herald::domain::AudienceMember]) -> Vec<&str> {
+    members.iter().map(|m| m.user.username.as_str()).collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenarios: the directory's audience reads
+
+async fn given_admins_then_administrator_audience_lists_them_with_their_settings(
+    h: &mut Harness,
+) -> TestResult {
+    let store = h.stores();
+    assert!(store.administrator_audience().await?.is_empty());
+    let zoe = add_user(store, "zoe", true).await?;
+    add_user(store, "bob", false).await?;
+    add_user(store, "carl", true).await?;
+    let own = NotificationSettings::defaults().with(EventType::ScanAdded, &[Channel::Slack]);
+    store.put_personal_notifications(&zoe, &own).await?;
+
+    let audience = store.administrator_audience().await?;
+    assert_eq!(
+        member_names(&audience),
+        ["carl", "zoe"],
+        "sorted by username"
+    );
+    assert_eq!(audience[0].personal, template());
+    assert_eq!(audience[1].personal, own);
+    assert!(audience[1].user.profile.is_admin);
+    assert!(audience.iter().all(|m| m.product_settings.is_none()));
+
+    // Demoted and deleted administrators drop out.
+    store
+        .put_user(&username("carl"), &profile("carl", false), &template())
+        .await?;
+    assert_eq!(
+        member_names(&store.administrator_audience().await?),
+        ["zoe"]
+    );
+    store.delete_user(&zoe).await?;
+    assert!(store.administrator_audience().await?.is_empty());
+    Ok(())
+}
+
+async fn given_names_then_recipients_come_in_that_order_without_unknown_ones(
+    h: &mut Harness,
+) -> TestResult {
+    let store = h.stores();
+    let alice = add_user(store, "alice", true).await?;
+    let bob = add_user(store, "bob", false).await?;
+    let dave = add_user(store, "dave", false).await?;
+    let own = NotificationSettings::defaults().with(EventType::UserMentioned, &[Channel::Mail]);
+    store.put_personal_notifications(&bob, &own).await?;
+
+    let asked = [dave.clone(), username("ghost"), bob.clone(), alice.clone()];
+    let members = store.recipients(&asked).await?;
+    assert_eq!(member_names(&members), ["dave", "bob", "alice"]);
+    assert_eq!(members[1].personal, own);
+    assert_eq!(members[0].personal, template());
+    assert_eq!(members[2].user.profile, profile("alice", true));
+    assert!(members.iter().all(|m| m.product_settings.is_none()));
+
+    assert!(store.recipients(&[]).await?.is_empty());
+    assert!(store.recipients(&[username("ghost")]).await?.is_empty());
+    Ok(())
+}
+
+async fn given_250_recipients_then_they_are_read_in_batches(h: &mut Harness) -> TestResult {
+    let mut names = Vec::new();
+    for i in 0..250 {
+        names.push(add_user(h.stores(), &format!("user{i:03}"), false).await?);
+    }
+    // Asked in reverse, with unknown names in between.
+    let mut asked: Vec<Username> = names.iter().rev().cloned().collect();
+    asked.insert(10, username("ghost1"));
+    asked.push(username("ghost2"));
+
+    let before = h.request_count();
+    let members = h.stores().recipients(&asked).await?;
+    let expected: Vec<&str> = names.iter().rev().map(Username::as_str).collect();
+    assert_eq!(member_names(&members), expected);
+    if let (Some(before), Some(after)) = (before, h.request_count()) {
+        // 252 keys, 100 a BatchGetItem.
+        println!(
+            "recipients of 252 names: {} DynamoDB requests",
+            after - before
+        );
+        assert_eq!(after - before, 3);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenarios: events
+
+async fn given_a_new_event_then_it_is_recorded_once_and_a_repeat_is_a_duplicate(
+    h: &mut Harness,
+) -> TestResult {
+    let store = h.stores();
+    let (alice, bob) = (username("alice"), username("bob"));
+    let e1 = event("e-1");
+    let alerts = vec![
+        Alert::for_event(&e1, &alice, 5_000),
+        Alert::for_event(&e1, &bob, 5_000),
+    ];
+    let deliveries = vec![
+        Delivery::queued(
+            &e1.id,
+            Destination::Email("alice@example.com".into()),
+            5_000,
+        ),
+        Delivery::queued(&e1.id, Destination::SlackChannel("#appsec".into()), 5_000),
+        Delivery::queued(&e1.id, Destination::SystemWebhooks, 5_000),
+    ];
+    let first = record(e1.clone(), 5_000, &alerts, &deliveries);
+
+    assert_eq!(store.event(&e1.id).await?, None);
+    assert!(store.deliveries(&e1.id).await?.is_empty());
+    let outcome = store.record_event(&first, &alerts, &deliveries).await?;
+    assert_eq!(outcome, RecordOutcome::Recorded);
+
+    let stored = store.event(&e1.id).await?;
+    assert_eq!(
+        stored.as_ref(),
+        Some(&first),
+        "the record, the event with every field, reads back"
+    );
+    let mut listed = deliveries.clone();
+    listed.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(
+        store.deliveries(&e1.id).await?,
+        listed,
+        "ordered by delivery id"
+    );
+    let page = store.alerts(&alice, false, 10, None).await?;
+    assert_eq!(page.items, vec![alerts[0].clone()]);
+
+    // The same id again, later and with another plan: nothing is written.
+    let carl = username("carl");
+    let later_alerts = vec![Alert::for_event(&e1, &carl, 9_000)];
+    let later_deliveries = deliveries_for(&e1.id, 1, 9_000);
+    let again = record(e1.clone(), 9_000, &later_alerts, &later_deliveries);
+    let outcome = store
+        .record_event(&again, &later_alerts, &later_deliveries)
+        .await?;
+    assert_eq!(outcome, RecordOutcome::Duplicate(first.clone()));
+    assert_eq!(
+        store.alert_counts(&carl).await?,
+        AlertCounts {
+            unread: 0,
+            total: 0
+        }
+    );
+    assert_eq!(store.deliveries(&e1.id).await?, listed);
+    assert_eq!(store.event(&e1.id).await?, Some(first));
+
+    // An event with nothing to deliver is recorded too.
+    let quiet = record(event("e-quiet"), 6_000, &[], &[]);
+    assert_eq!(
+        store.record_event(&quiet, &[], &[]).await?,
+        RecordOutcome::Recorded
+    );
+    assert_eq!(store.event(&quiet.event.id).await?, Some(quiet.clone()));
+    assert_eq!(
+        store.record_event(&quiet, &[], &[]).await?,
+        RecordOutcome::Duplicate(quiet)
+    );
+    Ok(())
+}
+
+async fn given_events_then_those_not_enqueued_are_listed_oldest_first_until_marked(
+    h: &mut Harness,
+) -> TestResult {
+    let store = h.stores();
+    assert!(store.events_not_enqueued(10).await?.is_empty());
+    for (id, at) in [("e-b", 2_000), ("e-a", 1_000), ("e-c", 3_000)] {
+        let e = event(id);
+        let deliveries = deliveries_for(&e.id, 2, at);
+        store
+            .record_event(&record(e, at, &[], &deliveries), &[], &deliveries)
+            .await?;
+    }
+    let (a, b, c) = (event_id("e-a"), event_id("e-b"), event_id("e-c"));
+    assert_eq!(
+        store.events_not_enqueued(10).await?,
+        [a.clone(), b.clone(), c.clone()]
+    );
+    assert_eq!(store.events_not_enqueued(2).await?, [a.clone(), b.clone()]);
+
+    store.mark_event_enqueued(&b).await?;
+    assert_eq!(store.events_not_enqueued(10).await?, [a.clone(), c.clone()]);
+    assert!(
+        store
+            .event(&b)
+            .await?
+            .is_some_and(|r| r.enqueued && r.complete)
+    );
+    assert!(store.event(&a).await?.is_some_and(|r| !r.enqueued));
+    // Again, and for an unknown event: nothing to do, no error.
+    store.mark_event_enqueued(&b).await?;
+    store.mark_event_enqueued(&event_id("e-unknown")).await?;
+    assert_eq!(store.event(&event_id("e-unknown")).await?, None);
+
+    // An event recorded as enqueued already is never listed.
+    let done = EventRecord {
+        enqueued: true,
+        ..record(event("e-done"), 500, &[], &[])
+    };
+    store.record_event(&done, &[], &[]).await?;
+    assert_eq!(store.events_not_enqueued(10).await?, [a.clone(), c.clone()]);
+
+    store.mark_event_enqueued(&a).await?;
+    store.mark_event_enqueued(&c).await?;
+    assert!(store.events_not_enqueued(10).await?.is_empty());
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenarios: alerts
+
+async fn given_25_alerts_then_pages_of_10_come_newest_first_with_cursors(
+    h: &mut Harness,
+) -> TestResult {
+    let store = h.stores();
+    let (alice, bob) = (username("alice"), username("bob"));
+    let mut alerts = alerts_for(&alice, "a", 1_000, 25);
+    alerts.extend(alerts_for(&bob, "b", 1_000, 3));
+    record_alerts(store, "e-alerts", &alerts).await?;
+    let mut newest_first: Vec<Alert> = alerts[..25].to_vec();
+    newest_first.reverse();
+
+    let first = store.alerts(&alice, false, 10, None).await?;
+    assert_eq!(first.items, newest_first[..10]);
+    assert_eq!(
+        first.next_cursor.as_deref(),
+        Some(newest_first[9].id.as_str())
+    );
+    let second = store
+        .alerts(&alice, false, 10, first.next_cursor.as_deref())
+        .await?;
+    assert_eq!(second.items, newest_first[10..20]);
+    assert_eq!(
+        second.next_cursor.as_deref(),
+        Some(newest_first[19].id.as_str())
+    );
+    let third = store
+        .alerts(&alice, false, 10, second.next_cursor.as_deref())
+        .await?;
+    assert_eq!(third.items, newest_first[20..]);
+    assert_eq!(third.next_cursor, None, "nothing follows the last page");
+
+    // A page that ends exactly at the end has no cursor either.
+    let all = store.alerts(&alice, false, 25, None).await?;
+    assert_eq!(
+        (ids(&all.items), all.next_cursor),
+        (ids(&newest_first), None)
+    );
+    let more_than_all = store.alerts(&alice, false, 100, None).await?;
+    assert_eq!(more_than_all.items.len(), 25);
+    // Any well-formed cursor just positions the page: after it come the older alerts.
+    let made_up = format!("{:013}-{}", 1_010, "f".repeat(32));
+    let older = store.alerts(&alice, false, 5, Some(&made_up)).await?;
+    let expected: Vec<String> = alice_ids_created(&alerts, 1_006..=1_010);
+    assert_eq!(ids(&older.items), expected);
+    assert!(older.next_cursor.is_some());
+
+    assert_eq!(store.alerts(&bob, false, 10, None).await?.items.len(), 3);
+    let nobody = store.alerts(&username("nobody"), false, 10, None).await?;
+    assert!(nobody.items.is_empty() && nobody.next_cursor.is_none());
+    Ok(())
+}
+
+async fn given_a_bad_cursor_then_alerts_are_invalid(h: &mut Harness) -> TestResult {
+    let store = h.stores();
+    let alice = username("alice");
+    record_alerts(store, "e-cursor", &alerts_for(&alice, "a", 1_000, 3)).await?;
+    for cursor in [
+        "",
+        "abc",
+        "0000000001000",
+        "0000000001000-ZZZZ56789abcdef0123456789abcdef",
+        "ALERT#0000000001000-0123456789abcdef0123456789abcdef",
+        "0000000001000-0123456789abcdef0123456789abcdef' OR '1'='1",
+    ] {
+        let result = store.alerts(&alice, false, 10, Some(cursor)).await;
+        assert!(
+            matches!(result, Err(StoreError::Invalid(_))),
+            "{cursor:?}: {result:?}"
+        );
+        let result = store.alerts(&alice, true, 10, Some(cursor)).await;
+        assert!(
+            matches!(result, Err(StoreError::Invalid(_))),
+            "{cursor:?}: {result:?}"
+        );
+    }
+    Ok(())
+}
+
+async fn given_alerts_then_marking_read_changes_counts_and_unread_pages(
+    h: &mut Harness,
+) -> TestResult {
+    let store = h.stores();
+    let (alice, bob) = (username("alice"), username("bob"));
+    let alice_alerts = alerts_for(&alice, "a", 1_000, 25);
+    let bob_alerts = alerts_for(&bob, "b", 1_000, 3);
+    let all: Vec<Alert> = alice_alerts.iter().chain(&bob_alerts).cloned().collect();
+    record_alerts(store, "e-read", &all).await?;
+    assert_eq!(
+        store.alert_counts(&alice).await?,
+        AlertCounts {
+            unread: 25,
+            total: 25
+        }
+    );
+    assert_eq!(
+        store.alert_counts(&username("nobody")).await?,
+        AlertCounts {
+            unread: 0,
+            total: 0
+        }
+    );
+
+    // The three newest, named twice, with bob's and malformed ids that are ignored.
+    let newest: Vec<String> = alice_alerts[22..].iter().map(|a| a.id.clone()).collect();
+    let mut asked = newest.clone();
+    asked.extend([
+        newest[0].clone(),
+        bob_alerts[0].id.clone(),
+        "garbage".into(),
+        String::new(),
+    ]);
+    assert_eq!(store.mark_alerts_read(&alice, Some(&asked)).await?, 3);
+    assert_eq!(
+        store.mark_alerts_read(&alice, Some(&asked)).await?,
+        0,
+        "already read"
+    );
+    assert_eq!(store.mark_alerts_read(&alice, Some(&[])).await?, 0);
+    assert_eq!(
+        store.alert_counts(&alice).await?,
+        AlertCounts {
+            unread: 22,
+            total: 25
+        }
+    );
+    assert_eq!(
+        store.alert_counts(&bob).await?,
+        AlertCounts {
+            unread: 3,
+            total: 3
+        }
+    );
+
+    let page = store.alerts(&alice, false, 3, None).await?;
+    assert!(
+        page.items.iter().all(|a| a.read),
+        "the read ones still list, read"
+    );
+    // Unread only: the 22 others, newest first, in full pages.
+    let unread: Vec<String> = alice_alerts[..22]
+        .iter()
+        .rev()
+        .map(|a| a.id.clone())
+        .collect();
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    let mut sizes = Vec::new();
+    loop {
+        let page = store.alerts(&alice, true, 10, cursor.as_deref()).await?;
+        assert!(page.items.iter().all(|a| !a.read));
+        sizes.push(page.items.len());
+        seen.extend(ids(&page.items));
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(sizes, [10, 10, 2]);
+    assert_eq!(seen, unread);
+
+    // All of alice's: the 22 unread change; bob's stay unread.
+    assert_eq!(store.mark_alerts_read(&alice, None).await?, 22);
+    assert_eq!(store.mark_alerts_read(&alice, None).await?, 0);
+    assert_eq!(
+        store.alert_counts(&alice).await?,
+        AlertCounts {
+            unread: 0,
+            total: 25
+        }
+    );
+    assert_eq!(
+        store.alert_counts(&bob).await?,
+        AlertCounts {
+            unread: 3,
+            total: 3
+        }
+    );
+    let none_unread = store.alerts(&alice, true, 10, None).await?;
+    assert!(none_unread.items.is_empty() && none_unread.next_cursor.is_none());
+    Ok(())
+}
+
+async fn given_alerts_then_delete_one_all_and_trim_keep_the_newest(h: &mut Harness) -> TestResult {
+    let store = h.stores();
+    let (alice, bob) = (username("alice"), username("bob"));
+    let alice_alerts = alerts_for(&alice, "a", 1_000, 25);
+    let bob_alerts = alerts_for(&bob, "b", 1_000, 3);
+    let all: Vec<Alert> = alice_alerts.iter().chain(&bob_alerts).cloned().collect();
+    record_alerts(store, "e-delete", &all).await?;
+
+    let newest = &alice_alerts[24].id;
+    assert!(store.delete_alert(&alice, newest).await?);
+    assert!(!store.delete_alert(&alice, newest).await?, "gone already");
+    assert!(
+        !store.delete_alert(&alice, &bob_alerts[0].id).await?,
+        "bob's"
+    );
+    assert!(!store.delete_alert(&alice, "garbage").await?);
+    assert_eq!(store.alert_counts(&bob).await?.total, 3);
+
+    // 24 left: keep the newest 10.
+    assert_eq!(store.trim_alerts(&alice, 10).await?, 14);
+    assert_eq!(store.trim_alerts(&alice, 10).await?, 0);
+    assert_eq!(store.trim_alerts(&alice, 50).await?, 0);
+    let kept = store.alerts(&alice, false, 100, None).await?;
+    let expected: Vec<String> = alice_alerts[14..24]
+        .iter()
+        .rev()
+        .map(|a| a.id.clone())
+        .collect();
+    assert_eq!(ids(&kept.items), expected);
+
+    assert_eq!(store.delete_alerts(&alice).await?, 10);
+    assert_eq!(store.delete_alerts(&alice).await?, 0);
+    assert_eq!(
+        store.alert_counts(&alice).await?,
+        AlertCounts {
+            unread: 0,
+            total: 0
+        }
+    );
+    assert_eq!(
+        store.alert_counts(&bob).await?,
+        AlertCounts {
+            unread: 3,
+            total: 3
+        }
+    );
+    assert_eq!(store.trim_alerts(&bob, 0).await?, 3);
+    assert_eq!(store.alert_counts(&bob).await?.total, 0);
+    Ok(())
+}
+
+async fn given_an_event_with_100_alerts_and_10_deliveries_then_it_is_written_in_batches(
+    h: &mut Harness,
+) -> TestResult {
+    let e = event("e-big");
+    let users: Vec<Username> = (0..100).map(|i| username(&format!("user{i:03}"))).collect();
+    let alerts: Vec<Alert> = users
+        .iter()
+        .map(|u| Alert::for_event(&e, u, 7_000))
+        .collect();
+    let deliveries = deliveries_for(&e.id, 10, 7_000);
+    let big = record(e.clone(), 7_000, &alerts, &deliveries);
+
+    let before = h.request_count();
+    let outcome = h.stores().record_event(&big, &alerts, &deliveries).await?;
+    let after = h.request_count();
+    assert_eq!(outcome, RecordOutcome::Recorded);
+    if let (Some(before), Some(after)) = (before, after) {
+        let expected = 2 + (alerts.len() + deliveries.len()).div_ceil(25) as u64;
+        println!(
+            "record_event with {} alerts and {} deliveries: {} DynamoDB requests (expected {expected})",
+            alerts.len(),
+            deliveries.len(),
+            after - before
+        );
+        assert_eq!(after - before, expected);
+    }
+
+    let store = h.stores();
+    assert_eq!(store.deliveries(&e.id).await?.len(), 10);
+    for user in &users {
+        let page = store.alerts(user, false, 10, None).await?;
+        assert_eq!(page.items.len(), 1, "{user}");
+        assert_eq!(page.items[0].event_id, e.id);
+    }
+
+    let before = h.request_count();
+    let again = h.stores().record_event(&big, &alerts, &deliveries).await?;
+    assert!(matches!(again, RecordOutcome::Duplicate(first) if first == big));
+    if let (Some(before), Some(after)) = (before, h.request_count()) {
+        println!(
+            "record_event of a duplicate: {} DynamoDB request(s)",
+            after - before
+        );
+        assert_eq!(
+            after - before,
+            1,
+            "the failed conditional put returns the first record"
+        );
+    }
+    Ok(())
+}
+
+async fn given_recorded_events_and_alerts_then_they_survive_a_reopen(
+    h: &mut Harness,
+) -> TestResult {
+    let alice = username("alice");
+    let e = event("e-durable");
+    let alerts = vec![Alert::for_event(&e, &alice, 8_000)];
+    let deliveries = deliveries_for(&e.id, 2, 8_000);
+    let first = record(e.clone(), 8_000, &alerts, &deliveries);
+    h.stores()
+        .record_event(&first, &alerts, &deliveries)
+        .await?;
+    h.reopen().await?;
+
+    let store = h.stores();
+    assert_eq!(store.event(&e.id).await?, Some(first.clone()));
+    assert_eq!(store.deliveries(&e.id).await?.len(), 2);
+    assert_eq!(store.alerts(&alice, false, 10, None).await?.items, alerts);
+    assert_eq!(
+        store.events_not_enqueued(10).await?,
+        std::slice::from_ref(&e.id)
+    );
+    assert_eq!(
+        store.record_event(&first, &alerts, &deliveries).await?,
+        RecordOutcome::Duplicate(first)
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Adapter-specific: what only one adapter can show
+
+/// The embedded store queues an event's deliveries in the transaction that records it, so an
+/// event answered 202 has its messages on disk even if the process dies right after.
+#[tokio::test]
+async fn embedded_record_event_queues_the_deliveries_in_the_same_transaction() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("herald.db");
+    let e = event("e-queued");
+    let mut deliveries = deliveries_for(&e.id, 2, 1_000);
+    deliveries.push(Delivery::queued(
+        &e.id,
+        Destination::SlackChannel("#appsec".into()),
+        1_000,
+    ));
+    {
+        let store = EmbeddedStore::open(&path)?;
+        let first = record(e.clone(), 1_000, &[], &deliveries);
+        store.record_event(&first, &[], &deliveries).await?;
+        // A duplicate queues nothing more.
+        store.record_event(&first, &[], &deliveries).await?;
+    }
+    let store = EmbeddedStore::open(&path)?;
+    let queue = EmbeddedQueue::new(&store, QueueConfig::default())?;
+    assert_eq!(queue.depth(Channel::Mail, 2_000).await?.visible, 2);
+    assert_eq!(queue.depth(Channel::Slack, 2_000).await?.visible, 1);
+    assert_eq!(queue.depth(Channel::Webhooks, 2_000).await?.visible, 0);
+    Ok(())
+}
+
+/// A crash between DynamoDB's writes leaves the event `recording` with some alerts missing:
+/// it reads back incomplete, another time is told so, and the same time completes it.
+#[tokio::test]
+async fn dynamodb_an_event_cut_short_is_completed_by_a_retry_at_its_time() -> TestResult {
+    let harness = Harness::dynamodb().await?;
+    let Harness::DynamoDb { client, table, .. } = &harness else {
+        unreachable!("a DynamoDB harness");
+    };
+    let e = event("e-crash");
+    let users: Vec<Username> = (0..30).map(|i| username(&format!("user{i:02}"))).collect();
+    let alerts: Vec<Alert> = users
+        .iter()
+        .map(|u| Alert::for_event(&e, u, 4_000))
+        .collect();
+    let deliveries = deliveries_for(&e.id, 3, 4_000);
+    let first = record(e.clone(), 4_000, &alerts, &deliveries);
+    harness
+        .stores()
+        .record_event(&first, &alerts, &deliveries)
+        .await?;
+
+    // Simulate the crash: back to `recording`, and the last batch of alerts never written.
+    client
+        .update_item()
+        .table_name(table)
+        .key("PK", AttributeValue::S("EVENT#e-crash".into()))
+        .key("SK", AttributeValue::S("EVENT".into()))
+        .update_expression("SET #status = :recording")
+        .expression_attribute_names("#status", "status")
+        .expression_attribute_values(":recording", AttributeValue::S("recording".into()))
+        .send()
+        .await?;
+    for alert in &alerts[25..] {
+        client
+            .delete_item()
+            .table_name(table)
+            .key(
+                "PK",
+                AttributeValue::S(format!("ALERTS#{}", alert.username)),
+            )
+            .key("SK", AttributeValue::S(format!("ALERT#{}", alert.id)))
+            .send()
+            .await?;
+    }
+    let store = harness.stores();
+    let incomplete = EventRecord {
+        complete: false,
+        ..first.clone()
+    };
+    assert_eq!(store.event(&e.id).await?, Some(incomplete.clone()));
+    assert_eq!(
+        store.events_not_enqueued(10).await?,
+        std::slice::from_ref(&e.id)
+    );
+
+    // Another attempt at another time writes nothing and learns the first one's time.
+    let later: Vec<Alert> = users
+        .iter()
+        .map(|u| Alert::for_event(&e, u, 9_000))
+        .collect();
+    let outcome = store
+        .record_event(
+            &record(e.clone(), 9_000, &later, &deliveries),
+            &later,
+            &deliveries,
+        )
+        .await?;
+    assert_eq!(outcome, RecordOutcome::Duplicate(incomplete));
+    assert_eq!(store.alert_counts(&users[29]).await?.total, 0);
+
+    // At that time, it completes the record.
+    let outcome = store.record_event(&first, &alerts, &deliveries).await?;
+    assert_eq!(outcome, RecordOutcome::Recorded);
+    assert_eq!(store.event(&e.id).await?, Some(first.clone()));
+    for (user, alert) in users.iter().zip(&alerts) {
+        assert_eq!(
+            store.alerts(user, false, 10, None).await?.items,
+            std::slice::from_ref(alert)
+        );
+    }
+    assert_eq!(store.deliveries(&e.id).await?.len(), 3);
+    assert_eq!(
+        store.record_event(&first, &alerts, &deliveries).await?,
+        RecordOutcome::Duplicate(first)
+    );
+    harness.finish().await
+}
+
+/// Events and deliveries carry the table's TTL attribute, `expires_at`, in seconds, seven
+/// days after the event was accepted; alerts do not expire.
+#[tokio::test]
+async fn dynamodb_events_and_deliveries_expire_after_seven_days() -> TestResult {
+    let harness = Harness::dynamodb().await?;
+    let Harness::DynamoDb { client, table, .. } = &harness else {
+        unreachable!("a DynamoDB harness");
+    };
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(table)
+        .send()
+        .await?;
+    let description = ttl.time_to_live_description();
+    assert_eq!(
+        description.and_then(|d| d.attribute_name()),
+        Some("expires_at")
+    );
+
+    let accepted_at = 1_700_000_000_123;
+    let e = event("e-ttl");
+    let alerts = vec![Alert::for_event(&e, &username("alice"), accepted_at)];
+    let deliveries = deliveries_for(&e.id, 1, accepted_at);
+    harness
+        .stores()
+        .record_event(
+            &record(e.clone(), accepted_at, &alerts, &deliveries),
+            &alerts,
+            &deliveries,
+        )
+        .await?;
+    let expected = (1_700_000_000 + 7 * 86_400).to_string();
+    let partition = client
+        .query()
+        .table_name(table)
+        .key_condition_expression("PK = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S("EVENT#e-ttl".into()))
+        .send()
+        .await?;
+    let items = partition.items();
+    assert_eq!(items.len(), 2, "the event and its delivery");
+    for item in items {
+        assert_eq!(
+            item.get("expires_at"),
+            Some(&AttributeValue::N(expected.clone())),
+            "{item:?}"
+        );
+    }
+    let alert = client
+        .get_item()
+        .table_name(table)
+        .key("PK", AttributeValue::S("ALERTS#alice".into()))
+        .key("SK", AttributeValue::S(format!("ALERT#{}", alerts[0].id)))
+        .send()
+        .await?;
+    assert!(
+        alert
+            .item()
+            .is_some_and(|item| !item.contains_key("expires_at"))
+    );
+    harness.finish().await
+}
