@@ -187,3 +187,80 @@ pub async fn send_to(router: &Router, request: Request<Body>) -> TestResponse {
         body,
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Emulators: DynamoDB Local and moto, started by `scripts/test.sh` (or `scripts/services.sh`).
+
+/// The URL the test command exported in `var`. Without it the test fails, naming the command
+/// that starts the emulator: a test that needs a service never skips silently.
+pub fn emulator_url(var: &str) -> String {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => url,
+        _ => panic!(
+            "{var} is not set: start the emulators with `scripts/services.sh start` and \
+             `source target/test-services/dev.env`, or run everything with `scripts/test.sh`"
+        ),
+    }
+}
+
+/// The SDK configuration for an emulator at `url`, with test credentials.
+pub async fn emulator_config(url: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(url)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "herald-tests",
+        ))
+        .load()
+        .await
+}
+
+/// A client for DynamoDB Local at `HERALD_TEST_DYNAMODB_URL`.
+pub async fn dynamodb_local() -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(&emulator_config(&emulator_url("HERALD_TEST_DYNAMODB_URL")).await)
+}
+
+/// A client for moto's SQS at `HERALD_TEST_MOTO_URL`.
+pub async fn moto_sqs() -> aws_sdk_sqs::Client {
+    sqs_client(&emulator_url("HERALD_TEST_MOTO_URL")).await
+}
+
+/// An SQS client for `url` with test credentials.
+pub async fn sqs_client(url: &str) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(&emulator_config(url).await)
+}
+
+/// Four fresh channel queues whose names start with `herald-{label}-`.
+pub async fn create_channel_queues(
+    client: &aws_sdk_sqs::Client,
+    label: &str,
+) -> Result<herald::adapters::sqs::ChannelQueues, Box<dyn std::error::Error>> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static QUEUES: AtomicU64 = AtomicU64::new(0);
+    let prefix = format!(
+        "herald-{label}-{}-{}",
+        std::process::id(),
+        QUEUES.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut urls = Vec::new();
+    for channel in ["mail", "slack", "msteams", "webhooks"] {
+        let created = client
+            .create_queue()
+            .queue_name(format!("{prefix}-{channel}"))
+            .send()
+            .await?;
+        urls.push(created.queue_url.ok_or("CreateQueue returned no URL")?);
+    }
+    let [mail, slack, msteams, webhooks]: [String; 4] =
+        urls.try_into().map_err(|_| "four queues")?;
+    Ok(herald::adapters::sqs::ChannelQueues {
+        mail,
+        slack,
+        msteams,
+        webhooks,
+    })
+}

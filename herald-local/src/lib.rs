@@ -3,6 +3,8 @@
 //! server; tests use [`LocalHerald`] directly.
 
 use herald::adapters::EmbeddedStore;
+pub mod driver;
+
 use herald::adapters::embedded_queue::{EmbeddedQueue, QueueConfig};
 use herald::intake::{IntakeError, recover_unenqueued};
 use herald::ports::{Clock, StoreError};

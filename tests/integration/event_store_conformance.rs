@@ -836,7 +836,7 @@ async fn dynamodb_an_event_cut_short_is_completed_by_a_retry_at_its_time() -> Te
 }
 
 /// Events and deliveries carry the table's TTL attribute, `expires_at`, in seconds, seven
-/// days after the event was accepted; alerts do not expire.
+/// days after the event was accepted; alerts expire after `ALERT_RETENTION_DAYS`.
 #[tokio::test]
 async fn dynamodb_events_and_deliveries_expire_after_seven_days() -> TestResult {
     let harness = Harness::dynamodb().await?;
@@ -890,10 +890,11 @@ async fn dynamodb_events_and_deliveries_expire_after_seven_days() -> TestResult 
         .key("SK", AttributeValue::S(format!("ALERT#{}", alerts[0].id)))
         .send()
         .await?;
-    assert!(
-        alert
-            .item()
-            .is_some_and(|item| !item.contains_key("expires_at"))
+    let alert_expiry =
+        (1_700_000_000 + herald::domain::alert::ALERT_RETENTION_DAYS * 86_400).to_string();
+    assert_eq!(
+        alert.item().and_then(|item| item.get("expires_at")),
+        Some(&AttributeValue::N(alert_expiry))
     );
     harness.finish().await
 }

@@ -3,17 +3,16 @@
 //! it those tests fail, naming `scripts/services.sh start`) and against a scripted fake SQS
 //! endpoint for partial batch failures, which moto cannot produce.
 
-use aws_config::BehaviorVersion;
-use aws_sdk_sqs::config::{Credentials, Region};
 use herald::adapters::{
     ChannelQueues, EmbeddedQueue, EmbeddedStore, QueueConfig, QueueDepth, ReceivedMessage, SqsQueue,
 };
 use herald::domain::{Channel, Delivery, DeliveryMessage, Destination, EventId};
 use herald::ports::DeliveryQueue;
+use herald_tests::{create_channel_queues, moto_sqs, sqs_client};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -412,58 +411,6 @@ async fn given_concurrent_receivers_then_no_message_is_handed_out_twice() -> Tes
 // ---------------------------------------------------------------------------------------
 // SqsQueue against moto
 
-/// An SQS client for `url` with test credentials.
-async fn sqs_client(url: String) -> aws_sdk_sqs::Client {
-    let config = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(url)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "herald-tests"))
-        .load()
-        .await;
-    aws_sdk_sqs::Client::new(&config)
-}
-
-/// A client for moto at `HERALD_TEST_MOTO_URL`.
-async fn moto_client() -> aws_sdk_sqs::Client {
-    let Ok(url) = std::env::var("HERALD_TEST_MOTO_URL") else {
-        panic!(
-            "HERALD_TEST_MOTO_URL is not set: start moto with `scripts/services.sh start` \
-             and `source target/test-services/dev.env`, or run everything with `scripts/test.sh`"
-        );
-    };
-    sqs_client(url).await
-}
-
-/// Four fresh queues on moto, named for this test.
-async fn create_queues(
-    client: &aws_sdk_sqs::Client,
-    test: &str,
-) -> Result<ChannelQueues, Box<dyn std::error::Error>> {
-    static QUEUES: AtomicU64 = AtomicU64::new(0);
-    let prefix = format!(
-        "herald-{test}-{}-{}",
-        std::process::id(),
-        QUEUES.fetch_add(1, Ordering::Relaxed)
-    );
-    let mut urls = Vec::new();
-    for channel in ["mail", "slack", "msteams", "webhooks"] {
-        let created = client
-            .create_queue()
-            .queue_name(format!("{prefix}-{channel}"))
-            .send()
-            .await?;
-        urls.push(created.queue_url.ok_or("CreateQueue returned no URL")?);
-    }
-    let [mail, slack, msteams, webhooks]: [String; 4] =
-        urls.try_into().map_err(|_| "four queues")?;
-    Ok(ChannelQueues {
-        mail,
-        slack,
-        msteams,
-        webhooks,
-    })
-}
-
 /// Everything on `queue_url`, by the `delivery_id` message attribute: (body, MessageId).
 async fn drain(
     client: &aws_sdk_sqs::Client,
@@ -510,8 +457,8 @@ fn expected_bodies(
 #[tokio::test]
 async fn sqs_given_25_slack_and_3_mail_deliveries_then_4_batches_put_each_on_its_queue()
 -> TestResult {
-    let client = moto_client().await;
-    let queues = create_queues(&client, "fanout").await?;
+    let client = moto_sqs().await;
+    let queues = create_channel_queues(&client, "fanout").await?;
     let queue = SqsQueue::new(client.clone(), queues.clone());
     let slack = slack_messages("e1", 25);
     let mail = mail_messages("e1", 3);
@@ -543,8 +490,8 @@ async fn sqs_given_25_slack_and_3_mail_deliveries_then_4_batches_put_each_on_its
 
 #[tokio::test]
 async fn sqs_given_every_channel_and_duplicates_then_each_delivery_is_sent_once() -> TestResult {
-    let client = moto_client().await;
-    let queues = create_queues(&client, "channels").await?;
+    let client = moto_sqs().await;
+    let queues = create_channel_queues(&client, "channels").await?;
     let queue = SqsQueue::new(client.clone(), queues.clone());
     let teams = vec![message("e2", Destination::Teams)];
     let webhooks = vec![message("e2", Destination::SystemWebhooks)];
@@ -721,7 +668,7 @@ async fn sqs_given_failed_entries_then_only_those_are_sent_again() -> TestResult
     // The first call fails two entries transiently; later calls succeed.
     let (url, calls) =
         fake_sqs(move |call, id| (call == 0 && script.contains(id)).then_some(false))?;
-    let queue = SqsQueue::new(sqs_client(url.clone()).await, fake_queues(&url));
+    let queue = SqsQueue::new(sqs_client(&url).await, fake_queues(&url));
 
     queue.enqueue(&messages).await?;
     assert_eq!(queue.request_count(), 2);
@@ -747,7 +694,7 @@ async fn sqs_given_entries_that_keep_failing_then_enqueue_names_them() -> TestRe
             None
         }
     })?;
-    let queue = SqsQueue::new(sqs_client(url.clone()).await, fake_queues(&url));
+    let queue = SqsQueue::new(sqs_client(&url).await, fake_queues(&url));
 
     let error = match queue.enqueue(&messages).await {
         Err(e) => e.to_string(),

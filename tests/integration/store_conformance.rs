@@ -7,8 +7,6 @@
 //! `store_conformance::dynamodb::<scenario>` (a fresh table on DynamoDB Local, found through
 //! `HERALD_TEST_DYNAMODB_URL`; without it those tests fail, naming `scripts/services.sh start`).
 
-use aws_config::BehaviorVersion;
-use aws_sdk_dynamodb::config::{Credentials, Region};
 use herald::adapters::{DynamoDbStore, EmbeddedStore};
 use herald::domain::{
     Channel, EventType, NotificationSettings, Product, ProductAccess, ProductType, ResourceId,
@@ -47,7 +45,7 @@ impl Harness {
 
     pub(crate) async fn dynamodb() -> Result<Self, Box<dyn std::error::Error>> {
         static TABLES: AtomicU64 = AtomicU64::new(0);
-        let client = dynamodb_client().await;
+        let client = herald_tests::dynamodb_local().await;
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
@@ -89,7 +87,7 @@ impl Harness {
                 table,
                 store,
             } => {
-                *client = dynamodb_client().await;
+                *client = herald_tests::dynamodb_local().await;
                 *store = DynamoDbStore::new(client.clone(), table.clone());
             }
         }
@@ -111,23 +109,6 @@ impl Harness {
         }
         Ok(())
     }
-}
-
-/// A client for DynamoDB Local at `HERALD_TEST_DYNAMODB_URL`, with test credentials.
-async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
-    let Ok(url) = std::env::var("HERALD_TEST_DYNAMODB_URL") else {
-        panic!(
-            "HERALD_TEST_DYNAMODB_URL is not set: start DynamoDB Local with `scripts/services.sh start` \
-             and `source target/test-services/dev.env`, or run everything with `scripts/test.sh`"
-        );
-    };
-    let config = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(url)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "herald-tests"))
-        .load()
-        .await;
-    aws_sdk_dynamodb::Client::new(&config)
 }
 
 macro_rules! conformance {

@@ -6,7 +6,8 @@
 //! per event holds it with its deliveries, and a partition per user's alerts holds only
 //! those, sorted by time. `GSI1` is sparse and holds only administrators and events not yet
 //! enqueued. The table's TTL attribute is `expires_at` (seconds since the Unix epoch): events
-//! and their deliveries go after `EVENT_RETENTION_DAYS`; alerts stay until deleted or trimmed.
+//! and their deliveries go after `EVENT_RETENTION_DAYS`, alerts after `ALERT_RETENTION_DAYS`
+//! unless deleted or trimmed first.
 //!
 //! Items (`{u}` a username, `{t}` a product type id, `{p}` a product id, `{e}` an event id,
 //! `{d}` a delivery id, `{a}` an alert id; none may contain `#`, so keys cannot collide):
@@ -27,7 +28,7 @@
 //! | a user's settings for a product | `PRODUCT#{p}` | `NOTIFY#{u}` | | `username`, `body`, `ref_pk`, `ref_sk` |
 //! | event (idempotency record) | `EVENT#{e}` | `EVENT` | `EVENTS_NOT_ENQUEUED` / `{accepted_at:013}#{e}`, until enqueued | `event` (`Event::to_stored`), `accepted_at` (ms), `delivery_count`, `alert_count`, `enqueued`, `status` (`recording` / `recorded`), `expires_at` |
 //! | delivery | `EVENT#{e}` | `DELIVERY#{d}` | | `id`, `event_id`, `channel`, `destination` (`Destination::key`), `status`, `attempts`, `last_error`, `updated_at`, `expires_at` |
-//! | alert | `ALERTS#{u}` | `ALERT#{a}` (`{created_at:013}-{hash}`: sort key order is time order) | | `id`, `username`, `event_id`, `title`, `description`, `url`, `icon`, `source`, `created_at`, `read` |
+//! | alert | `ALERTS#{u}` | `ALERT#{a}` (`{created_at:013}-{hash}`: sort key order is time order) | | `id`, `username`, `event_id`, `title`, `description`, `url`, `icon`, `source`, `created_at`, `read`, `expires_at` (`ALERT_RETENTION_DAYS` after creation) |
 //!
 //! Every membership and per-product settings item has a link item in the user's partition
 //! (`ref_pk`/`ref_sk` point at each other), written in the same transaction. The reverse
@@ -541,6 +542,10 @@ fn alert_item(alert: &Alert) -> Item {
     item.insert(SOURCE.to_owned(), s(&alert.source));
     item.insert(CREATED_AT.to_owned(), n(alert.created_at));
     item.insert(READ.to_owned(), AttributeValue::Bool(alert.read));
+    item.insert(
+        EXPIRES_AT.to_owned(),
+        n(alert.created_at / 1000 + crate::domain::alert::ALERT_RETENTION_DAYS * 86_400),
+    );
     item
 }
 

@@ -12,6 +12,9 @@ pub const MAX_ALERT_TITLE: usize = 250;
 pub const MAX_ALERT_DESCRIPTION: usize = 2_000;
 /// The url of an alert whose event has none.
 pub const DEFAULT_ALERT_URL: &str = "/alerts";
+/// How long an alert is kept at most (DynamoDB expires it with TTL; the clean-up keeps the
+/// newest `max_alerts_per_user` before that).
+pub const ALERT_RETENTION_DAYS: u64 = 365;
 /// The icon of an alert.
 pub const DEFAULT_ALERT_ICON: &str = "icon-user-check";
 

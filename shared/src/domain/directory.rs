@@ -50,21 +50,26 @@ impl fmt::Display for Username {
 #[serde(transparent)]
 pub struct ResourceId(pub(crate) String);
 
+/// Whether `value` is an id: 1 to 128 ASCII letters, digits or `. _ : -` (so it can never
+/// break a storage key, which uses `#`).
+pub(crate) fn is_valid_id(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 128
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
+}
+
+/// The message for an invalid id.
+pub(crate) const INVALID_ID: &str = "must be an id of 1 to 128 letters, digits or `. _ : -`";
+
 impl ResourceId {
     /// Validates an id from a path or a JSON string.
     pub fn parse(field: &str, value: &str) -> Result<Self, FieldError> {
-        let valid = !value.is_empty()
-            && value.len() <= 128
-            && value
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
-        if valid {
+        if is_valid_id(value) {
             Ok(Self(value.to_owned()))
         } else {
-            Err(FieldError::new(
-                field,
-                "must be an id of 1 to 128 letters, digits or `. _ : -`",
-            ))
+            Err(FieldError::new(field, INVALID_ID))
         }
     }
 

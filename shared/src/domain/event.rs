@@ -1,7 +1,7 @@
 //! Events posted by the platform: their shape, validation, and the product they concern.
 
 use super::catalogue::EventType;
-use super::directory::{ResourceId, Username};
+use super::directory::{INVALID_ID, ResourceId, Username, is_valid_id};
 use super::system::single_line;
 use super::validation::{FieldError, expect_object, json_type_name, reject_unknown_fields};
 use serde::Serialize;
@@ -16,18 +16,10 @@ pub struct EventId(pub(crate) String);
 impl EventId {
     /// Validates an id: 1 to 128 letters, digits or `. _ : -`.
     pub fn parse(field: &str, value: &str) -> Result<Self, FieldError> {
-        let valid = !value.is_empty()
-            && value.len() <= 128
-            && value
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
-        if valid {
+        if is_valid_id(value) {
             Ok(Self(value.to_owned()))
         } else {
-            Err(FieldError::new(
-                field,
-                "must be 1 to 128 letters, digits or `. _ : -`",
-            ))
+            Err(FieldError::new(field, INVALID_ID))
         }
     }
 

@@ -4,10 +4,12 @@
 //! suite (`tests/integration/store_conformance.rs`).
 
 mod clock;
+mod consumer;
 mod events;
 mod store;
 
 pub use clock::{Clock, FixedClock, SystemClock};
+pub use consumer::QueueConsumer;
 
 pub use events::{
     AlertCounts, AlertPage, AlertStore, DeliveryQueue, EventRecord, EventStore, QueueError,
