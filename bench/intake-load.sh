@@ -84,7 +84,8 @@ LOADGEN="$TARGET_DIR/release/herald-loadgen"
 start() {
     local name="$1" log="$WORK/$1.log" i pid
     shift
-    "$@" </dev/null >"$log" 2>&1 &
+    : >"$log"
+    "$@" </dev/null >>"$log" 2>&1 &
     pid=$!
     PIDS+=("$pid")
     STARTED_PID="$pid"
@@ -166,12 +167,13 @@ log "no_users fans out to $SYSTEM_FANOUT"
 # usage PID: the process's CPU time (user, system; clock ticks) and bytes it passed to write
 # calls (WAL, database, log, sockets), from /proc (nothing where /proc is missing).
 usage() {
-    local stat
-    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 0
+    local pid="$1" stat written
+    stat="$(cat "/proc/$pid/stat" 2>/dev/null)" || return 0
+    written="$(sed -n 's/^wchar: //p' "/proc/$pid/io" 2>/dev/null)" || written=0
     stat="${stat##*) }"
-    # shellcheck disable=SC2086 # split the fields
+    # shellcheck disable=SC2086 # split the fields: utime and stime are the 12th and 13th
     set -- $stat
-    printf '%s %s %s\n' "${12}" "${13}" "$(sed -n 's/^wchar: //p' "/proc/$1/io" 2>/dev/null || echo 0)"
+    printf '%s %s %s\n' "${12}" "${13}" "${written:-0}"
 }
 
 # load NAME URL PATH EXPECT BODY [EXTRA...]: one measured run, JSON report in $WORK/NAME.json,

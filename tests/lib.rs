@@ -56,15 +56,24 @@ impl TestResponse {
 impl TestApp {
     /// A fresh app over a fresh in-memory embedded store.
     pub fn new() -> Self {
+        Self::with_clock(Arc::new(SystemClock), QueueConfig::default().max_receives)
+    }
+
+    /// A fresh app whose store, queue and intake take "now" from `clock`, with queues that
+    /// dead-letter after `max_receives`.
+    pub fn with_clock(clock: Arc<dyn herald::ports::Clock>, max_receives: u32) -> Self {
         let store = match EmbeddedStore::in_memory() {
             Ok(store) => store,
             Err(e) => panic!("cannot open the embedded store: {e}"),
         };
-        let herald =
-            match LocalHerald::with_store(store, QueueConfig::default(), Arc::new(SystemClock)) {
-                Ok(h) => h,
-                Err(e) => panic!("cannot open the embedded queue: {e}"),
-            };
+        let config = QueueConfig {
+            max_receives,
+            ..QueueConfig::default()
+        };
+        let herald = match LocalHerald::with_store(store, config, clock) {
+            Ok(h) => h,
+            Err(e) => panic!("cannot open the embedded queue: {e}"),
+        };
         let keys = match Hs256Keys::new(TEST_SECRET) {
             Ok(keys) => Arc::new(keys),
             Err(e) => panic!("{e}"),

@@ -67,7 +67,7 @@ impl LocalHerald {
         queue: QueueConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StoreError> {
-        let queue = EmbeddedQueue::new(&store, queue)?;
+        let queue = EmbeddedQueue::new(&store, queue)?.with_clock(Arc::clone(&clock));
         Ok(Self {
             store: Arc::new(store),
             queue: Arc::new(queue),

@@ -11,4 +11,5 @@ pub mod config;
 pub mod domain;
 pub mod intake;
 pub mod ports;
+pub mod sender;
 pub mod telemetry;

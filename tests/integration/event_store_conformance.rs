@@ -1,5 +1,6 @@
-//! The conformance suite of `EventStore`, `AlertStore` and the directory's audience reads
-//! (`administrator_audience`, `recipients`): written once, run against every adapter, as
+//! The conformance suite of `EventStore` (recording events, reading deliveries, recording
+//! attempts), `AlertStore` and the directory's audience reads (`administrator_audience`,
+//! `recipients`): written once, run against every adapter, as
 //! `event_store_conformance::embedded::<scenario>` and `event_store_conformance::dynamodb::<scenario>`
 //! (a fresh table on DynamoDB Local; without `HERALD_TEST_DYNAMODB_URL` those fail, naming
 //! `scripts/services.sh start`). The harness is `store_conformance`'s.
@@ -8,11 +9,12 @@ use crate::store_conformance::{Harness, TestResult};
 use aws_sdk_dynamodb::types::AttributeValue;
 use herald::adapters::{EmbeddedQueue, EmbeddedStore, QueueConfig};
 use herald::domain::{
-    Alert, Channel, Delivery, Destination, Event, EventId, EventType, NotificationSettings,
-    UserProfile, Username,
+    Alert, Channel, Delivery, DeliveryId, DeliveryStatus, Destination, Event, EventId, EventType,
+    NotificationSettings, UserProfile, Username,
 };
 use herald::ports::{
-    AlertCounts, AlertStore, EventRecord, EventStore, RecordOutcome, Store, StoreError,
+    AlertCounts, AlertStore, AttemptOutcome, EventRecord, EventStore, RecordOutcome, Store,
+    StoreError,
 };
 use serde_json::json;
 
@@ -70,6 +72,10 @@ conformance! {
     given_alerts_then_delete_one_all_and_trim_keep_the_newest,
     given_an_event_with_100_alerts_and_10_deliveries_then_it_is_written_in_batches,
     given_recorded_events_and_alerts_then_they_survive_a_reopen,
+    given_a_queued_delivery_then_attempts_move_it_to_retrying_then_sent_and_sent_is_final,
+    given_failed_and_dead_deliveries_then_they_are_final_too,
+    given_an_unknown_delivery_then_it_reads_and_records_as_none,
+    given_alerts_added_outside_intake_then_each_is_added_once_and_keeps_its_read_state,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -717,6 +723,305 @@ async fn given_recorded_events_and_alerts_then_they_survive_a_reopen(
 }
 
 // ---------------------------------------------------------------------------------------
+// Scenarios: delivery attempts
+
+/// Records an event with `count` queued deliveries at `at`; returns them, ordered by id.
+async fn record_deliveries(
+    store: &dyn Stores,
+    id: &str,
+    count: usize,
+    at: u64,
+) -> Result<Vec<Delivery>, StoreError> {
+    let e = event(id);
+    let mut deliveries = deliveries_for(&e.id, count, at);
+    store
+        .record_event(&record(e, at, &[], &deliveries), &[], &deliveries)
+        .await?;
+    deliveries.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(deliveries)
+}
+
+/// `delivery` after an attempt.
+fn attempted(
+    delivery: &Delivery,
+    status: DeliveryStatus,
+    attempts: u32,
+    last_error: Option<&str>,
+    updated_at: u64,
+) -> Delivery {
+    Delivery {
+        status,
+        attempts,
+        last_error: last_error.map(str::to_owned),
+        updated_at,
+        ..delivery.clone()
+    }
+}
+
+fn retrying(error: &str) -> AttemptOutcome {
+    AttemptOutcome::Retrying {
+        error: error.to_owned(),
+    }
+}
+
+async fn given_a_queued_delivery_then_attempts_move_it_to_retrying_then_sent_and_sent_is_final(
+    h: &mut Harness,
+) -> TestResult {
+    let deliveries = record_deliveries(h.stores(), "e-attempts", 2, 1_000).await?;
+    let (d, other) = (&deliveries[0], &deliveries[1]);
+    let e = d.event_id.clone();
+    assert_eq!(h.stores().delivery(&e, &d.id).await?.as_ref(), Some(d));
+
+    // A transient failure: retrying, one attempt, the error kept.
+    let before = h.request_count();
+    let after_first = h
+        .stores()
+        .record_attempt(&e, &d.id, &retrying("Slack answered 503"), 2_000)
+        .await?;
+    if let (Some(before), Some(after)) = (before, h.request_count()) {
+        println!("record_attempt: {} DynamoDB request(s)", after - before);
+        assert_eq!(after - before, 1, "one conditional UpdateItem");
+    }
+    let first = attempted(
+        d,
+        DeliveryStatus::Retrying,
+        1,
+        Some("Slack answered 503"),
+        2_000,
+    );
+    assert_eq!(after_first.as_ref(), Some(&first));
+    let before = h.request_count();
+    assert_eq!(h.stores().delivery(&e, &d.id).await?.as_ref(), Some(&first));
+    if let (Some(before), Some(after)) = (before, h.request_count()) {
+        assert_eq!(after - before, 1, "one GetItem");
+    }
+
+    // Delivered on the second attempt: sent, the error cleared.
+    let store = h.stores();
+    let sent = attempted(d, DeliveryStatus::Sent, 2, None, 3_000);
+    assert_eq!(
+        store
+            .record_attempt(&e, &d.id, &AttemptOutcome::Sent, 3_000)
+            .await?,
+        Some(sent.clone())
+    );
+    assert_eq!(store.delivery(&e, &d.id).await?.as_ref(), Some(&sent));
+
+    // A redelivered message can no longer change it, whatever it reports.
+    for outcome in [
+        AttemptOutcome::Sent,
+        retrying("late"),
+        AttemptOutcome::Failed {
+            error: "late".into(),
+        },
+        AttemptOutcome::Dead {
+            error: "late".into(),
+        },
+    ] {
+        let before = h.request_count();
+        assert_eq!(
+            h.stores()
+                .record_attempt(&e, &d.id, &outcome, 4_000)
+                .await?,
+            None,
+            "{outcome:?}"
+        );
+        if let (Some(before), Some(after)) = (before, h.request_count()) {
+            assert_eq!(after - before, 1, "one failed conditional UpdateItem");
+        }
+    }
+    let store = h.stores();
+    assert_eq!(store.delivery(&e, &d.id).await?.as_ref(), Some(&sent));
+    // The event's other delivery is untouched; the list shows both as they stand.
+    assert_eq!(store.delivery(&e, &other.id).await?.as_ref(), Some(other));
+    assert_eq!(store.deliveries(&e).await?, [sent, other.clone()]);
+    Ok(())
+}
+
+async fn given_failed_and_dead_deliveries_then_they_are_final_too(h: &mut Harness) -> TestResult {
+    let store = h.stores();
+    let deliveries = record_deliveries(store, "e-final", 2, 1_000).await?;
+    let e = deliveries[0].event_id.clone();
+    let refused = AttemptOutcome::Failed {
+        error: "410 Gone".into(),
+    };
+    let given_up = AttemptOutcome::Dead {
+        error: "timed out".into(),
+    };
+
+    // Failed at once; dead after a retry.
+    let failed = attempted(
+        &deliveries[0],
+        DeliveryStatus::Failed,
+        1,
+        Some("410 Gone"),
+        2_000,
+    );
+    assert_eq!(
+        store
+            .record_attempt(&e, &deliveries[0].id, &refused, 2_000)
+            .await?,
+        Some(failed.clone())
+    );
+    store
+        .record_attempt(&e, &deliveries[1].id, &retrying("timed out"), 2_000)
+        .await?;
+    let dead = attempted(
+        &deliveries[1],
+        DeliveryStatus::Dead,
+        2,
+        Some("timed out"),
+        3_000,
+    );
+    assert_eq!(
+        store
+            .record_attempt(&e, &deliveries[1].id, &given_up, 3_000)
+            .await?,
+        Some(dead.clone())
+    );
+
+    for final_delivery in [&failed, &dead] {
+        for outcome in [AttemptOutcome::Sent, retrying("again"), refused.clone()] {
+            assert_eq!(
+                store
+                    .record_attempt(&e, &final_delivery.id, &outcome, 9_000)
+                    .await?,
+                None,
+                "{outcome:?} after {:?}",
+                final_delivery.status
+            );
+        }
+        assert_eq!(
+            store.delivery(&e, &final_delivery.id).await?.as_ref(),
+            Some(final_delivery)
+        );
+    }
+    Ok(())
+}
+
+async fn given_an_unknown_delivery_then_it_reads_and_records_as_none(
+    h: &mut Harness,
+) -> TestResult {
+    let store = h.stores();
+    let deliveries = record_deliveries(store, "e-known", 1, 1_000).await?;
+    let known = &deliveries[0];
+    let ghost_event = event_id("e-ghost");
+    let ghost = DeliveryId::new(&ghost_event, &Destination::Teams);
+
+    for (e, id) in [
+        (&ghost_event, &ghost),
+        // A known event, an id it has no delivery with.
+        (&known.event_id, &ghost),
+        // A known delivery id under another event.
+        (&ghost_event, &known.id),
+    ] {
+        assert_eq!(store.delivery(e, id).await?, None, "{e} / {id}");
+        assert_eq!(
+            store
+                .record_attempt(e, id, &AttemptOutcome::Sent, 2_000)
+                .await?,
+            None,
+            "{e} / {id}"
+        );
+        assert_eq!(store.delivery(e, id).await?, None, "nothing was created");
+    }
+    assert!(store.deliveries(&ghost_event).await?.is_empty());
+    assert_eq!(
+        store.delivery(&known.event_id, &known.id).await?.as_ref(),
+        Some(known)
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenarios: alerts raised outside intake
+
+async fn given_alerts_added_outside_intake_then_each_is_added_once_and_keeps_its_read_state(
+    h: &mut Harness,
+) -> TestResult {
+    let (alice, bob) = (username("alice"), username("bob"));
+    let failed = |user: &Username, key: &str| {
+        Alert::system(
+            key,
+            user,
+            "Delivery failed",
+            "Slack answered 404",
+            "Herald",
+            5_000,
+        )
+    };
+    let raised = vec![
+        failed(&alice, "failed-slack"),
+        failed(&alice, "failed-mail"),
+        failed(&bob, "failed-slack"),
+    ];
+    assert_eq!(h.stores().add_alerts(&[]).await?, 0);
+
+    let before = h.request_count();
+    assert_eq!(h.stores().add_alerts(&raised).await?, 3);
+    if let (Some(before), Some(after)) = (before, h.request_count()) {
+        println!(
+            "add_alerts of 3 alerts: {} DynamoDB requests",
+            after - before
+        );
+        assert_eq!(after - before, 3, "one conditional PutItem each");
+    }
+    let store = h.stores();
+    let mut alice_newest_first = vec![raised[0].clone(), raised[1].clone()];
+    alice_newest_first.sort_by(|a, b| b.id.cmp(&a.id));
+    assert_eq!(
+        store.alerts(&alice, false, 10, None).await?.items,
+        alice_newest_first
+    );
+    assert_eq!(
+        store.alerts(&bob, false, 10, None).await?.items,
+        [raised[2].clone()]
+    );
+
+    // Alice reads one; the same alerts raised again add nothing and keep it read.
+    let read = &raised[0];
+    assert_eq!(
+        store
+            .mark_alerts_read(&alice, Some(std::slice::from_ref(&read.id)))
+            .await?,
+        1
+    );
+    assert_eq!(store.add_alerts(&raised).await?, 0);
+    assert_eq!(
+        store.alert_counts(&alice).await?,
+        AlertCounts {
+            unread: 1,
+            total: 2
+        }
+    );
+    let page = store.alerts(&alice, false, 10, None).await?;
+    let stored = page.items.iter().find(|a| a.id == read.id);
+    assert_eq!(stored.map(|a| a.read), Some(true), "still read");
+
+    // Only the new ones count: a fresh alert for carl, one twice in the same call, and one
+    // intake wrote already.
+    let carl = username("carl");
+    let intake = alerts_for(&carl, "intake", 6_000, 1);
+    record_alerts(store, "e-intake", &intake).await?;
+    let fresh = failed(&carl, "failed-teams");
+    let mixed = [
+        raised[1].clone(),
+        fresh.clone(),
+        fresh.clone(),
+        intake[0].clone(),
+    ];
+    assert_eq!(store.add_alerts(&mixed).await?, 1);
+    assert_eq!(
+        store.alert_counts(&carl).await?,
+        AlertCounts {
+            unread: 2,
+            total: 2
+        }
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
 // Adapter-specific: what only one adapter can show
 
 /// The embedded store queues an event's deliveries in the transaction that records it, so an
@@ -836,7 +1141,8 @@ async fn dynamodb_an_event_cut_short_is_completed_by_a_retry_at_its_time() -> Te
 }
 
 /// Events and deliveries carry the table's TTL attribute, `expires_at`, in seconds, seven
-/// days after the event was accepted; alerts expire after `ALERT_RETENTION_DAYS`.
+/// days after the event was accepted; alerts, from intake or `add_alerts`, expire after
+/// `ALERT_RETENTION_DAYS`.
 #[tokio::test]
 async fn dynamodb_events_and_deliveries_expire_after_seven_days() -> TestResult {
     let harness = Harness::dynamodb().await?;
@@ -892,6 +1198,31 @@ async fn dynamodb_events_and_deliveries_expire_after_seven_days() -> TestResult 
         .await?;
     let alert_expiry =
         (1_700_000_000 + herald::domain::alert::ALERT_RETENTION_DAYS * 86_400).to_string();
+    assert_eq!(
+        alert.item().and_then(|item| item.get("expires_at")),
+        Some(&AttributeValue::N(alert_expiry.clone()))
+    );
+
+    // An alert added outside intake expires the same way.
+    let raised = Alert::system(
+        "failed-slack",
+        &username("root"),
+        "Delivery failed",
+        "d",
+        "Herald",
+        accepted_at,
+    );
+    harness
+        .stores()
+        .add_alerts(std::slice::from_ref(&raised))
+        .await?;
+    let alert = client
+        .get_item()
+        .table_name(table)
+        .key("PK", AttributeValue::S("ALERTS#root".into()))
+        .key("SK", AttributeValue::S(format!("ALERT#{}", raised.id)))
+        .send()
+        .await?;
     assert_eq!(
         alert.item().and_then(|item| item.get("expires_at")),
         Some(&AttributeValue::N(alert_expiry))

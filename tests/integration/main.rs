@@ -10,4 +10,5 @@ mod lambda_payloads;
 mod openapi;
 mod queue_driver;
 mod queues;
+mod sender;
 mod store_conformance;

@@ -1,5 +1,6 @@
-//! The delivery queues: `EmbeddedQueue`'s SQS semantics on SQLite (time is a parameter, so
-//! nothing sleeps), and `SqsQueue` against moto (found through `HERALD_TEST_MOTO_URL`; without
+//! The delivery queues (`DeliveryQueue` and `RedeliveryDelay`): `EmbeddedQueue`'s SQS semantics
+//! on SQLite (time is a parameter or a fixed clock, so nothing sleeps), and `SqsQueue` against
+//! moto (found through `HERALD_TEST_MOTO_URL`; without
 //! it those tests fail, naming `scripts/services.sh start`) and against a scripted fake SQS
 //! endpoint for partial batch failures, which moto cannot produce.
 
@@ -7,7 +8,7 @@ use herald::adapters::{
     ChannelQueues, EmbeddedQueue, EmbeddedStore, QueueConfig, QueueDepth, ReceivedMessage, SqsQueue,
 };
 use herald::domain::{Channel, Delivery, DeliveryMessage, Destination, EventId};
-use herald::ports::DeliveryQueue;
+use herald::ports::{DeliveryQueue, FixedClock, RedeliveryDelay};
 use herald_tests::{create_channel_queues, moto_sqs, sqs_client};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -286,6 +287,56 @@ async fn given_change_visibility_then_the_message_reappears_when_it_says() -> Te
 }
 
 #[tokio::test]
+async fn given_delay_redelivery_then_the_message_is_hidden_for_exactly_the_delay_from_the_clock()
+-> TestResult {
+    // The queue's clock says T0 + 5 s; the message was received at T0 (hidden until T0 + 30 s).
+    let now = T0 + 5_000;
+    let q = Embedded::new(5)?
+        .queue
+        .with_clock(Arc::new(FixedClock(now)));
+    q.enqueue_at(&slack_messages("e1", 1), T0).await?;
+    let got = q.receive(Channel::Slack, 1, T0).await?;
+
+    // Backoff of 10 s from the clock's now: visible again at T0 + 15 s, not at T0 + 30 s.
+    q.delay_redelivery(
+        Channel::Slack,
+        &got[0].receipt_handle,
+        Duration::from_secs(10),
+    )
+    .await?;
+    assert!(q.receive(Channel::Slack, 1, now + 9_999).await?.is_empty());
+    assert_eq!(q.depth(Channel::Slack, now + 10_000).await?, depth(1, 0, 0));
+    let again = q.receive(Channel::Slack, 1, now + 10_000).await?;
+    assert_eq!(received_ids(&again), received_ids(&got));
+    assert_eq!(again[0].receive_count, 2);
+
+    // At most 12 hours, as on SQS.
+    q.delay_redelivery(
+        Channel::Slack,
+        &again[0].receipt_handle,
+        Duration::from_secs(86_400),
+    )
+    .await?;
+    assert_eq!(
+        q.depth(Channel::Slack, now + 43_200_000 - 1).await?,
+        depth(0, 1, 0)
+    );
+    assert_eq!(
+        q.depth(Channel::Slack, now + 43_200_000).await?,
+        depth(1, 0, 0)
+    );
+
+    // A stale receipt (superseded by the receive above), or none at all, is not an error and
+    // changes nothing.
+    q.delay_redelivery(Channel::Slack, &got[0].receipt_handle, Duration::ZERO)
+        .await?;
+    q.delay_redelivery(Channel::Slack, "not-a-handle", Duration::ZERO)
+        .await?;
+    assert_eq!(q.depth(Channel::Slack, now).await?, depth(0, 1, 0));
+    Ok(())
+}
+
+#[tokio::test]
 async fn given_25_messages_then_receives_take_at_most_10_oldest_first() -> TestResult {
     let q = Embedded::new(5)?.queue;
     let messages = slack_messages("e1", 25);
@@ -525,6 +576,107 @@ async fn sqs_given_every_channel_and_duplicates_then_each_delivery_is_sent_once(
     // Nothing to send: no call.
     queue.enqueue(&[]).await?;
     assert_eq!(queue.request_count(), 3);
+    Ok(())
+}
+
+/// Receives up to 10 messages of `queue_url` with their `ApproximateReceiveCount`.
+async fn receive_counted(
+    client: &aws_sdk_sqs::Client,
+    queue_url: &str,
+) -> Result<Vec<(String, u32)>, Box<dyn std::error::Error>> {
+    use aws_sdk_sqs::types::MessageSystemAttributeName;
+    let output = client
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(10)
+        .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+        .send()
+        .await?;
+    output
+        .messages
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| {
+            let count = m
+                .attributes
+                .as_ref()
+                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                .ok_or("a message without ApproximateReceiveCount")?
+                .parse()?;
+            Ok((
+                m.receipt_handle.ok_or("a message without a receipt")?,
+                count,
+            ))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn sqs_given_delay_redelivery_of_zero_then_the_message_is_received_again_at_once()
+-> TestResult {
+    let client = moto_sqs().await;
+    let queues = create_channel_queues(&client, "redelivery").await?;
+    let queue = SqsQueue::new(client.clone(), queues.clone());
+    queue.enqueue(&slack_messages("e5", 1)).await?;
+
+    let first = receive_counted(&client, &queues.slack).await?;
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].1, 1);
+    // Hidden for the queue's visibility timeout (30 s by default)...
+    assert!(receive_counted(&client, &queues.slack).await?.is_empty());
+
+    // ...until the sender gives it back.
+    let before = queue.request_count();
+    queue
+        .delay_redelivery(Channel::Slack, &first[0].0, Duration::ZERO)
+        .await?;
+    assert_eq!(
+        queue.request_count() - before,
+        1,
+        "one ChangeMessageVisibility"
+    );
+    let second = receive_counted(&client, &queues.slack).await?;
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].1, 2, "ApproximateReceiveCount");
+
+    // The message deleted, its receipt is stale: not an error, and still one request.
+    client
+        .delete_message()
+        .queue_url(&queues.slack)
+        .receipt_handle(&second[0].0)
+        .send()
+        .await?;
+    let before = queue.request_count();
+    queue
+        .delay_redelivery(Channel::Slack, &second[0].0, Duration::from_secs(5))
+        .await?;
+    queue
+        .delay_redelivery(Channel::Slack, "not-a-receipt-handle", Duration::ZERO)
+        .await?;
+    assert_eq!(queue.request_count() - before, 2);
+    assert!(receive_counted(&client, &queues.slack).await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn sqs_given_a_missing_queue_then_delay_redelivery_is_a_backend_error() -> TestResult {
+    let client = moto_sqs().await;
+    let url = herald_tests::emulator_url("HERALD_TEST_MOTO_URL");
+    let queue = SqsQueue::new(client, fake_queues(&url));
+    let result = queue
+        .delay_redelivery(Channel::Mail, "some-receipt", Duration::ZERO)
+        .await;
+    assert!(
+        matches!(&result, Err(herald::ports::QueueError::Backend(e)) if e.contains("mail queue")),
+        "{result:?}"
+    );
+    // The alert channel has no queue.
+    assert!(
+        queue
+            .delay_redelivery(Channel::Alert, "some-receipt", Duration::ZERO)
+            .await
+            .is_err()
+    );
     Ok(())
 }
 

@@ -67,10 +67,13 @@
 //! | events not enqueued, oldest first | Query `GSI1` `EVENTS_NOT_ENQUEUED` (eventually consistent) with `Limit` | 1 per page |
 //! | event by id | GetItem `EVENT#{e}` / `EVENT` | 1 |
 //! | an event's deliveries, ordered by id | Query `EVENT#{e}` `begins_with(SK, DELIVERY#)` | 1 per 1 MB |
+//! | one delivery | GetItem `EVENT#{e}` / `DELIVERY#{d}` | 1 |
+//! | record an attempt unless the delivery is final | UpdateItem `EVENT#{e}` / `DELIVERY#{d}`: `SET status, attempts = attempts + 1, last_error (REMOVE when none), updated_at`, conditioned on `attribute_exists(PK) AND NOT status IN (sent, failed, dead)`, `ReturnValues = ALL_NEW`; a failed condition is "final or unknown" | 1 |
 //! | a page of a user's alerts, newest first | Query `ALERTS#{u}` backwards (`ScanIndexForward = false`), `SK < ALERT#{cursor}`, `Limit` one more than the page (to know whether another follows); unread only: `FilterExpression read = false`, pages of at least 100 until the page is full | 1 (unread only: 1 per 100 alerts skipped) |
 //! | a user's alert counts | Query `ALERTS#{u}` reading only `read`, counted here | 1 per 1 MB |
 //! | mark alerts read | UpdateItem per alert in `ALERTS#{u}`, conditioned on `attribute_exists` and `read = false` (other users' ids find nothing), 8 at once; all: Query `ALERTS#{u}` first | R (all: + 1) |
 //! | delete one alert | DeleteItem `ALERTS#{u}` / `ALERT#{a}`, `ALL_OLD` | 1 |
+//! | add alerts raised outside intake, once each (`A` alerts, few: one per administrator per channel per hour) | PutItem per alert in `ALERTS#{u}`, conditioned on `attribute_not_exists` (an existing one keeps its read state), 8 at once; counts the puts that passed | A |
 //! | delete all of a user's alerts, or all but the newest `k` (trim) | Query `ALERTS#{u}` (keys and `read` only), BatchWriteItem the deletes, 25 a call | 1 + ⌈deleted/25⌉ |
 //!
 //! Every base-table read is strongly consistent. Only `GSI1` (administrators, events not
@@ -90,8 +93,8 @@ use crate::domain::{
     ResourceId, SystemSettings, User, UserProfile, Username,
 };
 use crate::ports::{
-    AlertCounts, AlertPage, AlertStore, DirectoryStore, EventRecord, EventStore, RecordOutcome,
-    SettingsStore, StoreError, UserWrite,
+    AlertCounts, AlertPage, AlertStore, AttemptOutcome, DirectoryStore, EventRecord, EventStore,
+    RecordOutcome, SettingsStore, StoreError, UserWrite,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -1900,6 +1903,25 @@ impl DynamoDbStore {
         Ok(changed)
     }
 
+    /// Puts one alert unless its key exists; whether it was added.
+    async fn add_alert(&self, alert: &Alert) -> Result<bool, StoreError> {
+        self.count();
+        let result = self
+            .client
+            .put_item()
+            .table_name(self.table.as_ref())
+            .set_item(Some(alert_item(alert)))
+            .condition_expression(NOT_EXISTS)
+            .set_expression_attribute_names(Some(names(&[PK])))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(backend("PutItem (alert)")(e)),
+        }
+    }
+
     /// Every alert of `user` as its key and read flag, oldest first (strongly consistent,
     /// all pages, only those attributes read).
     async fn alert_keys(&self, user: &Username) -> Result<Vec<(Key, bool)>, StoreError> {
@@ -2047,6 +2069,70 @@ impl EventStore for DynamoDbStore {
             .map(delivery_from_item)
             .collect()
     }
+
+    async fn delivery(
+        &self,
+        event: &EventId,
+        id: &DeliveryId,
+    ) -> Result<Option<Delivery>, StoreError> {
+        self.get(&Key::delivery(event.as_str(), id.as_str()))
+            .await?
+            .map(|item| delivery_from_item(&item))
+            .transpose()
+    }
+
+    async fn record_attempt(
+        &self,
+        event: &EventId,
+        id: &DeliveryId,
+        outcome: &AttemptOutcome,
+        now_ms: u64,
+    ) -> Result<Option<Delivery>, StoreError> {
+        let mut update = format!(
+            "SET #{STATUS} = :status, #{ATTEMPTS} = #{ATTEMPTS} + :one, #{UPDATED_AT} = :now"
+        );
+        let mut values = HashMap::from([
+            (":status".to_owned(), s(outcome.status().name())),
+            (":one".to_owned(), n(1)),
+            (":now".to_owned(), n(now_ms)),
+            (":sent".to_owned(), s(DeliveryStatus::Sent.name())),
+            (":failed".to_owned(), s(DeliveryStatus::Failed.name())),
+            (":dead".to_owned(), s(DeliveryStatus::Dead.name())),
+        ]);
+        match outcome.error() {
+            Some(error) => {
+                update.push_str(&format!(", #{LAST_ERROR} = :error"));
+                values.insert(":error".to_owned(), s(error));
+            }
+            None => update.push_str(&format!(" REMOVE #{LAST_ERROR}")),
+        }
+        self.count();
+        let result = self
+            .client
+            .update_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(Key::delivery(event.as_str(), id.as_str()).to_item()))
+            .update_expression(update)
+            .condition_expression(format!(
+                "attribute_exists(#{PK}) AND NOT #{STATUS} IN (:sent, :failed, :dead)"
+            ))
+            .set_expression_attribute_names(Some(names(&[
+                PK, STATUS, ATTEMPTS, LAST_ERROR, UPDATED_AT,
+            ])))
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => output
+                .attributes
+                .map(|item| delivery_from_item(&item))
+                .transpose(),
+            // Final already, or unknown (never recorded, or expired with its event).
+            Err(e) if condition_failed(&e) => Ok(None),
+            Err(e) => Err(backend("UpdateItem (delivery attempt)")(e)),
+        }
+    }
 }
 
 #[async_trait]
@@ -2187,5 +2273,23 @@ impl AlertStore for DynamoDbStore {
             .collect();
         self.batch_delete(keys).await?;
         Ok(surplus as u64)
+    }
+    async fn add_alerts(&self, alerts: &[Alert]) -> Result<u64, StoreError> {
+        const OPERATION: &str = "PutItem (alert)";
+        let mut added = 0;
+        let mut calls = tokio::task::JoinSet::new();
+        for alert in alerts {
+            if calls.len() >= CONCURRENT_CALLS
+                && let Some(result) = join_next(&mut calls, OPERATION).await
+            {
+                added += u64::from(result?);
+            }
+            let (store, alert) = (self.clone(), alert.clone());
+            calls.spawn(async move { store.add_alert(&alert).await });
+        }
+        while let Some(result) = join_next(&mut calls, OPERATION).await {
+            added += u64::from(result?);
+        }
+        Ok(added)
     }
 }

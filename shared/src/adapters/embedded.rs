@@ -22,9 +22,12 @@
 //! | an event's record | `events` primary key |
 //! | events not yet marked enqueued, oldest first | partial index `events_not_enqueued` |
 //! | an event's deliveries | `deliveries` primary key `(event_id, id)` |
+//! | one delivery | `deliveries` primary key `(event_id, id)` |
+//! | record an attempt unless the delivery is final | one `UPDATE .. WHERE status NOT IN (final) RETURNING ..` on the primary key: the check, the write and the read-back are one statement |
 //! | expired events and deliveries (the cleanup job) | index `events_by_expiry`; deliveries go with `ON DELETE CASCADE` |
 //! | a user's alerts, newest first, from a cursor | `alerts` primary key `(username, id)` read backwards (ids sort by time) |
 //! | a user's unread alerts and counts | partial index `alerts_unread` |
+//! | add alerts raised outside intake, once each | one transaction of `INSERT .. ON CONFLICT(username, id) DO NOTHING`, counting the rows inserted |
 
 use crate::domain::{
     Alert, AudienceMember, Channel, Delivery, DeliveryId, DeliveryMessage, DeliveryStatus,
@@ -32,8 +35,8 @@ use crate::domain::{
     ProductType, ResourceId, SystemSettings, User, UserProfile, Username,
 };
 use crate::ports::{
-    AlertCounts, AlertPage, AlertStore, DirectoryStore, EventRecord, EventStore, RecordOutcome,
-    SettingsStore, StoreError, UserWrite,
+    AlertCounts, AlertPage, AlertStore, AttemptOutcome, DirectoryStore, EventRecord, EventStore,
+    RecordOutcome, SettingsStore, StoreError, UserWrite,
 };
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -939,6 +942,35 @@ fn delivery_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Deliver
 const ALERT_COLUMNS: &str =
     "id, username, event_id, title, description, url, icon, source, created_at, read";
 
+/// Inserts each of `alerts` unless its user has an alert with its id already (the read state
+/// of that one stays); returns how many were inserted.
+fn insert_alerts(conn: &Connection, alerts: &[Alert]) -> Result<u64, StoreError> {
+    let mut insert = conn
+        .prepare_cached(&format!(
+            "INSERT INTO alerts ({ALERT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT(username, id) DO NOTHING"
+        ))
+        .map_err(backend)?;
+    let mut inserted = 0;
+    for a in alerts {
+        inserted += insert
+            .execute(params![
+                a.id,
+                a.username.as_str(),
+                a.event_id.as_str(),
+                a.title,
+                a.description,
+                a.url,
+                a.icon,
+                a.source,
+                integer(a.created_at),
+                a.read
+            ])
+            .map_err(backend)? as u64;
+    }
+    Ok(inserted)
+}
+
 fn alert_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
     Ok(Alert {
         id: row.get(0)?,
@@ -990,28 +1022,7 @@ impl EventStore for EmbeddedStore {
                 return Ok(RecordOutcome::Duplicate(first));
             }
             {
-                let mut insert_alert = tx
-                    .prepare_cached(&format!(
-                        "INSERT INTO alerts ({ALERT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                         ON CONFLICT(username, id) DO NOTHING"
-                    ))
-                    .map_err(backend)?;
-                for a in &alerts {
-                    insert_alert
-                        .execute(params![
-                            a.id,
-                            a.username.as_str(),
-                            a.event_id.as_str(),
-                            a.title,
-                            a.description,
-                            a.url,
-                            a.icon,
-                            a.source,
-                            integer(a.created_at),
-                            a.read
-                        ])
-                        .map_err(backend)?;
-                }
+                insert_alerts(&tx, &alerts)?;
                 let mut insert_delivery = tx
                     .prepare_cached(&format!(
                         "INSERT INTO deliveries ({DELIVERY_COLUMNS}, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
@@ -1087,6 +1098,66 @@ impl EventStore for EmbeddedStore {
                 .map_err(backend)?;
             let rows = stmt.query_map([id], delivery_from_row).map_err(backend)?;
             rows.map(|row| row.map_err(backend)?).collect()
+        })
+        .await
+    }
+
+    async fn delivery(
+        &self,
+        event: &EventId,
+        id: &DeliveryId,
+    ) -> Result<Option<Delivery>, StoreError> {
+        let (event, id) = (event.as_str().to_owned(), id.as_str().to_owned());
+        self.run(move |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE event_id = ?1 AND id = ?2"
+            ))
+            .and_then(|mut stmt| {
+                stmt.query_row(params![event, id], delivery_from_row)
+                    .optional()
+            })
+            .map_err(backend)?
+            .transpose()
+        })
+        .await
+    }
+
+    async fn record_attempt(
+        &self,
+        event: &EventId,
+        id: &DeliveryId,
+        outcome: &AttemptOutcome,
+        now_ms: u64,
+    ) -> Result<Option<Delivery>, StoreError> {
+        let (event, id) = (event.as_str().to_owned(), id.as_str().to_owned());
+        let (status, error) = (outcome.status().name(), outcome.error().map(str::to_owned));
+        self.run(move |conn| {
+            // One statement checks, writes and reads back, atomically: a final delivery (or an
+            // unknown one) matches no row.
+            conn.prepare_cached(&format!(
+                "UPDATE deliveries
+                 SET status = ?3, attempts = attempts + 1, last_error = ?4, updated_at = ?5
+                 WHERE event_id = ?1 AND id = ?2 AND status NOT IN (?6, ?7, ?8)
+                 RETURNING {DELIVERY_COLUMNS}"
+            ))
+            .and_then(|mut stmt| {
+                stmt.query_row(
+                    params![
+                        event,
+                        id,
+                        status,
+                        error,
+                        integer(now_ms),
+                        DeliveryStatus::Sent.name(),
+                        DeliveryStatus::Failed.name(),
+                        DeliveryStatus::Dead.name()
+                    ],
+                    delivery_from_row,
+                )
+                .optional()
+            })
+            .map_err(backend)?
+            .transpose()
         })
         .await
     }
@@ -1233,6 +1304,19 @@ impl AlertStore for EmbeddedStore {
             )
             .map(|n| n as u64)
             .map_err(backend)
+        })
+        .await
+    }
+    async fn add_alerts(&self, alerts: &[Alert]) -> Result<u64, StoreError> {
+        if alerts.is_empty() {
+            return Ok(0);
+        }
+        let alerts = alerts.to_vec();
+        self.run(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            let added = insert_alerts(&tx, &alerts)?;
+            tx.commit().map_err(backend)?;
+            Ok(added)
         })
         .await
     }

@@ -14,16 +14,18 @@
 //! | redrive after `maxReceiveCount` | a picked message already received `max_receives` times is marked dead instead of delivered |
 //! | `DeleteMessage` | only the newest receipt handle works: the id is part of the handle, so the delete is a primary-key lookup |
 //! | `ChangeMessageVisibility` | same check; `0` makes the message visible at once |
+//! | a retry with backoff ([`RedeliveryDelay`]) | `ChangeMessageVisibility` as of the queue's [`Clock`], at most 12 hours as on SQS; a stale receipt changes nothing and is not an error |
 //! | dead-letter queue | rows with `dead = 1`, listed by [`EmbeddedQueue::dead_letters`] |
 //! | `ApproximateNumberOfMessages*` | [`EmbeddedQueue::depth`] |
 //!
 //! Time is a parameter (milliseconds since the Unix epoch) of every consumer call and of
-//! [`EmbeddedQueue::enqueue_at`], so tests control it; [`DeliveryQueue::enqueue`] asks the
-//! queue's [`Clock`] (the system clock unless [`EmbeddedQueue::with_clock`] says otherwise).
+//! [`EmbeddedQueue::enqueue_at`], so tests control it; [`DeliveryQueue::enqueue`] and
+//! [`RedeliveryDelay::delay_redelivery`] ask the queue's [`Clock`] (the system clock unless
+//! [`EmbeddedQueue::with_clock`] says otherwise).
 
 use super::EmbeddedStore;
 use crate::domain::{Channel, DeliveryMessage};
-use crate::ports::{Clock, DeliveryQueue, QueueError, StoreError, SystemClock};
+use crate::ports::{Clock, DeliveryQueue, QueueError, RedeliveryDelay, StoreError, SystemClock};
 use async_trait::async_trait;
 use rusqlite::{Connection, TransactionBehavior, params};
 use std::collections::HashSet;
@@ -49,6 +51,8 @@ CREATE INDEX IF NOT EXISTS queue_messages_ready ON queue_messages(channel, dead,
 
 /// The most messages one receive returns, as in SQS.
 pub const MAX_RECEIVE_BATCH: usize = 10;
+/// The longest a redelivery can be delayed, as in SQS (12 hours).
+pub const MAX_REDELIVERY_DELAY: Duration = Duration::from_secs(43_200);
 
 /// Queues `messages` on `conn`, `now_ms` being the enqueue time. Call it inside the caller's
 /// transaction (a `&rusqlite::Transaction` derefs to `&Connection`) so the messages commit
@@ -189,7 +193,8 @@ impl EmbeddedQueue {
         })
     }
 
-    /// The same queues, telling time for [`DeliveryQueue::enqueue`] by `clock`.
+    /// The same queues, telling time for [`DeliveryQueue::enqueue`] and
+    /// [`RedeliveryDelay::delay_redelivery`] by `clock`.
     #[must_use]
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
@@ -359,6 +364,27 @@ impl EmbeddedQueue {
 impl DeliveryQueue for EmbeddedQueue {
     async fn enqueue(&self, messages: &[DeliveryMessage]) -> Result<(), QueueError> {
         self.enqueue_at(messages, self.clock.now_ms()).await
+    }
+}
+
+#[async_trait]
+impl RedeliveryDelay for EmbeddedQueue {
+    /// The receipt handle names its message, so `channel` is not needed to find it.
+    async fn delay_redelivery(
+        &self,
+        channel: Channel,
+        receipt_handle: &str,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        let delay = delay.min(MAX_REDELIVERY_DELAY);
+        let changed = self
+            .change_visibility(receipt_handle, delay, self.clock.now_ms())
+            .await?;
+        if !changed {
+            // Received again, deleted or dead since: it comes back (or not) on its own terms.
+            tracing::debug!(%channel, "stale receipt handle: redelivery not delayed");
+        }
+        Ok(())
     }
 }
 

@@ -15,13 +15,20 @@
 //! A delivery appearing twice in one call is sent once (SQS rejects a batch with duplicate
 //! entry ids). Sending a delivery again in a later call puts a second message on the queue:
 //! senders skip deliveries already sent.
+//!
+//! `delay_redelivery` ([`RedeliveryDelay`]) is one `ChangeMessageVisibility` on the channel's
+//! queue, the delay rounded up to whole seconds and capped at SQS's 12 hours. A receipt handle
+//! that no longer works is not an error: SQS answers `ReceiptHandleIsInvalid` or
+//! `MessageNotInflight` (moto does too), or, for an expired or superseded handle,
+//! `InvalidParameterValue` "Value .. for parameter ReceiptHandle is invalid"; the message then
+//! comes back after its visibility timeout.
 
 use crate::config::{ConfigError, required};
 use crate::domain::{Channel, DeliveryMessage};
-use crate::ports::{DeliveryQueue, QueueError};
+use crate::ports::{DeliveryQueue, QueueError, RedeliveryDelay};
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -39,6 +46,8 @@ pub const MAX_ATTEMPTS: u32 = 4;
 pub const MAX_CONCURRENT_BATCHES: usize = 8;
 /// How many failed delivery ids an error names before it says "and N more".
 const NAMED_FAILURES: usize = 5;
+/// The longest visibility timeout SQS accepts, in seconds (12 hours).
+pub const MAX_VISIBILITY_TIMEOUT_SECONDS: u64 = 43_200;
 
 /// The queue URL of each non-alert channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,8 +108,9 @@ impl SqsQueue {
         &self.queues
     }
 
-    /// How many `SendMessageBatch` calls this queue (and its clones) has made, retries of
-    /// failed entries included, for tests and benchmarks.
+    /// How many SQS requests this queue (and its clones) has made (`SendMessageBatch` calls,
+    /// retries of failed entries included, and `ChangeMessageVisibility` calls), for tests and
+    /// benchmarks.
     pub fn request_count(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
     }
@@ -220,6 +230,66 @@ impl DeliveryQueue for SqsQueue {
     }
 }
 
+#[async_trait]
+impl RedeliveryDelay for SqsQueue {
+    async fn delay_redelivery(
+        &self,
+        channel: Channel,
+        receipt_handle: &str,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        let queue_url = self
+            .queues
+            .url(channel)
+            .ok_or_else(|| QueueError::Backend(format!("no queue for channel {channel}")))?;
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let result = self
+            .client
+            .change_message_visibility()
+            .queue_url(queue_url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(visibility_timeout_seconds(delay))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(is_stale_receipt) => {
+                tracing::debug!(
+                    %channel,
+                    error = %DisplayErrorContext(&e),
+                    "stale receipt handle: redelivery not delayed"
+                );
+                Ok(())
+            }
+            Err(e) => Err(QueueError::Backend(format!(
+                "SQS ChangeMessageVisibility on the {channel} queue: {}",
+                DisplayErrorContext(&e)
+            ))),
+        }
+    }
+}
+
+/// `delay` as a visibility timeout: whole seconds, rounded up (never earlier than asked),
+/// at most [`MAX_VISIBILITY_TIMEOUT_SECONDS`].
+fn visibility_timeout_seconds(delay: Duration) -> i32 {
+    let seconds = delay
+        .as_secs()
+        .saturating_add(u64::from(delay.subsec_nanos() > 0))
+        .min(MAX_VISIBILITY_TIMEOUT_SECONDS);
+    i32::try_from(seconds).unwrap_or(i32::MAX)
+}
+
+/// Whether SQS refused a receipt handle that no longer works (the message was received again,
+/// deleted, or its handle expired).
+fn is_stale_receipt(
+    error: &aws_sdk_sqs::operation::change_message_visibility::ChangeMessageVisibilityError,
+) -> bool {
+    error.is_receipt_handle_is_invalid()
+        || error.is_message_not_inflight()
+        || (error.code() == Some("InvalidParameterValue")
+            && error.message().is_some_and(|m| m.contains("ReceiptHandle")))
+}
+
 /// Entries that were not sent.
 struct BatchFailure(Vec<FailedEntry>);
 
@@ -295,4 +365,29 @@ fn build_error(e: aws_sdk_sqs::error::BuildError) -> QueueError {
 async fn backoff(attempt: u32) {
     let doublings = attempt.saturating_sub(1).min(7);
     tokio::time::sleep(Duration::from_millis(25u64 << doublings)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_a_delay_then_the_visibility_timeout_is_whole_seconds_rounded_up_and_capped() {
+        assert_eq!(visibility_timeout_seconds(Duration::ZERO), 0);
+        assert_eq!(visibility_timeout_seconds(Duration::from_millis(1)), 1);
+        assert_eq!(visibility_timeout_seconds(Duration::from_secs(30)), 30);
+        assert_eq!(
+            visibility_timeout_seconds(Duration::from_millis(30_001)),
+            31
+        );
+        assert_eq!(
+            visibility_timeout_seconds(Duration::from_secs(43_200)),
+            43_200
+        );
+        assert_eq!(
+            visibility_timeout_seconds(Duration::from_secs(86_400)),
+            43_200
+        );
+        assert_eq!(visibility_timeout_seconds(Duration::MAX), 43_200);
+    }
 }

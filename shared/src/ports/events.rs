@@ -1,7 +1,9 @@
 //! The event, alert and queue ports.
 
 use super::StoreError;
-use crate::domain::{Alert, Delivery, DeliveryMessage, Event, EventId, Username};
+use crate::domain::{
+    Alert, Delivery, DeliveryId, DeliveryMessage, DeliveryStatus, Event, EventId, Username,
+};
 use async_trait::async_trait;
 use serde::Serialize;
 
@@ -68,6 +70,58 @@ pub trait EventStore: Send + Sync {
     async fn event(&self, id: &EventId) -> Result<Option<EventRecord>, StoreError>;
     /// An event's deliveries, in a stable order.
     async fn deliveries(&self, id: &EventId) -> Result<Vec<Delivery>, StoreError>;
+    /// One delivery, `None` when unknown (never recorded, or expired with its event).
+    async fn delivery(
+        &self,
+        event: &EventId,
+        id: &DeliveryId,
+    ) -> Result<Option<Delivery>, StoreError>;
+    /// Records the outcome of one attempt: `attempts + 1`, the outcome's status and error,
+    /// `updated_at = now_ms`; only while the delivery is not final (a conditional write, so a
+    /// redelivered message can never turn `sent` back into anything else). Returns the
+    /// delivery as it now stands, or `None` when it was already final or is unknown.
+    async fn record_attempt(
+        &self,
+        event: &EventId,
+        id: &DeliveryId,
+        outcome: &AttemptOutcome,
+        now_ms: u64,
+    ) -> Result<Option<Delivery>, StoreError>;
+}
+
+/// How one attempt to send a delivery ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// Delivered: status `sent`.
+    Sent,
+    /// Failed transiently; it will be tried again: status `retrying`.
+    Retrying { error: String },
+    /// Refused for good: status `failed`.
+    Failed { error: String },
+    /// Failed transiently on the last attempt: status `dead`.
+    Dead { error: String },
+}
+
+impl AttemptOutcome {
+    /// The status the delivery takes.
+    pub fn status(&self) -> DeliveryStatus {
+        match self {
+            AttemptOutcome::Sent => DeliveryStatus::Sent,
+            AttemptOutcome::Retrying { .. } => DeliveryStatus::Retrying,
+            AttemptOutcome::Failed { .. } => DeliveryStatus::Failed,
+            AttemptOutcome::Dead { .. } => DeliveryStatus::Dead,
+        }
+    }
+
+    /// The error recorded with it, if any.
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            AttemptOutcome::Sent => None,
+            AttemptOutcome::Retrying { error }
+            | AttemptOutcome::Failed { error }
+            | AttemptOutcome::Dead { error } => Some(error),
+        }
+    }
 }
 
 /// A page of alerts, newest first.
@@ -112,6 +166,10 @@ pub trait AlertStore: Send + Sync {
     async fn delete_alerts(&self, user: &Username) -> Result<u64, StoreError>;
     /// Keeps only `user`'s newest `keep` alerts; returns how many were removed.
     async fn trim_alerts(&self, user: &Username, keep: usize) -> Result<u64, StoreError>;
+    /// Adds alerts raised outside intake (e.g. a failed delivery), each only if its user has
+    /// no alert with its id yet, so a repeated call adds nothing and keeps the read state.
+    /// Returns how many were added.
+    async fn add_alerts(&self, alerts: &[Alert]) -> Result<u64, StoreError>;
 }
 
 /// Why a queue operation failed.
@@ -120,6 +178,20 @@ pub enum QueueError {
     /// The backing queue failed; the text is for logs.
     #[error("queue backend error: {0}")]
     Backend(String),
+}
+
+/// Delays the next delivery of a received message (a retry with backoff).
+#[async_trait]
+pub trait RedeliveryDelay: Send + Sync {
+    /// Makes the message received with `receipt_handle` on `channel`'s queue visible again
+    /// after `delay` (SQS `ChangeMessageVisibility`). A stale receipt is not an error: the
+    /// message then simply comes back after its visibility timeout.
+    async fn delay_redelivery(
+        &self,
+        channel: crate::domain::Channel,
+        receipt_handle: &str,
+        delay: std::time::Duration,
+    ) -> Result<(), QueueError>;
 }
 
 /// The channels' delivery queues.

@@ -12,8 +12,8 @@ pub use clock::{Clock, FixedClock, SystemClock};
 pub use consumer::QueueConsumer;
 
 pub use events::{
-    AlertCounts, AlertPage, AlertStore, DeliveryQueue, EventRecord, EventStore, QueueError,
-    RecordOutcome,
+    AlertCounts, AlertPage, AlertStore, AttemptOutcome, DeliveryQueue, EventRecord, EventStore,
+    QueueError, RecordOutcome, RedeliveryDelay,
 };
 pub use store::{DirectoryStore, SettingsStore, Store, StoreError, UserWrite};
 

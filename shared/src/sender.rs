@@ -1,0 +1,419 @@
+//! The sender use case: a queued delivery goes to its channel's transport, once, or ends
+//! visibly failed.
+//!
+//! Every channel's function (and `herald-local`'s queue driver) runs the same [`Sender`], a
+//! [`QueueConsumer`] over one channel's [`Transport`]. For each record of a batch, processed
+//! concurrently:
+//! - a delivery already final (`sent`, `failed`, `dead`) is skipped: a redelivered message
+//!   never sends twice;
+//! - success → `sent`;
+//! - a permanent error (the destination refused it) → `failed` at once, and the message is
+//!   acknowledged;
+//! - a transient error (timeout, connection, 5xx, 429) → `retrying`, and the message comes
+//!   back after an exponential backoff with jitter (or the destination's `Retry-After`); on the
+//!   last attempt → `dead`, and the queue moves it to the dead-letter queue;
+//! - each `failed` or `dead` delivery raises an alert for every administrator, at most one
+//!   per administrator, channel and hour, so an outage never floods the bell.
+//!
+//! The one crash window left: a send that succeeded but whose `sent` was never recorded (the
+//! process died in between) is sent again when the message comes back. Everything else is
+//! decided by conditional writes on the delivery record.
+
+use crate::config::ConfigError;
+use crate::domain::{
+    Alert, Channel, Delivery, DeliveryMessage, Destination, Event, SystemSettings, User,
+};
+use crate::ports::{
+    AttemptOutcome, Clock, HeraldStore, QueueConsumer, RedeliveryDelay, StoreError,
+};
+use async_trait::async_trait;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a transport could not deliver.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Worth trying again: a timeout, a connection error, 5xx, 429. `retry_after` is the
+    /// destination's own wish (`Retry-After`), if it said one.
+    #[error("{reason}")]
+    Transient {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// Never going to work as it is: 4xx other than 429, an unknown channel, a bad token.
+    #[error("{reason}")]
+    Permanent { reason: String },
+}
+
+/// What a transport needs to send one delivery.
+#[derive(Debug, Clone, Copy)]
+pub struct SendRequest<'a> {
+    pub event: &'a Event,
+    pub delivery: &'a Delivery,
+    pub system: &'a SystemSettings,
+    /// The user a personal destination belongs to (Slack DM, user webhooks).
+    pub recipient: Option<&'a User>,
+}
+
+/// One channel's way of sending.
+#[async_trait]
+pub trait Transport: Send + Sync {
+    /// The channel it sends on.
+    fn channel(&self) -> Channel;
+    /// Sends one delivery. Error texts are recorded and shown to administrators: they must
+    /// never contain a secret (token, signing secret, header value).
+    async fn send(&self, request: &SendRequest<'_>) -> Result<(), SendError>;
+}
+
+#[async_trait]
+impl<T: Transport + ?Sized> Transport for Arc<T> {
+    fn channel(&self) -> Channel {
+        (**self).channel()
+    }
+
+    async fn send(&self, request: &SendRequest<'_>) -> Result<(), SendError> {
+        (**self).send(request).await
+    }
+}
+
+/// How often and how patiently deliveries are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// The first retry's delay (`HERALD_RETRY_BASE_SECONDS`, default 30 s); each next one
+    /// doubles.
+    pub base: Duration,
+    /// Attempts before a delivery is `dead` (`HERALD_MAX_ATTEMPTS`, default 5). The queue's
+    /// `maxReceiveCount` must be the same number.
+    pub max_attempts: u32,
+}
+
+/// The longest delay SQS allows on a message (12 hours).
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(43_200);
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_secs(30),
+            max_attempts: 5,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Reads `HERALD_RETRY_BASE_SECONDS` and `HERALD_MAX_ATTEMPTS`, naming a bad one.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let mut policy = RetryPolicy::default();
+        if let Ok(v) = std::env::var("HERALD_RETRY_BASE_SECONDS")
+            && !v.trim().is_empty()
+        {
+            let seconds = v
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && (0.0..=3_600.0).contains(s))
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: "HERALD_RETRY_BASE_SECONDS",
+                    problem: format!("expected seconds from 0 to 3600, got {v:?}"),
+                })?;
+            policy.base = Duration::from_secs_f64(seconds);
+        }
+        if let Ok(v) = std::env::var("HERALD_MAX_ATTEMPTS")
+            && !v.trim().is_empty()
+        {
+            policy.max_attempts = v
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=100).contains(n))
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: "HERALD_MAX_ATTEMPTS",
+                    problem: format!("expected a whole number from 1 to 100, got {v:?}"),
+                })?;
+        }
+        Ok(policy)
+    }
+
+    /// The delay after failed attempt number `attempt` (1 = the first): `base × 2^(attempt−1)`,
+    /// of which the first half is fixed and the second half scaled by `jitter` (0.0 to 1.0),
+    /// at most [`MAX_RETRY_DELAY`].
+    pub fn delay(&self, attempt: u32, jitter: f64) -> Duration {
+        let exponent = attempt.saturating_sub(1).min(30);
+        let full = self
+            .base
+            .checked_mul(1u32 << exponent)
+            .unwrap_or(MAX_RETRY_DELAY)
+            .min(MAX_RETRY_DELAY);
+        let half = full / 2;
+        half + half.mul_f64(jitter.clamp(0.0, 1.0))
+    }
+}
+
+/// A number in [0, 1) from the process's random hasher keys: jitter, not cryptography.
+fn jitter() -> f64 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(0x5eed);
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The alert source for failures on `channel` (DefectDojo's names).
+pub fn failure_source(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Slack => "Slack Notification",
+        Channel::Msteams => "Microsoft Teams Notification",
+        Channel::Mail => "Email Notification",
+        Channel::Webhooks => "Webhooks Notification",
+        Channel::Alert => "Alert Notification",
+    }
+}
+
+/// What became of one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordResult {
+    /// Acknowledge (delete) the message.
+    Done,
+    /// Leave the message on the queue: it comes back (or goes to the dead-letter queue).
+    Retry,
+}
+
+/// A channel's queue consumer: the same code on Lambda and in `herald-local`.
+pub struct Sender<T> {
+    pub store: Arc<dyn HeraldStore>,
+    pub transport: T,
+    pub redelivery: Arc<dyn RedeliveryDelay>,
+    pub policy: RetryPolicy,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl<T> std::fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Transport> Sender<T> {
+    /// Handles one record; never panics on its content.
+    pub async fn handle_record(&self, record: &SqsMessage) -> RecordResult {
+        let message_id = record.message_id.as_deref().unwrap_or_default();
+        let span = tracing::info_span!("delivery", message_id, channel = %self.transport.channel());
+        let _guard = span.enter();
+        let message: DeliveryMessage = match serde_json::from_str(
+            record.body.as_deref().unwrap_or_default(),
+        ) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(error = %e, "unreadable queue message; it will go to the dead-letter queue");
+                return RecordResult::Retry;
+            }
+        };
+        let receive_count = record
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(1);
+        match self
+            .deliver(&message, receive_count, record.receipt_handle.as_deref())
+            .await
+        {
+            Ok(result) => result,
+            Err(e) => {
+                tracing::error!(delivery_id = %message.delivery_id, error = %e, "store failed; the message will come back");
+                RecordResult::Retry
+            }
+        }
+    }
+
+    async fn deliver(
+        &self,
+        message: &DeliveryMessage,
+        receive_count: u32,
+        receipt: Option<&str>,
+    ) -> Result<RecordResult, StoreError> {
+        let Some(delivery) = self
+            .store
+            .delivery(&message.event_id, &message.delivery_id)
+            .await?
+        else {
+            tracing::warn!(delivery_id = %message.delivery_id, "no such delivery (expired?); dropping the message");
+            return Ok(RecordResult::Done);
+        };
+        if delivery.status.is_final() {
+            tracing::info!(delivery_id = %delivery.id, status = delivery.status.name(), "already final; not sending again");
+            return Ok(RecordResult::Done);
+        }
+        let Some(record) = self.store.event(&message.event_id).await? else {
+            tracing::warn!(event_id = %message.event_id, "the delivery's event is gone (expired?); dropping the message");
+            return Ok(RecordResult::Done);
+        };
+        let system = self.store.system_settings().await?;
+        let recipient = match &delivery.destination {
+            Destination::SlackUser(user) | Destination::UserWebhooks(user) => {
+                self.store.user(user).await?
+            }
+            _ => None,
+        };
+        let request = SendRequest {
+            event: &record.event,
+            delivery: &delivery,
+            system: &system,
+            recipient: recipient.as_ref(),
+        };
+        let now = self.clock.now_ms();
+        match self.transport.send(&request).await {
+            Ok(()) => {
+                self.store
+                    .record_attempt(&delivery.event_id, &delivery.id, &AttemptOutcome::Sent, now)
+                    .await?;
+                tracing::info!(delivery_id = %delivery.id, destination = %delivery.destination, "sent");
+                Ok(RecordResult::Done)
+            }
+            Err(SendError::Permanent { reason }) => {
+                tracing::warn!(delivery_id = %delivery.id, %reason, "refused for good");
+                let outcome = AttemptOutcome::Failed {
+                    error: reason.clone(),
+                };
+                if self
+                    .store
+                    .record_attempt(&delivery.event_id, &delivery.id, &outcome, now)
+                    .await?
+                    .is_some()
+                {
+                    self.alert_administrators(&delivery, &reason, now).await?;
+                }
+                Ok(RecordResult::Done)
+            }
+            Err(SendError::Transient {
+                reason,
+                retry_after,
+            }) => {
+                if receive_count >= self.policy.max_attempts {
+                    tracing::warn!(delivery_id = %delivery.id, %reason, attempts = receive_count, "last attempt failed; dead");
+                    let outcome = AttemptOutcome::Dead {
+                        error: reason.clone(),
+                    };
+                    if self
+                        .store
+                        .record_attempt(&delivery.event_id, &delivery.id, &outcome, now)
+                        .await?
+                        .is_some()
+                    {
+                        self.alert_administrators(&delivery, &reason, now).await?;
+                    }
+                    // Back straight away, so the queue moves it to the dead-letter queue.
+                    self.delay(receipt, Duration::ZERO).await;
+                    return Ok(RecordResult::Retry);
+                }
+                let outcome = AttemptOutcome::Retrying {
+                    error: reason.clone(),
+                };
+                self.store
+                    .record_attempt(&delivery.event_id, &delivery.id, &outcome, now)
+                    .await?;
+                let delay = retry_after
+                    .unwrap_or_else(|| self.policy.delay(receive_count, jitter()))
+                    .min(MAX_RETRY_DELAY);
+                tracing::info!(delivery_id = %delivery.id, %reason, delay_ms = delay.as_millis() as u64, "will retry");
+                self.delay(receipt, delay).await;
+                Ok(RecordResult::Retry)
+            }
+        }
+    }
+
+    async fn delay(&self, receipt: Option<&str>, delay: Duration) {
+        let Some(receipt) = receipt else { return };
+        if let Err(e) = self
+            .redelivery
+            .delay_redelivery(self.transport.channel(), receipt, delay)
+            .await
+        {
+            // The message still comes back after its visibility timeout.
+            tracing::warn!(error = %e, "could not set the retry delay");
+        }
+    }
+
+    /// One alert per administrator, channel and hour: the id is derived from the channel and
+    /// the hour, and adding an alert that exists is a no-op.
+    async fn alert_administrators(
+        &self,
+        delivery: &Delivery,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let hour = now_ms - now_ms % 3_600_000;
+        let channel = delivery.channel;
+        let key = format!("delivery-failure:{channel}:{hour}");
+        let description = format!(
+            "A {channel} notification to {} could not be delivered: {reason}. Further failures on this channel within the hour are not repeated here; GET /v1/events/{} shows every delivery.",
+            delivery.destination, delivery.event_id
+        );
+        let alerts: Vec<Alert> = self
+            .store
+            .administrators()
+            .await?
+            .iter()
+            .filter(|a| a.profile.is_active)
+            .map(|admin| {
+                Alert::system(
+                    &key,
+                    &admin.username,
+                    "Notification issue",
+                    &description,
+                    failure_source(channel),
+                    hour,
+                )
+            })
+            .collect();
+        self.store.add_alerts(&alerts).await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<T: Transport> QueueConsumer for Sender<T> {
+    async fn consume(&self, batch: SqsEvent) -> SqsBatchResponse {
+        let results =
+            futures_util::future::join_all(batch.records.iter().map(|r| self.handle_record(r)))
+                .await;
+        let mut response = SqsBatchResponse::default();
+        for (record, result) in batch.records.iter().zip(results) {
+            if result == RecordResult::Retry {
+                response.add_failure(record.message_id.clone().unwrap_or_default());
+            }
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_attempts_then_delays_double_with_half_of_each_jittered_and_a_cap() {
+        let policy = RetryPolicy {
+            base: Duration::from_secs(10),
+            max_attempts: 5,
+        };
+        assert_eq!(policy.delay(1, 0.0), Duration::from_secs(5));
+        assert_eq!(policy.delay(1, 1.0), Duration::from_secs(10));
+        assert_eq!(policy.delay(2, 1.0), Duration::from_secs(20));
+        assert_eq!(policy.delay(4, 0.5), Duration::from_secs(60));
+        assert_eq!(policy.delay(40, 1.0), MAX_RETRY_DELAY);
+        let j = jitter();
+        assert!((0.0..1.0).contains(&j));
+    }
+
+    #[test]
+    fn every_channel_has_defectdojos_failure_source() {
+        assert_eq!(failure_source(Channel::Slack), "Slack Notification");
+        assert_eq!(
+            failure_source(Channel::Msteams),
+            "Microsoft Teams Notification"
+        );
+        assert_eq!(failure_source(Channel::Mail), "Email Notification");
+        assert_eq!(failure_source(Channel::Webhooks), "Webhooks Notification");
+    }
+}
