@@ -80,6 +80,42 @@ impl LocalHerald {
         recover_unenqueued(self.store.as_ref(), self.queue.as_ref()).await
     }
 
+    /// Starts a queue driver for every channel that has a sender, each running the same
+    /// `Sender` as the channel's Lambda function, until `shutdown` flips to `true`. Today:
+    /// Slack (`SLACK_API_URL`). Messages for channels without a sender stay queued.
+    pub fn start_senders(
+        &self,
+        policy: herald::sender::RetryPolicy,
+        slack_api_url: &str,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<Vec<tokio::task::JoinHandle<()>>, String> {
+        let store: Arc<dyn herald::ports::HeraldStore> = self.store.clone();
+        let slack = sender_slack::SlackTransport::new(store.clone(), slack_api_url)
+            .map_err(|e| e.to_string())?;
+        let sender = herald::sender::Sender {
+            store,
+            transport: slack,
+            redelivery: self.queue.clone(),
+            policy,
+            clock: Arc::clone(&self.clock),
+        };
+        let driver = driver::QueueDriver::new(
+            self.queue.clone(),
+            Arc::clone(&self.clock),
+            herald::domain::Channel::Slack,
+            Arc::new(sender),
+        );
+        let mut stop = shutdown;
+        let handle = tokio::spawn(driver.run(Duration::from_millis(200), async move {
+            while !*stop.borrow() {
+                if stop.changed().await.is_err() {
+                    return;
+                }
+            }
+        }));
+        Ok(vec![handle])
+    }
+
     /// Every function's routes as one application, with one OpenAPI document.
     pub fn router(&self, auth: Authenticator) -> axum::Router {
         let settings = settings_api::AppState {

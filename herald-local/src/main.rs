@@ -11,6 +11,7 @@ mod secret;
 
 use clap::{Parser, Subcommand};
 use herald::ports::SystemClock;
+use herald::sender::RetryPolicy;
 use herald::telemetry::{self, LogFormat};
 use herald_http::{Authenticator, Hs256Keys, Role};
 use herald_local::{LocalHerald, queue_config_from_env};
@@ -119,6 +120,10 @@ fn serve(args: ServeArgs) -> Result<(), String> {
                 "finished the fan-out of events interrupted by a crash"
             );
         }
+        let policy = RetryPolicy::from_env().map_err(|e| e.to_string())?;
+        let (stop_senders, stop) = tokio::sync::watch::channel(false);
+        let senders =
+            herald.start_senders(policy, &sender_slack::slack_api_url_from_env(), stop)?;
         let app = herald.router(Authenticator::Hs256(Arc::new(keys)));
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -129,10 +134,15 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             "herald-local listening on http://{address} (data in {})",
             args.data_dir.display()
         );
-        axum::serve(listener, app)
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await
-            .map_err(|e| format!("server failed: {e}"))
+            .map_err(|e| format!("server failed: {e}"));
+        let _ = stop_senders.send(true);
+        for sender in senders {
+            let _ = sender.await;
+        }
+        served
     })
 }
 

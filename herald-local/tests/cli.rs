@@ -3,7 +3,6 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_herald-local");
@@ -22,10 +21,22 @@ impl Drop for Server {
 
 /// Starts `herald-local` on a free loopback port and waits for its "listening" line.
 fn start(data_dir: &std::path::Path) -> Server {
-    let mut child = Command::new(BIN)
+    start_with(data_dir, &[])
+}
+
+/// Starts `herald-local` with extra environment variables.
+fn start_with(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
+    let mut command = Command::new(BIN);
+    command
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .env_remove("HERALD_JWT_SECRET")
+        // No request ever leaves this machine: Slack is faked on loopback where a test needs it.
+        .env("SLACK_API_URL", "http://127.0.0.1:9/api");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -132,16 +143,44 @@ fn given_a_bad_role_then_the_token_command_fails_with_a_clear_message() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("expected admin, service or user"));
 }
 
-/// `kill -9` right after a burst of accepted events, then a restart on the same data
-/// directory: every accepted event is there with its deliveries, and every delivery is still
-/// on its queue, waiting for its sender.
-#[tokio::test]
-async fn given_a_kill_9_after_accepted_events_then_a_restart_loses_no_delivery() {
-    use herald::domain::Channel;
-    use herald::ports::SystemClock;
-    use herald_local::{LocalHerald, queue_config_from_env};
+/// A fake Slack Web API on loopback: answers `chat.postMessage` with `ok: true` and records
+/// the fallback text of every post.
+async fn fake_slack() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::routing::post;
+    let posts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorded = posts.clone();
+    let app = axum::Router::new().route(
+        "/api/chat.postMessage",
+        post(move |body: axum::Json<serde_json::Value>| {
+            let recorded = recorded.clone();
+            async move {
+                let text = body["text"].as_str().unwrap_or_default().to_owned();
+                recorded
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(text);
+                axum::Json(serde_json::json!({"ok": true, "channel": "C1", "ts": "1.2"}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{address}/api"), posts)
+}
 
+/// `kill -9` in the middle of a burst of accepted events, then a restart on the same data
+/// directory: every accepted event is there, and every one of its deliveries still goes out,
+/// through the same Slack sender the Lambda function runs, to a fake Slack on loopback.
+#[tokio::test]
+async fn given_a_kill_9_during_a_burst_then_a_restart_delivers_every_accepted_event() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (slack_url, posts) = fake_slack().await;
+    let env = [("SLACK_API_URL", slack_url.as_str())];
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .no_proxy()
@@ -149,30 +188,27 @@ async fn given_a_kill_9_after_accepted_events_then_a_restart_loses_no_delivery()
         .unwrap_or_else(|e| panic!("{e}"));
     let admin = token(dir.path(), "admin", "admin");
     let service = token(dir.path(), "defectdojo", "service");
-    let server = start(dir.path());
-    let put = |path: &str, body: serde_json::Value| {
-        client
+    let server = start_with(dir.path(), &env);
+    for (path, body) in [
+        (
+            "/v1/system/settings",
+            serde_json::json!({"enable_slack_notifications": true, "slack_channel": "#appsec", "slack_token": "xoxb-test", "team_name": "AppSec"}),
+        ),
+        (
+            "/v1/notifications/system",
+            serde_json::json!({"events": {"other": ["slack"]}}),
+        ),
+    ] {
+        let r = client
             .put(format!("{}{path}", server.base))
             .bearer_auth(&admin)
             .json(&body)
             .send()
-    };
-    let ok = |r: reqwest::Response| assert!(r.status().is_success(), "{}", r.status());
-    ok(put(
-        "/v1/system/settings",
-        serde_json::json!({"enable_slack_notifications": true, "slack_channel": "#appsec"}),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}")));
-    ok(put(
-        "/v1/notifications/system",
-        serde_json::json!({"events": {"other": ["slack"]}}),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}")));
+            .await;
+        assert!(r.is_ok_and(|r| r.status().is_success()), "{path}");
+    }
 
     const EVENTS: usize = 200;
-    let mut accepted = Vec::new();
     for i in 0..EVENTS {
         let body = serde_json::json!({"id": format!("crash-{i}"), "type": "report_created", "title": format!("Report {i}")});
         let r = client
@@ -183,41 +219,48 @@ async fn given_a_kill_9_after_accepted_events_then_a_restart_loses_no_delivery()
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(r.status(), 202);
-        accepted.push(format!("crash-{i}"));
     }
-    // Child::kill is SIGKILL: no shutdown, no flush.
+    // Child::kill is SIGKILL: no shutdown, no flush, senders stopped wherever they were.
     drop(server);
 
-    let server = start(dir.path());
-    for id in accepted.iter().step_by(37) {
-        let r = client
-            .get(format!("{}/v1/events/{id}", server.base))
-            .bearer_auth(&service)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(r.status(), 200, "{id}");
-        let body: serde_json::Value = r.json().await.unwrap_or_default();
-        assert_eq!(
-            body["deliveries"][0]["destination"], "slack:channel:#appsec",
-            "{id}"
-        );
+    let server = start_with(dir.path(), &env);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut unsent = Vec::new();
+    while std::time::Instant::now() < deadline {
+        unsent.clear();
+        for i in 0..EVENTS {
+            let r = client
+                .get(format!("{}/v1/events/crash-{i}", server.base))
+                .bearer_auth(&service)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                r.status(),
+                200,
+                "accepted event crash-{i} is known after the restart"
+            );
+            let body: serde_json::Value = r.json().await.unwrap_or_default();
+            if body["deliveries"][0]["status"] != "sent" {
+                unsent.push(i);
+            }
+        }
+        if unsent.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    drop(server);
-
-    let herald = LocalHerald::open(
-        dir.path(),
-        queue_config_from_env().unwrap_or_default(),
-        Arc::new(SystemClock),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let depth = herald
-        .queue
-        .depth(Channel::Slack, herald.clock.now_ms())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        depth.visible, EVENTS as u64,
-        "every accepted delivery is still queued"
+    assert!(unsent.is_empty(), "deliveries never sent: {unsent:?}");
+    let posts = posts.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for i in 0..EVENTS {
+        let text = format!("AppSec notification: Report {i}");
+        assert!(posts.contains(&text), "Report {i} never reached Slack");
+    }
+    // A post that succeeded just before the kill, with its `sent` not yet recorded, is sent
+    // again (the documented crash window): at most the batches in flight.
+    assert!(
+        posts.len() <= EVENTS + 10,
+        "{} posts for {EVENTS} deliveries",
+        posts.len()
     );
 }

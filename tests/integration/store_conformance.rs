@@ -154,6 +154,7 @@ conformance! {
     given_a_deleted_user_then_memberships_and_settings_are_gone_for_good,
     given_a_deleted_product_then_its_memberships_and_settings_are_gone,
     given_admins_then_administrators_lists_exactly_them,
+    given_a_looked_up_slack_id_then_only_it_changes_and_unknown_users_are_not_created,
     given_everything_written_then_it_survives_a_reopen,
 }
 
@@ -1023,6 +1024,46 @@ async fn given_admins_then_administrators_lists_exactly_them(h: &mut Harness) ->
 
     store.delete_user(&username("zoe")).await?;
     assert_eq!(names(&store.administrators().await?), ["carl"]);
+    Ok(())
+}
+
+async fn given_a_looked_up_slack_id_then_only_it_changes_and_unknown_users_are_not_created(
+    h: &mut Harness,
+) -> TestResult {
+    let store = h.store();
+    let erin = username("erin");
+    let before = UserProfile {
+        slack_email: Some("erin@corp.example".into()),
+        ..admin_profile("Erin")
+    };
+    store.put_user(&erin, &before, &template()).await?;
+    store
+        .put_personal_notifications(&erin, &settings(&[Channel::Slack]))
+        .await?;
+
+    assert!(store.set_slack_user_id(&erin, "U0ERIN42").await?);
+
+    let user = store.user(&erin).await?.ok_or("erin vanished")?;
+    let expected = UserProfile {
+        slack_user_id: Some("U0ERIN42".into()),
+        ..before.clone()
+    };
+    assert_eq!(user.profile, expected, "only slack_user_id changed");
+    assert_eq!(
+        store.personal_notifications(&erin).await?,
+        settings(&[Channel::Slack]),
+        "personal settings are kept"
+    );
+    assert_eq!(names(&store.administrators().await?), ["erin"]);
+
+    // A later lookup replaces it.
+    assert!(store.set_slack_user_id(&erin, "U0ERIN43").await?);
+    let user = store.user(&erin).await?.ok_or("erin vanished")?;
+    assert_eq!(user.profile.slack_user_id.as_deref(), Some("U0ERIN43"));
+
+    let ghost = username("ghost");
+    assert!(!store.set_slack_user_id(&ghost, "U0GHOST").await?);
+    assert_eq!(store.user(&ghost).await?, None, "nothing is created");
     Ok(())
 }
 

@@ -45,6 +45,7 @@
 //! | user with profile and personal settings | GetItem `USER#{u}` / `USER` | 1 |
 //! | create or update a user, copying the template once | one UpdateItem: `personal = if_not_exists(personal, :template)`, `ReturnValues = ALL_OLD` tells Created from Updated; sets or removes the `GSI1` keys | 1 |
 //! | personal settings (user must exist) | GetItem; UpdateItem conditioned on `attribute_exists` | 1 |
+//! | record a user's Slack member id (user must exist) | UpdateItem `SET slack_user_id` conditioned on `attribute_exists` | 1 |
 //! | administrators | Query `GSI1` `ADMINS` (eventually consistent) | 1 per 1 MB |
 //! | administrators with personal settings | Query `GSI1` `ADMINS` (usernames only), then BatchGetItem their `USER` items, 100 keys a call, concurrently; keeps those whose item says `is_admin` | 1 + ⌈N/100⌉ |
 //! | named recipients with personal settings | BatchGetItem their `USER` items, 100 keys a call, concurrently; unknown names drop out | ⌈N/100⌉ |
@@ -1495,6 +1496,30 @@ impl DirectoryStore for DynamoDbStore {
             .await?
             .map(|item| user_from_item(&item))
             .transpose()
+    }
+
+    async fn set_slack_user_id(
+        &self,
+        user: &Username,
+        slack_user_id: &str,
+    ) -> Result<bool, StoreError> {
+        self.count();
+        let result = self
+            .client
+            .update_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(Key::user(user.as_str()).to_item()))
+            .update_expression(format!("SET #{SLACK_USER_ID} = :id"))
+            .condition_expression(EXISTS)
+            .set_expression_attribute_names(Some(names(&[PK, SLACK_USER_ID])))
+            .expression_attribute_values(":id", s(slack_user_id))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(backend("UpdateItem")(e)),
+        }
     }
 
     async fn delete_user(&self, user: &Username) -> Result<bool, StoreError> {

@@ -9,6 +9,7 @@
 //! |---|---|
 //! | system settings, system and template documents | `documents` primary key |
 //! | user by username (profile + personal settings) | `users` primary key |
+//! | record a user's Slack member id (user must exist) | `UPDATE` on the `users` primary key |
 //! | administrators | partial index `users_admin` |
 //! | per-product settings of a user | `product_notifications` primary key |
 //! | product / product type by id | primary keys |
@@ -492,6 +493,23 @@ impl DirectoryStore for EmbeddedStore {
             conn.execute("DELETE FROM users WHERE username = ?1", [username])
                 .map(|n| n > 0)
                 .map_err(backend)
+        })
+        .await
+    }
+
+    async fn set_slack_user_id(
+        &self,
+        user: &Username,
+        slack_user_id: &str,
+    ) -> Result<bool, StoreError> {
+        let (username, id) = (user.as_str().to_owned(), slack_user_id.to_owned());
+        self.run(move |conn| {
+            conn.execute(
+                "UPDATE users SET slack_user_id = ?2 WHERE username = ?1",
+                params![username, id],
+            )
+            .map(|n| n > 0)
+            .map_err(backend)
         })
         .await
     }

@@ -6,6 +6,7 @@ pub mod channel;
 pub mod delivery;
 pub mod directory;
 pub mod event;
+pub mod message;
 pub mod routing;
 pub mod settings;
 pub mod system;

@@ -106,6 +106,14 @@ pub trait DirectoryStore: Send + Sync {
     async fn user(&self, user: &Username) -> Result<Option<User>, StoreError>;
     /// Removes a user with their settings and memberships; `false` when unknown.
     async fn delete_user(&self, user: &Username) -> Result<bool, StoreError>;
+    /// Records the Slack member id found for a user's `slack_email` (`users.lookupByEmail`),
+    /// so the lookup is done once; the rest of the profile is untouched. `false` when the
+    /// user is unknown (nothing is created).
+    async fn set_slack_user_id(
+        &self,
+        user: &Username,
+        slack_user_id: &str,
+    ) -> Result<bool, StoreError>;
 
     /// Creates or replaces a product type; `true` when it was created.
     async fn put_product_type(&self, product_type: &ProductType) -> Result<bool, StoreError>;

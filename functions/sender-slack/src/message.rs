@@ -1,0 +1,790 @@
+//! Slack messages rendered from templates compiled into the binary.
+//!
+//! Each event type of the catalogue has its own template, `templates/<event_type>.json.j2`;
+//! any other event name uses `templates/other.json.j2`. They all extend
+//! `templates/_layout.json.j2` and render `{"text": ..., "blocks": [...]}`: the plain-text
+//! fallback Slack shows in notifications, and the Block Kit blocks. They see exactly
+//! [`herald::domain::message::template_context`], the context every channel uses.
+//!
+//! Templates build JSON, so every value is inserted with minijinja's `tojson` filter (there is
+//! no auto-escaping). Text shown as Slack `mrkdwn` also goes through the `mrkdwn` filter or
+//! the `link` / `ref` / `field` helpers, which escape `&`, `<` and `>` as Slack requires: an
+//! event title cannot ping `<!channel>` or forge a link. The helpers keep every text within
+//! Block Kit's limits (3,000 characters per section, 2,000 per field), so a long description
+//! is cut, never refused by Slack.
+
+use herald::domain::message::template_context;
+use herald::domain::{Event, EventType, SystemSettings};
+use minijinja::{AutoEscape, Environment, State, UndefinedBehavior, Value};
+use serde::Serialize;
+
+/// The layout every template extends.
+const LAYOUT: &str = "_layout.json.j2";
+/// The template of event names without their own.
+pub const FALLBACK_TEMPLATE: &str = "other.json.j2";
+
+/// Every template, by name: compiled into the binary.
+pub const TEMPLATES: &[(&str, &str)] = &[
+    (LAYOUT, include_str!("../templates/_layout.json.j2")),
+    ("_macros.j2", include_str!("../templates/_macros.j2")),
+    (
+        "product_type_added.json.j2",
+        include_str!("../templates/product_type_added.json.j2"),
+    ),
+    (
+        "product_added.json.j2",
+        include_str!("../templates/product_added.json.j2"),
+    ),
+    (
+        "engagement_added.json.j2",
+        include_str!("../templates/engagement_added.json.j2"),
+    ),
+    (
+        "test_added.json.j2",
+        include_str!("../templates/test_added.json.j2"),
+    ),
+    (
+        "scan_added.json.j2",
+        include_str!("../templates/scan_added.json.j2"),
+    ),
+    (
+        "scan_added_empty.json.j2",
+        include_str!("../templates/scan_added_empty.json.j2"),
+    ),
+    (
+        "jira_update.json.j2",
+        include_str!("../templates/jira_update.json.j2"),
+    ),
+    (
+        "upcoming_engagement.json.j2",
+        include_str!("../templates/upcoming_engagement.json.j2"),
+    ),
+    (
+        "stale_engagement.json.j2",
+        include_str!("../templates/stale_engagement.json.j2"),
+    ),
+    (
+        "auto_close_engagement.json.j2",
+        include_str!("../templates/auto_close_engagement.json.j2"),
+    ),
+    (
+        "close_engagement.json.j2",
+        include_str!("../templates/close_engagement.json.j2"),
+    ),
+    (
+        "user_mentioned.json.j2",
+        include_str!("../templates/user_mentioned.json.j2"),
+    ),
+    (
+        "code_review.json.j2",
+        include_str!("../templates/code_review.json.j2"),
+    ),
+    (
+        "review_requested.json.j2",
+        include_str!("../templates/review_requested.json.j2"),
+    ),
+    (
+        FALLBACK_TEMPLATE,
+        include_str!("../templates/other.json.j2"),
+    ),
+    (
+        "sla_breach.json.j2",
+        include_str!("../templates/sla_breach.json.j2"),
+    ),
+    (
+        "sla_breach_combined.json.j2",
+        include_str!("../templates/sla_breach_combined.json.j2"),
+    ),
+    (
+        "risk_acceptance_expiration.json.j2",
+        include_str!("../templates/risk_acceptance_expiration.json.j2"),
+    ),
+];
+
+/// Block Kit's limit on a section's text.
+pub const SECTION_TEXT_LIMIT: usize = 3_000;
+/// Block Kit's limit on one section field.
+pub const FIELD_TEXT_LIMIT: usize = 2_000;
+/// Block Kit's limit on the blocks of one message.
+pub const MAX_BLOCKS: usize = 50;
+/// Longest fallback `text` sent (Slack truncates at 40,000; notifications show far less).
+pub const FALLBACK_TEXT_LIMIT: usize = 3_000;
+
+/// What `chat.postMessage` gets besides the channel.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SlackMessage {
+    /// The plain-text fallback (notifications, screen readers).
+    pub text: String,
+    /// Block Kit blocks.
+    pub blocks: Vec<serde_json::Value>,
+}
+
+/// Why a message could not be rendered. Never worth retrying: the same event renders the same.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// The template failed (a bug in it, or data it cannot handle).
+    #[error("the Slack template {template} failed: {detail}")]
+    Template {
+        template: &'static str,
+        detail: String,
+    },
+    /// The template rendered something that is not the JSON `{"text", "blocks"}` Slack needs.
+    #[error("the Slack template {template} rendered invalid JSON: {detail}")]
+    InvalidJson {
+        template: &'static str,
+        detail: String,
+    },
+}
+
+/// The compiled templates.
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Templates").finish_non_exhaustive()
+    }
+}
+
+impl Templates {
+    /// Compiles every template; an error names the template and line.
+    pub fn new() -> Result<Self, minijinja::Error> {
+        let mut env = Environment::new();
+        // JSON is built by hand with `tojson`; no implicit escaping to reason about.
+        env.set_auto_escape_callback(|_| AutoEscape::None);
+        // Optional event fields (`event.engagement.lead` with no engagement) read as empty.
+        env.set_undefined_behavior(UndefinedBehavior::Chainable);
+        env.add_filter("mrkdwn", mrkdwn_filter);
+        env.add_filter("oneline", oneline);
+        env.add_filter("fit", fit);
+        env.add_filter("quote", quote);
+        env.add_function("link", link);
+        env.add_function("ref", reference);
+        env.add_function("field", field);
+        env.add_function("severity", severity);
+        for (name, source) in TEMPLATES {
+            env.add_template(name, source)?;
+        }
+        Ok(Self { env })
+    }
+
+    /// The template that renders events called `event_type`.
+    pub fn template_name(event_type: &str) -> &'static str {
+        let Some(own) = EventType::from_name(event_type) else {
+            return FALLBACK_TEMPLATE;
+        };
+        TEMPLATES
+            .iter()
+            .map(|(name, _)| *name)
+            .find(|name| name.strip_suffix(".json.j2") == Some(own.name()))
+            .unwrap_or(FALLBACK_TEMPLATE)
+    }
+
+    /// Renders the Slack message for `event`.
+    pub fn render(
+        &self,
+        event: &Event,
+        system: &SystemSettings,
+    ) -> Result<SlackMessage, RenderError> {
+        let template = Self::template_name(&event.event_type);
+        let failed = |e: minijinja::Error| RenderError::Template {
+            template,
+            detail: error_chain(&e),
+        };
+        let context = Value::from_serialize(template_context(event, system));
+        let rendered = self
+            .env
+            .get_template(template)
+            .and_then(|t| t.render(context))
+            .map_err(failed)?;
+        parse_message(template, &rendered)
+    }
+}
+
+/// Checks what a template rendered: `{"text": non-empty string, "blocks": [1 to 50 objects]}`.
+fn parse_message(template: &'static str, rendered: &str) -> Result<SlackMessage, RenderError> {
+    let invalid = |detail: String| RenderError::InvalidJson { template, detail };
+    let value: serde_json::Value =
+        serde_json::from_str(rendered).map_err(|e| invalid(e.to_string()))?;
+    let text = value
+        .get("text")
+        .and_then(serde_json::Value::as_str)
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| invalid("`text` must be a non-empty string".into()))?;
+    let blocks = value
+        .get("blocks")
+        .and_then(serde_json::Value::as_array)
+        .filter(|b| !b.is_empty() && b.len() <= MAX_BLOCKS && b.iter().all(|b| b.is_object()))
+        .ok_or_else(|| invalid(format!("`blocks` must be 1 to {MAX_BLOCKS} objects")))?;
+    Ok(SlackMessage {
+        text: text.to_owned(),
+        blocks: blocks.clone(),
+    })
+}
+
+/// A minijinja error with its causes, on one line.
+fn error_chain(error: &minijinja::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A template value as text: empty for `none` and undefined.
+fn text_of(value: &Value) -> String {
+    if value.is_none() || value.is_undefined() {
+        String::new()
+    } else if let Some(s) = value.as_str() {
+        s.to_owned()
+    } else {
+        value.to_string()
+    }
+}
+
+/// Escapes `text` for Slack `mrkdwn` (`&`, `<`, `>`), cut so that the escaped text has at
+/// most `limit` characters (the cut ends with `…`).
+pub fn mrkdwn(text: &str, limit: usize) -> String {
+    let escaped_len = |c: char| match c {
+        '&' => 5,
+        '<' | '>' => 4,
+        _ => 1,
+    };
+    let total: usize = text.chars().map(escaped_len).sum();
+    let budget = if total > limit {
+        limit.saturating_sub(1)
+    } else {
+        limit
+    };
+    let mut out = String::with_capacity(text.len().min(budget * 5));
+    let mut used = 0;
+    for c in text.chars() {
+        let len = escaped_len(c);
+        if used + len > budget {
+            break;
+        }
+        used += len;
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    if total > limit {
+        out.push('…');
+    }
+    out
+}
+
+/// `value|mrkdwn(limit=3000)`: escaped text.
+fn mrkdwn_filter(value: Value, limit: Option<usize>) -> String {
+    mrkdwn(&text_of(&value), limit.unwrap_or(SECTION_TEXT_LIMIT))
+}
+
+/// `value|oneline`: line breaks and tabs become spaces (for list items and fields).
+fn oneline(value: Value) -> String {
+    text_of(&value)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// `value|quote(limit=3000)`: escaped text as a Slack block quote (`>` before each line), at
+/// most `limit` characters.
+fn quote(value: Value, limit: Option<usize>) -> String {
+    let limit = limit.unwrap_or(SECTION_TEXT_LIMIT);
+    let text = text_of(&value);
+    let lines: Vec<&str> = text.lines().collect();
+    // Each line costs two characters of marker.
+    let escaped = mrkdwn(&lines.join("\n"), limit.saturating_sub(2 * lines.len()));
+    escaped
+        .split('\n')
+        .map(|line| format!("> {line}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `text|fit(limit=3000)`: whole lines of already formatted `mrkdwn` kept while they fit in
+/// `limit` characters; a cut ends with a `…` line. A first line longer than the limit is cut
+/// as plain text would be, which can only happen with a limit below any line this crate
+/// renders.
+fn fit(value: Value, limit: Option<usize>) -> String {
+    let limit = limit.unwrap_or(SECTION_TEXT_LIMIT);
+    let text = text_of(&value);
+    if text.chars().count() <= limit {
+        return text;
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for line in text.split('\n') {
+        let len = line.chars().count() + usize::from(!out.is_empty());
+        // Room for "\n…" after the kept lines.
+        if used + len + 2 > limit {
+            break;
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(line);
+        used += len;
+    }
+    if out.is_empty() {
+        return text
+            .chars()
+            .take(limit.saturating_sub(1))
+            .collect::<String>()
+            + "…";
+    }
+    out.push_str("\n…");
+    out
+}
+
+/// Whether `url` can be a Slack link target.
+fn is_web_url(url: &str) -> bool {
+    url.starts_with("https://") || url.starts_with("http://")
+}
+
+/// `url` as a Slack link target: `&`, `<`, `>` escaped, `|` and spaces percent-encoded.
+fn link_target(url: &str) -> String {
+    let mut out = String::with_capacity(url.len());
+    for c in url.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '|' => out.push_str("%7C"),
+            ' ' => out.push_str("%20"),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// An absolute URL from a template value: relative paths get `site_url` in front.
+fn absolute(state: &State, url: &Value) -> Option<String> {
+    let url = text_of(url);
+    let url = url.trim();
+    if url.starts_with('/') {
+        let site = state.lookup("site_url").map(|v| text_of(&v))?;
+        let site = site.trim_end_matches('/');
+        return (!site.is_empty()).then(|| format!("{site}{url}"));
+    }
+    is_web_url(url).then(|| url.to_owned())
+}
+
+/// `link(url, label, limit=200)`: `<url|label>` with the label escaped and cut to `limit`;
+/// just the label when `url` is not a web address (or a path without `site_url`). An empty
+/// label shows the URL.
+fn link(state: &State, url: Value, label: Value, limit: Option<usize>) -> String {
+    let limit = limit.unwrap_or(200);
+    let label = oneline(label);
+    match absolute(state, &url) {
+        Some(url) => {
+            let shown = if label.trim().is_empty() {
+                url.clone()
+            } else {
+                label
+            };
+            format!("<{}|{}>", link_target(&url), mrkdwn(&shown, limit))
+        }
+        None => mrkdwn(&label, limit),
+    }
+}
+
+/// `ref(thing)`: a product type, product, engagement, test or finding as posted (an object
+/// with `name` or `title`, `id` and maybe `url`), as a link; a plain value as escaped text;
+/// empty for nothing.
+fn reference(state: &State, thing: Value) -> String {
+    if thing.is_none() || thing.is_undefined() {
+        return String::new();
+    }
+    if thing.as_object().is_none() || thing.as_str().is_some() {
+        return mrkdwn(&oneline(thing), 200);
+    }
+    let attr = |name: &str| thing.get_attr(name).ok().filter(|v| !text_of(v).is_empty());
+    let label = attr("name")
+        .or_else(|| attr("title"))
+        .map(oneline)
+        .or_else(|| attr("id").map(|id| format!("#{}", text_of(&id))))
+        .unwrap_or_default();
+    link(
+        state,
+        attr("url").unwrap_or_default(),
+        Value::from(label),
+        None,
+    )
+}
+
+/// `field(label, mrkdwn_value)`: `*label*` over the value, for a section's `fields`; empty
+/// when the value is.
+fn field(label: Value, value: Value) -> String {
+    let value = text_of(&value);
+    if value.trim().is_empty() {
+        return String::new();
+    }
+    let label = mrkdwn(&oneline(label), 100);
+    fit(
+        Value::from(format!("*{label}*\n{value}")),
+        Some(FIELD_TEXT_LIMIT),
+    )
+}
+
+/// `severity(name)`: DefectDojo's severity with a coloured marker, escaped.
+fn severity(value: Value) -> String {
+    let name = oneline(value);
+    let marker = match name.to_ascii_lowercase().as_str() {
+        "critical" => ":red_circle:",
+        "high" => ":large_orange_circle:",
+        "medium" => ":large_yellow_circle:",
+        "low" => ":large_blue_circle:",
+        "info" | "informational" => ":white_circle:",
+        "" => return String::new(),
+        _ => ":black_circle:",
+    };
+    format!("{marker} {}", mrkdwn(&name, 50))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use herald::domain::EVENT_TYPES;
+    use serde_json::json;
+
+    fn templates() -> Templates {
+        Templates::new().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Renders `source` with the helpers, for the tests of the helpers alone.
+    fn render_str(source: &str, context: serde_json::Value) -> String {
+        templates()
+            .env
+            .render_str(source, context)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn system() -> SystemSettings {
+        SystemSettings {
+            team_name: "AppSec".into(),
+            site_url: "https://dojo.example.com".into(),
+            disclaimer_notifications: "This message may contain confidential findings.".into(),
+            ..SystemSettings::default()
+        }
+    }
+
+    fn event(body: serde_json::Value) -> Event {
+        Event::from_request(&body, || "generated".into()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn finding(id: u64, title: &str, severity: &str) -> serde_json::Value {
+        json!({"id": id, "title": title, "severity": severity, "url": format!("/finding/{id}")})
+    }
+
+    const SHOP: &str = r#"{"product_type": {"id": 3, "name": "Web", "url": "/product/type/3"}, "product": {"id": 7, "name": "Shop", "url": "/product/7"}}"#;
+
+    fn shop_data(extra: serde_json::Value) -> serde_json::Value {
+        let mut data: serde_json::Value = serde_json::from_str(SHOP).unwrap_or_default();
+        if let (Some(data), Some(extra)) = (data.as_object_mut(), extra.as_object()) {
+            data.extend(extra.clone());
+        }
+        data
+    }
+
+    fn engagement() -> serde_json::Value {
+        json!({"id": 12, "name": "Q3 pentest", "url": "/engagement/12", "product_id": 7,
+               "lead": "alice", "status": "In Progress",
+               "target_start": "2026-09-01", "target_end": "2026-09-30"})
+    }
+
+    /// A realistic event of each type, as the platform would post it.
+    fn sample(event_type: &str) -> Event {
+        let id = format!("{event_type}-1");
+        let test = json!({"id": 33, "title": "ZAP Scan", "test_type": "ZAP Scan", "url": "/test/33", "environment": "Production"});
+        let body = match event_type {
+            "product_type_added" => json!({
+                "type": event_type, "title": "Product type Web added",
+                "url": "/product/type/3", "product_type_id": 3,
+                "data": {"product_type": {"id": 3, "name": "Web", "url": "/product/type/3"}}}),
+            "product_added" => json!({
+                "type": event_type, "title": "Product Shop added", "url": "/product/7",
+                "description": "Shop was added to Web by alice.", "product_id": 7,
+                "data": shop_data(json!({}))}),
+            "engagement_added" => json!({
+                "type": event_type, "title": "Engagement created for \"Shop\": Q3 pentest",
+                "url": "/engagement/12", "engagement": engagement(), "data": shop_data(json!({}))}),
+            "test_added" => json!({
+                "type": event_type, "title": "Test created for Shop: Q3 pentest: ZAP Scan",
+                "url": "/test/33", "engagement": engagement(), "test": test,
+                "data": shop_data(json!({}))}),
+            "scan_added" => {
+                let new: Vec<_> = (1..=12)
+                    .map(|i| {
+                        finding(
+                            100 + i,
+                            &format!("SQL injection in /api/v{i}/search"),
+                            ["Critical", "High", "Medium"][i as usize % 3],
+                        )
+                    })
+                    .collect();
+                json!({
+                    "type": event_type, "title": "Created/Updated 16 findings for Shop: Q3 pentest: ZAP Scan",
+                    "url": "/test/33", "engagement": engagement(), "test": test,
+                    "findings": {"new": new, "reactivated": [finding(90, "Reflected XSS in <search>", "High")],
+                                 "mitigated": [finding(80, "Missing HSTS header", "Low"), finding(81, "Server banner disclosure", "Info")],
+                                 "untouched": [finding(70, "Outdated jQuery & friends", "Medium")]},
+                    "data": shop_data(json!({}))})
+            }
+            "scan_added_empty" => json!({
+                "type": event_type, "title": "Created/Updated 0 findings for Shop: Q3 pentest: ZAP Scan",
+                "url": "/test/33", "engagement": engagement(), "test": test,
+                "findings": {"new": [], "reactivated": [], "mitigated": [], "untouched": []},
+                "data": shop_data(json!({}))}),
+            "jira_update" => json!({
+                "type": event_type, "title": "JIRA problem: could not push finding 101",
+                "description": "JIRA answered 400: Field 'priority' cannot be set.",
+                "url": "/finding/101", "finding": finding(101, "SQL injection in /api/v1/search", "Critical"),
+                "product_id": 7,
+                "data": shop_data(json!({"jira_issue": {"key": "SEC-42", "url": "https://jira.example.com/browse/SEC-42"}}))}),
+            "upcoming_engagement" => json!({
+                "type": event_type, "title": "Upcoming engagement: Q3 pentest",
+                "url": "/engagement/12", "engagement": engagement(), "recipients": ["alice"],
+                "data": shop_data(json!({}))}),
+            "stale_engagement" => json!({
+                "type": event_type, "title": "Stale engagement: Q3 pentest",
+                "description": "The engagement is still in progress 5 days after its target end.",
+                "url": "/engagement/12", "engagement": engagement(), "data": shop_data(json!({}))}),
+            "auto_close_engagement" => json!({
+                "type": event_type, "title": "Engagement closed automatically: Q3 pentest",
+                "url": "/engagement/12", "engagement": engagement(), "data": shop_data(json!({}))}),
+            "close_engagement" => json!({
+                "type": event_type, "title": "Engagement closed: Q3 pentest", "requested_by": "bob",
+                "url": "/engagement/12", "engagement": engagement(), "data": shop_data(json!({}))}),
+            "user_mentioned" => json!({
+                "type": event_type, "title": "bob jotted a note", "url": "/finding/101",
+                "recipients": ["alice"], "requested_by": "bob", "finding": finding(101, "SQL injection in /api/v1/search", "Critical"),
+                "data": shop_data(json!({"note": "@alice can you confirm this one?\nI think <script> tags get through & the WAF misses it."}))}),
+            "code_review" => json!({
+                "type": event_type, "title": "Code review requested: SQL injection in /api/v1/search",
+                "url": "/finding/101", "recipients": ["alice"], "requested_by": "bob",
+                "finding": finding(101, "SQL injection in /api/v1/search", "Critical"),
+                "data": shop_data(json!({"note": "Fix is in PR 314."}))}),
+            "review_requested" => json!({
+                "type": event_type, "title": "bob requested your review", "url": "/finding/101",
+                "recipients": ["alice", "carol"], "requested_by": "bob",
+                "findings": {"new": [finding(101, "SQL injection in /api/v1/search", "Critical"), finding(102, "Open redirect", "Medium")]},
+                "data": shop_data(json!({"note": "Please review before Friday's release."}))}),
+            "other" => json!({
+                "type": event_type, "title": "Report \"Q3 summary\" is ready",
+                "description": "The PDF report you asked for has been generated.", "url": "/reports/5",
+                "data": {}}),
+            "sla_breach" => json!({
+                "type": event_type, "title": "Finding 101 - SLA breached by 2 days! Overdue notice",
+                "url": "/finding/101", "product_id": 7,
+                "finding": {"id": 101, "title": "SQL injection in /api/v1/search", "severity": "Critical",
+                            "url": "/finding/101", "sla_expiration_date": "2026-09-10"},
+                "data": shop_data(json!({"sla_age": -2}))}),
+            "sla_breach_combined" => json!({
+                "type": event_type, "title": "SLA alert (breached): Product Type 'Web', Product 'Shop'",
+                "url": "/product/7/finding/open", "product_id": 7,
+                "data": shop_data(json!({"kind": "breached", "findings": [
+                    finding(101, "SQL injection in /api/v1/search", "Critical"),
+                    finding(102, "Open redirect", "Medium")]}))}),
+            "risk_acceptance_expiration" => json!({
+                "type": event_type, "title": "Risk acceptance \"Legacy TLS\" expires in 10 days",
+                "url": "/risk_acceptance/8", "product_id": 7,
+                "data": shop_data(json!({"risk_acceptance": {"id": 8, "name": "Legacy TLS",
+                    "url": "/risk_acceptance/8", "expiration_date": "2026-10-01", "is_expired": false,
+                    "accepted_findings": [finding(80, "TLS 1.0 enabled", "Medium"), finding(83, "Weak cipher suites", "Low")]}}))}),
+            other => json!({
+                "type": other, "title": "Finding added: Hard-coded AWS key", "url": "/finding/104",
+                "finding": finding(104, "Hard-coded AWS key", "High"), "product_id": 7,
+                "data": shop_data(json!({}))}),
+        };
+        let mut body = body;
+        body["id"] = json!(id);
+        event(body)
+    }
+
+    #[test]
+    fn every_catalogue_type_has_its_own_template_and_other_names_use_the_fallback() {
+        for event_type in EVENT_TYPES {
+            let name = Templates::template_name(event_type.name());
+            assert_eq!(name, format!("{}.json.j2", event_type.name()));
+        }
+        assert_eq!(Templates::template_name("finding_added"), FALLBACK_TEMPLATE);
+        assert_eq!(
+            TEMPLATES.len(),
+            EVENT_TYPES.len() + 2,
+            "18 types, the layout, the macros"
+        );
+    }
+
+    #[test]
+    fn given_each_event_type_then_the_payload_matches_its_snapshot() {
+        let templates = templates();
+        for name in EVENT_TYPES
+            .iter()
+            .map(|e| e.name())
+            .chain(["finding_added"])
+        {
+            let message = templates
+                .render(&sample(name), &system())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            insta::assert_json_snapshot!(name, message);
+        }
+    }
+
+    #[test]
+    fn given_a_scan_then_at_most_ten_findings_per_kind_are_listed_with_the_rest_counted() {
+        let message = templates()
+            .render(&sample("scan_added"), &system())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let new = message
+            .blocks
+            .iter()
+            .filter_map(|b| b.pointer("/text/text").and_then(|t| t.as_str()))
+            .find(|t| t.starts_with("*New findings (12)*"))
+            .unwrap_or_else(|| panic!("no new findings section"));
+        assert_eq!(new.matches("\n• ").count(), 10);
+        assert!(new.ends_with("_…and 2 more_"), "{new}");
+        assert!(
+            new.contains("<https://dojo.example.com/finding/101|SQL injection in /api/v1/search>")
+        );
+        assert_eq!(
+            message.text,
+            "AppSec notification: Created/Updated 16 findings for Shop: Q3 pentest: ZAP Scan"
+        );
+    }
+
+    #[test]
+    fn given_hostile_text_in_every_field_then_every_template_renders_valid_escaped_json() {
+        let nasty = "\"quoted\" \\ back <!channel> <https://evil.example|click> & {{ not_a_tag }} {% raw %}\u{2028}";
+        let templates = templates();
+        let system = SystemSettings {
+            team_name: nasty.replace('\u{2028}', ""),
+            disclaimer_notifications: format!("{nasty}\nsecond line"),
+            site_url: "https://dojo.example.com".into(),
+            ..SystemSettings::default()
+        };
+        for name in EVENT_TYPES
+            .iter()
+            .map(|e| e.name())
+            .chain(["finding_added"])
+        {
+            let thing = json!({"id": 1, "name": nasty, "title": nasty, "severity": nasty, "url": "/x?a=1&b=<2>|3",
+                               "lead": nasty, "status": nasty, "target_start": nasty, "target_end": nasty,
+                               "test_type": nasty, "environment": nasty, "sla_expiration_date": nasty});
+            let body = json!({
+                "type": name, "title": nasty.replace('\u{2028}', ""), "description": format!("{nasty}\nline two"),
+                "url": "https://dojo.example.com/a|b>c", "engagement": thing, "test": thing, "finding": thing,
+                "findings": {"new": [thing, thing], "mitigated": [thing]}, "requested_by": "bob",
+                "data": {"product": thing, "product_type": nasty, "note": nasty, "kind": nasty,
+                         "findings": [thing], "jira_issue": thing, "sla_age": 3,
+                         "risk_acceptance": {"id": 2, "name": nasty, "accepted_findings": [thing], "expiration_date": nasty}}});
+            let message = templates
+                .render(&event(body), &system)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let all = serde_json::to_string(&message).unwrap_or_default();
+            assert!(!all.contains("<!channel>"), "{name}: {all}");
+            assert!(!all.contains("<https://evil.example"), "{name}: {all}");
+            assert!(all.contains("&lt;!channel&gt;"), "{name}: {all}");
+            assert!(
+                all.contains("<https://dojo.example.com/a%7Cb&gt;c|"),
+                "{name}: {all}"
+            );
+        }
+    }
+
+    #[test]
+    fn given_a_very_long_description_then_the_section_is_cut_within_slacks_limit() {
+        let mut body = json!({"type": "other", "title": "Long", "description": "&".repeat(20_000)});
+        body["id"] = json!("long");
+        let message = templates()
+            .render(&event(body), &system())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let description = message.blocks[1]["text"]["text"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(description.chars().count() <= SECTION_TEXT_LIMIT);
+        assert!(
+            description.ends_with("&amp;…"),
+            "cut between entities, never inside one"
+        );
+    }
+
+    #[test]
+    fn given_no_site_url_team_or_disclaimer_then_paths_are_not_links_and_blocks_are_left_out() {
+        let mut body =
+            json!({"type": "product_added", "title": "Product Shop added", "url": "/product/7"});
+        body["id"] = json!("bare");
+        let message = templates()
+            .render(&event(body), &SystemSettings::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(message.text, "Notification: Product Shop added");
+        assert_eq!(
+            message.blocks,
+            vec![
+                json!({"type": "section", "text": {"type": "mrkdwn", "text": "*Product Shop added*"}})
+            ]
+        );
+    }
+
+    #[test]
+    fn given_mrkdwn_helpers_then_they_escape_cut_and_quote() {
+        assert_eq!(mrkdwn("a & <b>", 100), "a &amp; &lt;b&gt;");
+        assert_eq!(mrkdwn("abcdef", 4), "abc…");
+        assert_eq!(mrkdwn("&&&", 11), "&amp;&amp;…");
+        assert_eq!(
+            render_str("{{ note|quote }}", json!({"note": "one > two\nthree"})),
+            "> one &gt; two\n> three"
+        );
+        assert_eq!(
+            render_str(
+                "{{ text|fit(12) }}",
+                json!({"text": "line one\nline two\nline three"})
+            ),
+            "line one\n…"
+        );
+        assert_eq!(
+            render_str(
+                "{{ link('/f/1', 'F') }}|{{ link('ftp://x', 'F') }}|{{ link('https://a.example/x', '') }}",
+                json!({"site_url": "https://d.example/"})
+            ),
+            "<https://d.example/f/1|F>|F|<https://a.example/x|https://a.example/x>"
+        );
+        assert_eq!(
+            render_str(
+                "{{ ref(p) }}|{{ ref(none) }}|{{ ref('Plain <b>') }}",
+                json!({"p": {"id": 4}})
+            ),
+            "#4||Plain &lt;b&gt;"
+        );
+        assert_eq!(render_str("{{ field('Lead', '') }}", json!({})), "");
+        assert_eq!(
+            render_str("{{ severity('High') }}", json!({})),
+            ":large_orange_circle: High"
+        );
+    }
+
+    #[test]
+    fn given_rendered_text_that_is_not_a_message_then_the_error_says_so() {
+        let err = parse_message("x.json.j2", "{\"text\": \"t\", \"blocks\": [}");
+        assert!(
+            matches!(err, Err(RenderError::InvalidJson { .. })),
+            "{err:?}"
+        );
+        let err = parse_message("x.json.j2", "{\"text\": \"\", \"blocks\": [{}]}");
+        assert!(
+            err.as_ref()
+                .is_err_and(|e| e.to_string().contains("`text` must be a non-empty string")),
+            "{err:?}"
+        );
+        let err = parse_message("x.json.j2", "{\"text\": \"t\", \"blocks\": []}");
+        assert!(err.is_err());
+    }
+}
