@@ -119,7 +119,11 @@ log "machine busy before the run: $BUSY_BEFORE"
 DATA="$WORK/data"
 start bare "$LOADGEN" hello --listen 127.0.0.1:0
 BARE="$ADDRESS"
-RUST_LOG="${RUST_LOG:-info}" start herald "$HERALD" serve --listen 127.0.0.1:0 --data-dir "$DATA"
+BARE_PID="$STARTED_PID"
+# herald-local's Slack sender posts to the baseline server's Slack stand-in: nothing leaves
+# the machine, and the sender's queue work is part of what is measured.
+SLACK_API_URL="$BARE/api" RUST_LOG="${RUST_LOG:-info}" \
+    start herald "$HERALD" serve --listen 127.0.0.1:0 --data-dir "$DATA"
 H="$ADDRESS"
 HERALD_PID="$STARTED_PID"
 log "bare axum on $BARE, herald-local on $H (data in $DATA, $(df -T "$DATA" | awk 'NR==2 {print $2}'))"
@@ -164,37 +168,41 @@ SYSTEM_FANOUT="$(probe "$SYSTEM_ONLY")"
 log "scan_added fans out to $SCAN_FANOUT"
 log "no_users fans out to $SYSTEM_FANOUT"
 
-# usage PID: the process's CPU time (user, system; clock ticks) and bytes it passed to write
-# calls (WAL, database, log, sockets), from /proc (nothing where /proc is missing).
+# usage PID: the server's CPU time (user, system; clock ticks), the bytes it passed to write
+# calls (WAL, database, log, sockets), the whole machine's busy ticks and the time in ns, from
+# /proc (nothing where /proc is missing).
 usage() {
-    local pid="$1" stat written
+    local pid="$1" stat written machine
     stat="$(cat "/proc/$pid/stat" 2>/dev/null)" || return 0
     written="$(sed -n 's/^wchar: //p' "/proc/$pid/io" 2>/dev/null)" || written=0
+    # cpu  user nice system idle iowait irq softirq steal: busy is all but idle and iowait
+    machine="$(awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat)"
     stat="${stat##*) }"
     # shellcheck disable=SC2086 # split the fields: utime and stime are the 12th and 13th
     set -- $stat
-    printf '%s %s %s\n' "${12}" "${13}" "${written:-0}"
+    printf '%s %s %s %s %s\n' "${12}" "${13}" "${written:-0}" "${machine:-0}" "$(date +%s%N)"
 }
 
-# load NAME URL PATH EXPECT BODY [EXTRA...]: one measured run, JSON report in $WORK/NAME.json,
-# herald-local's CPU time and bytes written over the run (warm-up included) in NAME.usage.
+# load NAME PID URL PATH EXPECT BODY [EXTRA...]: one measured run against the server PID, JSON
+# report in $WORK/NAME.json; the server's CPU time and bytes written and the machine's busy
+# time over the run (warm-up included) in NAME.usage.
 load() {
-    local name="$1" url="$2" path="$3" expect="$4" body="$5"
-    shift 5
+    local name="$1" pid="$2" url="$3" path="$4" expect="$5" body="$6"
+    shift 6
     log "load $name: $url$path"
-    usage "$HERALD_PID" >"$WORK/$name.usage"
+    usage "$pid" >"$WORK/$name.usage"
     "$LOADGEN" load --label "$name" --url "$url" --path "$path" --body "$body" \
         --concurrency "${IN_FLIGHT:-$CONCURRENCY}" --duration "$DURATION" --warmup "$WARMUP" \
         --threads "$LOADGEN_THREADS" --expect "$expect" --json "$@" >"$WORK/$name.json" ||
         log "WARNING: $name had answers other than $expect (see the status counts)"
-    usage "$HERALD_PID" >>"$WORK/$name.usage"
+    usage "$pid" >>"$WORK/$name.usage"
 }
 
-load bare "$BARE" / 200 "$SCAN"
-HERALD_LOADGEN_TOKEN="$SERVICE" load herald-scan "$H" /v1/events 202 "$SCAN"
-HERALD_LOADGEN_TOKEN="$SERVICE" load herald-no-users "$H" /v1/events 202 "$SYSTEM_ONLY"
+load bare "$BARE_PID" "$BARE" / 200 "$SCAN"
+HERALD_LOADGEN_TOKEN="$SERVICE" load herald-scan "$HERALD_PID" "$H" /v1/events 202 "$SCAN"
+HERALD_LOADGEN_TOKEN="$SERVICE" load herald-no-users "$HERALD_PID" "$H" /v1/events 202 "$SYSTEM_ONLY"
 # Open loop: at most 256 in flight (a server meeting the target needs ~20 at 1,000/s).
-HERALD_LOADGEN_TOKEN="$SERVICE" IN_FLIGHT=256 load herald-scan-open "$H" /v1/events 202 "$OPEN" \
+HERALD_LOADGEN_TOKEN="$SERVICE" IN_FLIGHT=256 load herald-scan-open "$HERALD_PID" "$H" /v1/events 202 "$OPEN" \
     --rate "$RATE"
 
 cat <<EOF
@@ -210,16 +218,22 @@ import json, sys
 work, target_rps, target_p99, rate = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 ticks = float(sys.argv[5])
 
-def usage(name, events):
-    """herald-local's CPU ms and KiB passed to write calls per event over a run, from /proc."""
+def usage(name, run):
+    """Per request: the server's CPU ms and KiB passed to write calls; over the run: cores busy
+    in the server, the load generator and everything else (from /proc, warm-up included)."""
+    events = max(run["requests"] + run["warmup_requests"], 1)
     try:
         lines = [l.split() for l in open(f"{work}/{name}.usage").read().splitlines()]
-        (u0, s0, w0), (u1, s1, w1) = [[int(x) for x in l] for l in lines[:2]]
+        (u0, s0, w0, m0, t0), (u1, s1, w1, m1, t1) = [[int(x) for x in l] for l in lines[:2]]
     except (OSError, ValueError):
-        return "-", "-"
-    cpu = ((u1 - u0) + (s1 - s0)) / ticks * 1000 / max(events, 1)
-    return (f"{cpu:.2f} ({(u1 - u0) / ticks * 1000 / max(events, 1):.2f} user)",
-            f"{(w1 - w0) / 1024 / max(events, 1):.1f}")
+        return "-", "-", "-"
+    server = (u1 - u0) + (s1 - s0)
+    cpu = f"{server / ticks * 1000 / events:.2f} ({(u1 - u0) / ticks * 1000 / events:.2f} user)"
+    written = f"{(w1 - w0) / 1024 / events:.1f}"
+    wall = (t1 - t0) / 1e9
+    loadgen = run.get("loadgen_cpu_ticks") or 0
+    cores = [server / ticks / wall, loadgen / ticks / wall, (m1 - m0 - server - loadgen) / ticks / wall]
+    return cpu, written, " / ".join(f"{c:.2f}" for c in cores)
 
 runs = {name: json.load(open(f"{work}/{name}.json"))
         for name in ["bare", "herald-scan", "herald-no-users", "herald-scan-open"]}
@@ -230,8 +244,8 @@ rows = [
     ("herald-local `POST /v1/events` no_users (system only)", "herald-no-users", "closed"),
     (f"herald-local scan_added offered at {rate}/s", "herald-scan-open", "open"),
 ]
-print("| server | load | requests/s (2xx) | p50 ms | p99 ms | max ms | ratio herald/bare | herald CPU ms/event | herald KiB written/event | statuses |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+print("| server | load | requests/s (2xx) | p50 ms | p99 ms | max ms | ratio herald/bare | server CPU ms/request | server KiB written/request | cores busy: server / loadgen / other | statuses |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 for label, key, mode in rows:
     r = runs[key]
     lat = r["latency_ms"]
@@ -240,8 +254,8 @@ for label, key, mode in rows:
     statuses = ", ".join(f"{k}: {v}" for k, v in r["status"].items())
     if r.get("not_sent"):
         statuses += f", due but not sent: {r['not_sent']}"
-    cpu, written = ("-", "-") if key == "bare" else usage(key, r["requests"] + r["warmup_requests"])
-    print(f"| {label} | {load} | {r['ok_rps']:,.0f} | {lat['p50']:.2f} | {lat['p99']:.2f} | {lat['max']:.1f} | {ratio} | {cpu} | {written} | {statuses} |")
+    cpu, written, cores = usage(key, r)
+    print(f"| {label} | {load} | {r['ok_rps']:,.0f} | {lat['p50']:.2f} | {lat['p99']:.2f} | {lat['max']:.1f} | {ratio} | {cpu} | {written} | {cores} | {statuses} |")
 closed, opened = runs["herald-scan"], runs["herald-scan-open"]
 print()
 print(f"Target: ≥ {target_rps:,.0f} accepted events/s with p99 ≤ {target_p99:.0f} ms "

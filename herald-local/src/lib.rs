@@ -16,6 +16,20 @@ use std::time::Duration;
 /// The file of the embedded store in the data directory.
 pub const DATABASE_FILE: &str = "herald.db";
 
+/// How `herald-local`'s senders are set up.
+#[derive(Debug, Clone)]
+pub struct SenderConfig {
+    /// Retries (`HERALD_RETRY_BASE_SECONDS`, `HERALD_MAX_ATTEMPTS`).
+    pub policy: herald::sender::RetryPolicy,
+    /// Slack's Web API (`SLACK_API_URL`).
+    pub slack_api_url: String,
+    /// Whether Teams and webhook URLs may point at loopback or private addresses
+    /// (`HERALD_ALLOW_PRIVATE_TARGETS=1`).
+    pub allow_private: bool,
+    /// Where email goes: one `.eml` file per message (`DATA_DIR/outbox`).
+    pub outbox_dir: std::path::PathBuf,
+}
+
 /// Herald on one machine: the embedded store and queue, and the clock.
 #[derive(Clone)]
 pub struct LocalHerald {
@@ -80,40 +94,76 @@ impl LocalHerald {
         recover_unenqueued(self.store.as_ref(), self.queue.as_ref()).await
     }
 
-    /// Starts a queue driver for every channel that has a sender, each running the same
-    /// `Sender` as the channel's Lambda function, until `shutdown` flips to `true`. Today:
-    /// Slack (`SLACK_API_URL`). Messages for channels without a sender stay queued.
+    /// Starts a queue driver for every channel with a sender, each running the same `Sender`
+    /// as the channel's Lambda function, until `shutdown` flips to `true`: Slack, Microsoft
+    /// Teams and email (written to the outbox). Webhook messages stay queued until the
+    /// webhook sender exists.
     pub fn start_senders(
         &self,
-        policy: herald::sender::RetryPolicy,
-        slack_api_url: &str,
+        config: &SenderConfig,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Result<Vec<tokio::task::JoinHandle<()>>, String> {
         let store: Arc<dyn herald::ports::HeraldStore> = self.store.clone();
-        let slack = sender_slack::SlackTransport::new(store.clone(), slack_api_url)
+        let slack = sender_slack::SlackTransport::new(store, &config.slack_api_url)
             .map_err(|e| e.to_string())?;
-        let sender = herald::sender::Sender {
-            store,
-            transport: slack,
+        let teams =
+            sender_teams::TeamsTransport::new(config.allow_private).map_err(|e| e.to_string())?;
+        let outbox = Arc::new(herald::adapters::OutboxMailer::new(
+            config.outbox_dir.clone(),
+        ));
+        let email = sender_email::EmailTransport::new(outbox).map_err(|e| e.to_string())?;
+        let policy = config.policy;
+        let consumers: Vec<(
+            herald::domain::Channel,
+            Arc<dyn herald::ports::QueueConsumer>,
+        )> = vec![
+            (
+                herald::domain::Channel::Slack,
+                Arc::new(self.sender(slack, policy)),
+            ),
+            (
+                herald::domain::Channel::Msteams,
+                Arc::new(self.sender(teams, policy)),
+            ),
+            (
+                herald::domain::Channel::Mail,
+                Arc::new(self.sender(email, policy)),
+            ),
+        ];
+        Ok(consumers
+            .into_iter()
+            .map(|(channel, consumer)| {
+                let driver = driver::QueueDriver::new(
+                    self.queue.clone(),
+                    Arc::clone(&self.clock),
+                    channel,
+                    consumer,
+                );
+                let mut stop = shutdown.clone();
+                tokio::spawn(driver.run(Duration::from_millis(200), async move {
+                    while !*stop.borrow() {
+                        if stop.changed().await.is_err() {
+                            return;
+                        }
+                    }
+                }))
+            })
+            .collect())
+    }
+
+    /// The `Sender` for `transport` over this store and queue.
+    fn sender<T: herald::sender::Transport>(
+        &self,
+        transport: T,
+        policy: herald::sender::RetryPolicy,
+    ) -> herald::sender::Sender<T> {
+        herald::sender::Sender {
+            store: self.store.clone(),
+            transport,
             redelivery: self.queue.clone(),
             policy,
             clock: Arc::clone(&self.clock),
-        };
-        let driver = driver::QueueDriver::new(
-            self.queue.clone(),
-            Arc::clone(&self.clock),
-            herald::domain::Channel::Slack,
-            Arc::new(sender),
-        );
-        let mut stop = shutdown;
-        let handle = tokio::spawn(driver.run(Duration::from_millis(200), async move {
-            while !*stop.borrow() {
-                if stop.changed().await.is_err() {
-                    return;
-                }
-            }
-        }));
-        Ok(vec![handle])
+        }
     }
 
     /// Every function's routes as one application, with one OpenAPI document.

@@ -120,10 +120,14 @@ fn serve(args: ServeArgs) -> Result<(), String> {
                 "finished the fan-out of events interrupted by a crash"
             );
         }
-        let policy = RetryPolicy::from_env().map_err(|e| e.to_string())?;
+        let senders = herald_local::SenderConfig {
+            policy: RetryPolicy::from_env().map_err(|e| e.to_string())?,
+            slack_api_url: sender_slack::slack_api_url_from_env(),
+            allow_private: herald::outbound::allow_private_from_env(),
+            outbox_dir: args.data_dir.join("outbox"),
+        };
         let (stop_senders, stop) = tokio::sync::watch::channel(false);
-        let senders =
-            herald.start_senders(policy, &sender_slack::slack_api_url_from_env(), stop)?;
+        let senders = herald.start_senders(&senders, stop)?;
         let app = herald.router(Authenticator::Hs256(Arc::new(keys)));
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

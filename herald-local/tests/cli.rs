@@ -264,3 +264,69 @@ async fn given_a_kill_9_during_a_burst_then_a_restart_delivers_every_accepted_ev
         posts.len()
     );
 }
+
+/// Email on `herald-local`: the same email sender as on Lambda, writing one RFC 5322 message
+/// per delivery to `DATA_DIR/outbox`.
+#[tokio::test]
+async fn given_a_mail_delivery_then_herald_local_writes_it_to_the_outbox() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let admin = token(dir.path(), "admin", "admin");
+    let server = start(dir.path());
+    for (path, body) in [
+        (
+            "/v1/system/settings",
+            serde_json::json!({"enable_mail_notifications": true, "mail_notifications_to": "appsec@example.com",
+                "email_from": "herald@example.com", "team_name": "AppSec"}),
+        ),
+        (
+            "/v1/notifications/system",
+            serde_json::json!({"events": {"other": ["mail"]}}),
+        ),
+    ] {
+        let r = client
+            .put(format!("{}{path}", server.base))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+            .await;
+        assert!(r.is_ok_and(|r| r.status().is_success()), "{path}");
+    }
+    let event =
+        serde_json::json!({"id": "mail-1", "type": "report_created", "title": "Quarterly report"});
+    let r = client
+        .post(format!("{}/v1/events", server.base))
+        .bearer_auth(&admin)
+        .json(&event)
+        .send()
+        .await;
+    assert!(r.is_ok_and(|r| r.status() == 202));
+
+    let outbox = dir.path().join("outbox");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut files = Vec::new();
+    while files.is_empty() && std::time::Instant::now() < deadline {
+        files = std::fs::read_dir(&outbox)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(files.len(), 1, "one .eml in {}", outbox.display());
+    let mail = std::fs::read_to_string(&files[0]).unwrap_or_default();
+    assert!(mail.contains("To: appsec@example.com\r\n"), "{mail}");
+    assert!(mail.contains("From: herald@example.com\r\n"), "{mail}");
+    assert!(
+        mail.contains("Subject: AppSec notification: Quarterly report\r\n"),
+        "{mail}"
+    );
+}

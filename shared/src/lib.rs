@@ -10,6 +10,7 @@ pub mod adapters;
 pub mod config;
 pub mod domain;
 pub mod intake;
+pub mod outbound;
 pub mod ports;
 pub mod sender;
 pub mod telemetry;

@@ -11,4 +11,5 @@ mod openapi;
 mod queue_driver;
 mod queues;
 mod sender;
+mod ses;
 mod store_conformance;

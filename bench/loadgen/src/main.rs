@@ -1,7 +1,9 @@
 //! `herald-loadgen`: the two halves of Herald's local intake benchmark (`bench/intake-load.sh`).
 //!
 //! - `herald-loadgen hello [--listen ADDR]` serves a bare axum application, `GET` and `POST /`
-//!   answering `{"status":"ok"}`: the baseline the real server is compared with.
+//!   answering `{"status":"ok"}`: the baseline the real server is compared with. It also answers
+//!   `/api/{method}` as Slack's Web API would (`{"ok": true, ...}`), a loopback stand-in for
+//!   `SLACK_API_URL`.
 //! - `herald-loadgen load --url URL [--path P] [--token T] [--body TEMPLATE] ...` sends requests
 //!   over keep-alive connections and reports requests/s, latency percentiles and status counts.
 //!   Each `{n}` in the body template becomes the request's sequence number, so every event gets
@@ -47,7 +49,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve a bare axum application: GET and POST / answer {"status":"ok"}.
+    /// Serve a bare axum application: GET and POST / answer {"status":"ok"}. It also stands in
+    /// for Slack's Web API under /api/{method} (`{"ok": true, ...}`), so a server under test
+    /// can be given SLACK_API_URL=http://ADDR/api and send nothing off the machine.
     Hello {
         /// Address to listen on (port 0 picks a free one; the address is printed).
         #[arg(long, default_value = "127.0.0.1:0")]
@@ -140,7 +144,13 @@ fn hello(listen: SocketAddr) -> Result<ExitCode, String> {
         async fn ok_post(_body: axum::body::Bytes) -> Json<Value> {
             Json(json!({"status": "ok"}))
         }
-        let app = axum::Router::new().route("/", get(ok).post(ok_post));
+        // What chat.postMessage and users.lookupByEmail answer, in one body.
+        async fn slack(_body: axum::body::Bytes) -> Json<Value> {
+            Json(json!({"ok": true, "channel": "C0BENCH", "ts": "1700000000.000100", "user": {"id": "U0BENCH"}}))
+        }
+        let app = axum::Router::new()
+            .route("/", get(ok).post(ok_post))
+            .route("/api/{method}", get(slack).post(slack));
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -506,6 +516,7 @@ fn report(args: &LoadArgs, url: &reqwest::Url, outcome: &Outcome) -> Value {
         "requests": samples.len(),
         "not_sent": outcome.not_sent,
         "warmup_requests": outcome.warmup_requests,
+        "loadgen_cpu_ticks": own_cpu_ticks(),
         "ok": ok,
         "rps": round(samples.len() as f64 / seconds, 1),
         "ok_rps": round(ok as f64 / seconds, 1),
@@ -518,6 +529,18 @@ fn report(args: &LoadArgs, url: &reqwest::Url, outcome: &Outcome) -> Value {
         },
         "status": statuses,
     })
+}
+
+/// This process's CPU time so far (user + system) in clock ticks, from `/proc/self/stat`
+/// (Linux only; `None` elsewhere).
+fn own_cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces:
+    // state is the first; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
 }
 
 fn text_report(r: &Value) -> String {

@@ -6,10 +6,12 @@
 mod clock;
 mod consumer;
 mod events;
+mod mailer;
 mod store;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use consumer::QueueConsumer;
+pub use mailer::{MailError, Mailer, OutgoingMail};
 
 pub use events::{
     AlertCounts, AlertPage, AlertStore, AttemptOutcome, DeliveryQueue, EventRecord, EventStore,
