@@ -5,6 +5,7 @@
 //! - [`ports`]: the traits the functions depend on (`SettingsStore`, `DirectoryStore`, `Clock`).
 //! - [`adapters`]: the ports' implementations, named for their technology
 //!   (`DynamoDbStore` for AWS, `EmbeddedStore` for `herald-local`).
+//! - `templating` (feature `templates`): the minijinja helpers the channel senders share.
 
 pub mod adapters;
 pub mod config;
@@ -14,3 +15,5 @@ pub mod outbound;
 pub mod ports;
 pub mod sender;
 pub mod telemetry;
+#[cfg(feature = "templates")]
+pub mod templating;

@@ -16,6 +16,7 @@
 
 use herald::domain::message::template_context;
 use herald::domain::{Event, EventType, SystemSettings};
+use herald::templating::{error_chain, text_of};
 use minijinja::{AutoEscape, Environment, State, UndefinedBehavior, Value};
 use serde::Serialize;
 
@@ -197,29 +198,6 @@ fn tidy(rendered: &str) -> String {
         out.push('\n');
     }
     out
-}
-
-/// A minijinja error with its causes, on one line.
-fn error_chain(error: &minijinja::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-/// A template value as text: empty for `none` and undefined.
-fn text_of(value: &Value) -> String {
-    if value.is_none() || value.is_undefined() {
-        String::new()
-    } else if let Some(s) = value.as_str() {
-        s.to_owned()
-    } else {
-        value.to_string()
-    }
 }
 
 /// `value|oneline`: line breaks, tabs and other control characters become spaces. Keeps a

@@ -8,6 +8,8 @@ pub mod directory;
 pub mod event;
 pub mod message;
 pub mod routing;
+#[cfg(feature = "samples")]
+pub mod samples;
 pub mod settings;
 pub mod system;
 pub mod validation;
