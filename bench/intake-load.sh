@@ -19,6 +19,9 @@
 #   3. herald:  POST /v1/events, no_users: true: the system destinations only (1 admin alert +
 #               1 Slack delivery), which separates routing/alert writing from HTTP + commit
 #   4. herald:  scan_added offered at RATE/s (open loop): the target check
+# herald-local's senders run too (they are part of it); Slack's Web API is stood in for by the
+# baseline server (SLACK_API_URL=http://BARE/api), so nothing is sent off the machine. At the end
+# the probe event's deliveries show whether the Slack sender delivered.
 # Everything it started is stopped on exit, whatever the reason.
 set -euo pipefail
 
@@ -213,10 +216,23 @@ $(nproc) cores, $(uname -r); data dir on $(df -T "$DATA" | awk 'NR==2 {print $2}
 scan_added for product 7 → $SCAN_FANOUT; no_users → $SYSTEM_FANOUT.
 
 EOF
-python3 - "$WORK" "$TARGET_RPS" "$TARGET_P99_MS" "$RATE" "$(getconf CLK_TCK)" <<'EOF'
+PROBE_DELIVERIES="$(curl -sS "$H/v1/events/bench-scan-probe" -H "Authorization: Bearer $SERVICE" |
+    python3 -c 'import json, sys; print(", ".join("{}: {} after {} attempt(s)".format(d["destination"], d["status"], d["attempts"]) for d in json.load(sys.stdin)["deliveries"]))' 2>/dev/null ||
+    echo unknown)"
+echo "Probe event's deliveries at the end (Slack stood in for on loopback): $PROBE_DELIVERIES."
+echo
+python3 - "$WORK" "$TARGET_RPS" "$TARGET_P99_MS" "$RATE" "$(getconf CLK_TCK)" "$SCAN_FANOUT" "$SYSTEM_FANOUT" <<'EOF'
 import json, sys
 work, target_rps, target_p99, rate = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 ticks = float(sys.argv[5])
+
+def fanout(answer):
+    try:
+        a = json.loads(answer)
+        return f"{a['alerts']} alerts + {a['deliveries']} deliveries"
+    except (ValueError, KeyError):
+        return "fan-out unknown"
+scan_fanout, system_fanout = fanout(sys.argv[6]), fanout(sys.argv[7])
 
 def usage(name, run):
     """Per request: the server's CPU ms and KiB passed to write calls; over the run: cores busy
@@ -240,9 +256,9 @@ runs = {name: json.load(open(f"{work}/{name}.json"))
 bare = runs["bare"]["ok_rps"] or float("nan")
 rows = [
     ("bare axum `POST /` (baseline)", "bare", "closed"),
-    ("herald-local `POST /v1/events` scan_added (21 alerts + 1 slack)", "herald-scan", "closed"),
-    ("herald-local `POST /v1/events` no_users (system only)", "herald-no-users", "closed"),
-    (f"herald-local scan_added offered at {rate}/s", "herald-scan-open", "open"),
+    (f"herald-local `POST /v1/events` scan_added ({scan_fanout})", "herald-scan", "closed"),
+    (f"herald-local `POST /v1/events` no_users ({system_fanout})", "herald-no-users", "closed"),
+    (f"herald-local scan_added ({scan_fanout}) offered at {rate}/s", "herald-scan-open", "open"),
 ]
 print("| server | load | requests/s (2xx) | p50 ms | p99 ms | max ms | ratio herald/bare | server CPU ms/request | server KiB written/request | cores busy: server / loadgen / other | statuses |")
 print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
@@ -257,6 +273,9 @@ for label, key, mode in rows:
     cpu, written, cores = usage(key, r)
     print(f"| {label} | {load} | {r['ok_rps']:,.0f} | {lat['p50']:.2f} | {lat['p99']:.2f} | {lat['max']:.1f} | {ratio} | {cpu} | {written} | {cores} | {statuses} |")
 closed, opened = runs["herald-scan"], runs["herald-scan-open"]
+print()
+print("CPU and bytes written are per request over the whole run, warm-up included; \"other\" is the rest of")
+print("the machine (kernel work no process is charged for, the Slack stand-in, anything else running).")
 print()
 print(f"Target: ≥ {target_rps:,.0f} accepted events/s with p99 ≤ {target_p99:.0f} ms "
       f"(equivalently ratio ≥ {target_rps / bare:.4f} of this run's bare server).")
