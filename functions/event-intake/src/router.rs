@@ -10,6 +10,7 @@ use herald::ports::{Clock, DeliveryQueue, HeraldStore};
 use herald_http::auth::{Authenticator, Caller};
 use herald_http::error::{ApiError, ErrorBody};
 use herald_http::extract::JsonBody;
+use herald_http::rfc3339;
 use serde::Serialize;
 use std::sync::Arc;
 use utoipa::{OpenApi, ToSchema};
@@ -164,18 +165,6 @@ struct EventView {
     accepted_at: String,
     alerts: u32,
     deliveries: Vec<DeliveryView>,
-}
-
-/// Milliseconds since the epoch as RFC 3339 (UTC).
-pub fn rfc3339(ms: u64) -> String {
-    let nanos = i128::from(ms) * 1_000_000;
-    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 /// The event and each delivery: channel, destination, status, attempts, last error.

@@ -16,6 +16,7 @@ use herald::ports::{AlertCounts, AlertPage, HeraldStore, StoreError, UserWrite};
 use herald_http::auth::{Authenticator, Caller, Role};
 use herald_http::error::{ApiError, ErrorBody};
 use herald_http::extract::{JsonBody, bad_query, path_id, path_username};
+use herald_http::rfc3339;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -793,18 +794,6 @@ impl From<herald::domain::Alert> for AlertView {
             read: a.read,
         }
     }
-}
-
-/// Milliseconds since the epoch as RFC 3339 (UTC).
-fn rfc3339(ms: u64) -> String {
-    let nanos = i128::from(ms) * 1_000_000;
-    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 /// A page of alerts, newest first.
