@@ -229,7 +229,8 @@ ticks = float(sys.argv[5])
 def fanout(answer):
     try:
         a = json.loads(answer)
-        return f"{a['alerts']} alerts + {a['deliveries']} deliveries"
+        n, d = a["alerts"], a["deliveries"]
+        return f"{n} alert{'' if n == 1 else 's'} + {d} deliver{'y' if d == 1 else 'ies'}"
     except (ValueError, KeyError):
         return "fan-out unknown"
 scan_fanout, system_fanout = fanout(sys.argv[6]), fanout(sys.argv[7])

@@ -31,6 +31,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// Why a transport could not deliver.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -199,7 +200,12 @@ impl<T: Transport> Sender<T> {
     pub async fn handle_record(&self, record: &SqsMessage) -> RecordResult {
         let message_id = record.message_id.as_deref().unwrap_or_default();
         let span = tracing::info_span!("delivery", message_id, channel = %self.transport.channel());
-        let _guard = span.enter();
+        // Instrumented, not entered: a guard held across `.await` would nest the spans of
+        // every record this task polls afterwards.
+        self.handle_record_in_span(record).instrument(span).await
+    }
+
+    async fn handle_record_in_span(&self, record: &SqsMessage) -> RecordResult {
         let message: DeliveryMessage = match serde_json::from_str(
             record.body.as_deref().unwrap_or_default(),
         ) {
