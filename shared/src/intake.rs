@@ -33,6 +33,10 @@ pub struct IntakeAnswer {
     pub deliveries: u32,
     /// In-app alerts written.
     pub alerts: u32,
+    /// Whether this id had been posted before (the answer is the first one's); the HTTP API
+    /// says so in `Idempotent-Replayed`.
+    #[serde(skip)]
+    pub replayed: bool,
 }
 
 impl IntakeAnswer {
@@ -41,6 +45,7 @@ impl IntakeAnswer {
             event_id: record.event.id.clone(),
             deliveries: record.delivery_count,
             alerts: record.alert_count,
+            replayed: false,
         }
     }
 }
@@ -73,7 +78,9 @@ where
     Q: DeliveryQueue + ?Sized,
 {
     let (mut event, mut accepted_at) = (event, now_ms);
+    let mut replayed = false;
     if let Some(first) = store.event(&event.id).await? {
+        replayed = true;
         if first.complete {
             return finish_duplicate(store, queue, &first).await;
         }
@@ -85,7 +92,10 @@ where
     // between our read and our write; then we complete it as of its time.
     for _ in 0..2 {
         match route_and_record(store, queue, event, accepted_at).await? {
-            Recording::Done(answer) => return Ok(answer),
+            Recording::Done(mut answer) => {
+                answer.replayed |= replayed;
+                return Ok(answer);
+            }
             Recording::CompleteFirst(first) => {
                 (event, accepted_at) = (first.event, first.accepted_at)
             }
@@ -199,7 +209,10 @@ where
             .collect();
         enqueue(store, queue, &first.event.id, &pending).await?;
     }
-    Ok(IntakeAnswer::from_record(first))
+    Ok(IntakeAnswer {
+        replayed: true,
+        ..IntakeAnswer::from_record(first)
+    })
 }
 
 async fn enqueue<S, Q>(

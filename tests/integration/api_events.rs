@@ -265,7 +265,11 @@ async fn given_an_eventbridge_event_then_it_takes_the_same_path_and_a_wrong_deta
     let again = eventbridge::handle(&state, &payload)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(again, answer);
+    assert!(again.replayed && !answer.replayed);
+    assert_eq!(
+        (again.event_id, again.deliveries, again.alerts),
+        (answer.event_id, answer.deliveries, answer.alerts)
+    );
 
     let wrong: Value = serde_json::from_str(include_str!(
         "../../events/eventbridge/wrong-detail-type.json"

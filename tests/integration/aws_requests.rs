@@ -155,7 +155,15 @@ async fn measure(
         (alerts, deliveries),
         "{members} members: alerts and deliveries"
     );
-    assert_eq!(repeat, answer, "a duplicate answers as the first time");
+    assert!(
+        repeat.replayed && !answer.replayed,
+        "the repeat is marked replayed"
+    );
+    assert_eq!(
+        (&repeat.event_id, repeat.deliveries, repeat.alerts),
+        (&answer.event_id, answer.deliveries, answer.alerts),
+        "a duplicate answers as the first time"
+    );
 
     assert_eq!(
         sqs_calls,

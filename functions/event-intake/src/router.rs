@@ -90,7 +90,6 @@ async fn post_event(
     caller.require_service_or_admin()?;
     let body = body.parse()?;
     let event = Event::from_request(&body, new_event_id)?;
-    let known = state.store.event(&event.id).await?.is_some();
     let answer = accept_event(
         state.store.as_ref(),
         state.queue.as_ref(),
@@ -99,8 +98,9 @@ async fn post_event(
     )
     .await
     .map_err(intake_error)?;
+    let replayed = answer.replayed;
     let mut response = (StatusCode::ACCEPTED, Json(answer)).into_response();
-    if known {
+    if replayed {
         response
             .headers_mut()
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
