@@ -97,13 +97,15 @@ impl QueueDriver {
             received: received.len(),
             ..PollOutcome::default()
         };
-        for (id, receipt) in &receipts {
+        let mut done = Vec::with_capacity(receipts.len());
+        for (id, receipt) in receipts {
             if failed.contains(id.as_str()) {
                 outcome.failed += 1;
-            } else if self.queue.delete(receipt).await? {
-                outcome.deleted += 1;
+            } else {
+                done.push(receipt);
             }
         }
+        outcome.deleted = self.queue.delete_batch(&done).await?;
         Ok(outcome)
     }
 

@@ -9,6 +9,9 @@
 //! 4. the deliveries go to their queues (senders skip a delivery already sent, so a repeated
 //!    enqueue never sends twice);
 //! 5. the event is marked enqueued.
+//!
+//! Where the store is also the queue (`herald-local`'s embedded store and queue), steps 3 to 5
+//! are one transaction ([`RecordOutcome::Queued`]).
 
 use crate::domain::alert::AlertTemplate;
 use crate::domain::{
@@ -173,8 +176,10 @@ where
         complete: false,
     };
     match store.record_event(&record, &alerts, &deliveries).await? {
-        RecordOutcome::Recorded => {
-            enqueue(store, queue, &record.event.id, &deliveries).await?;
+        outcome @ (RecordOutcome::Recorded | RecordOutcome::Queued) => {
+            if outcome == RecordOutcome::Recorded {
+                enqueue(store, queue, &record.event.id, &deliveries).await?;
+            }
             tracing::info!(
                 event_id = %record.event.id,
                 event_type = %record.event.event_type,

@@ -284,6 +284,9 @@ async fn given_alerts_then_the_bell_pages_newest_first_and_read_state_and_delete
     for i in 0..30 {
         app.service_ok(Method::POST, "/v1/events", Some(&scan(&format!("s{i:02}"))))
             .await;
+        // Alerts are ordered by the millisecond they were raised in: one event per
+        // millisecond makes "newest first" a single answer.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
     assert_eq!(unread(&app, "alice").await, 30);
 

@@ -90,10 +90,10 @@ impl Embedded {
         Ok(Self { dir, queue })
     }
 
-    /// Another store and queue on the same file: a second connection.
-    fn open_again(&self) -> Result<EmbeddedQueue, Box<dyn std::error::Error>> {
-        let store = EmbeddedStore::open(&self.dir.path().join(DATABASE_FILE))?;
-        Ok(EmbeddedQueue::new(&store, self.queue.config())?)
+    /// A second store on the same file while this one is open: refused, one process owns
+    /// a data directory.
+    fn open_again(&self) -> Result<EmbeddedStore, herald::ports::StoreError> {
+        EmbeddedStore::open(&self.dir.path().join(DATABASE_FILE))
     }
 }
 
@@ -103,7 +103,8 @@ impl Embedded {
 #[tokio::test]
 async fn given_a_received_message_then_it_is_hidden_until_its_visibility_timeout_ends() -> TestResult
 {
-    let q = Embedded::new(5)?.queue;
+    let embedded = Embedded::new(5)?;
+    let q = &embedded.queue;
     let messages = slack_messages("e1", 1);
     q.enqueue_at(&messages, T0).await?;
     assert_eq!(q.depth(Channel::Slack, T0).await?, depth(1, 0, 0));
@@ -141,7 +142,8 @@ async fn given_a_received_message_then_it_is_hidden_until_its_visibility_timeout
 
 #[tokio::test]
 async fn given_max_receives_reached_then_the_next_receive_makes_it_a_dead_letter() -> TestResult {
-    let q = Embedded::new(3)?.queue;
+    let embedded = Embedded::new(3)?;
+    let q = &embedded.queue;
     let messages = mail_messages("e1", 2);
     q.enqueue_at(&messages, T0).await?;
 
@@ -184,7 +186,8 @@ async fn given_max_receives_reached_then_the_next_receive_makes_it_a_dead_letter
 
 #[tokio::test]
 async fn given_dead_letters_among_the_oldest_then_a_receive_still_fills_its_batch() -> TestResult {
-    let q = Embedded::new(1)?.queue;
+    let embedded = Embedded::new(1)?;
+    let q = &embedded.queue;
     let old = slack_messages("old", 4);
     q.enqueue_at(&old, T0).await?;
     assert_eq!(q.receive(Channel::Slack, 4, T0).await?.len(), 4);
@@ -205,7 +208,8 @@ async fn given_dead_letters_among_the_oldest_then_a_receive_still_fills_its_batc
 #[tokio::test]
 async fn given_a_message_received_again_then_a_stale_receipt_neither_deletes_nor_hides_it()
 -> TestResult {
-    let q = Embedded::new(5)?.queue;
+    let embedded = Embedded::new(5)?;
+    let q = &embedded.queue;
     q.enqueue_at(&slack_messages("e1", 1), T0).await?;
     let first = q.receive(Channel::Slack, 1, T0).await?;
     let second = q.receive(Channel::Slack, 1, T0 + VISIBILITY_MS).await?;
@@ -237,7 +241,8 @@ async fn given_a_message_received_again_then_a_stale_receipt_neither_deletes_nor
 #[tokio::test]
 async fn given_an_expired_but_not_received_again_message_then_its_receipt_still_deletes_it()
 -> TestResult {
-    let q = Embedded::new(5)?.queue;
+    let embedded = Embedded::new(5)?;
+    let q = &embedded.queue;
     q.enqueue_at(&slack_messages("e1", 1), T0).await?;
     let got = q.receive(Channel::Slack, 1, T0).await?;
     // As on SQS: the newest receipt works until the message is received again.
@@ -252,7 +257,8 @@ async fn given_an_expired_but_not_received_again_message_then_its_receipt_still_
 
 #[tokio::test]
 async fn given_change_visibility_then_the_message_reappears_when_it_says() -> TestResult {
-    let q = Embedded::new(5)?.queue;
+    let embedded = Embedded::new(5)?;
+    let q = &embedded.queue;
     q.enqueue_at(&slack_messages("e1", 1), T0).await?;
     let got = q.receive(Channel::Slack, 1, T0).await?;
     let receipt = &got[0].receipt_handle;
@@ -291,9 +297,8 @@ async fn given_delay_redelivery_then_the_message_is_hidden_for_exactly_the_delay
 -> TestResult {
     // The queue's clock says T0 + 5 s; the message was received at T0 (hidden until T0 + 30 s).
     let now = T0 + 5_000;
-    let q = Embedded::new(5)?
-        .queue
-        .with_clock(Arc::new(FixedClock(now)));
+    let embedded = Embedded::new(5)?;
+    let q = embedded.queue.clone().with_clock(Arc::new(FixedClock(now)));
     q.enqueue_at(&slack_messages("e1", 1), T0).await?;
     let got = q.receive(Channel::Slack, 1, T0).await?;
 
@@ -338,7 +343,8 @@ async fn given_delay_redelivery_then_the_message_is_hidden_for_exactly_the_delay
 
 #[tokio::test]
 async fn given_25_messages_then_receives_take_at_most_10_oldest_first() -> TestResult {
-    let q = Embedded::new(5)?.queue;
+    let embedded = Embedded::new(5)?;
+    let q = &embedded.queue;
     let messages = slack_messages("e1", 25);
     // Enqueued one millisecond apart, in slice order.
     for (i, m) in messages.iter().enumerate() {
@@ -360,7 +366,8 @@ async fn given_25_messages_then_receives_take_at_most_10_oldest_first() -> TestR
 
 #[tokio::test]
 async fn given_messages_queued_again_then_nothing_is_duplicated_or_reset() -> TestResult {
-    let q = Embedded::new(1)?.queue;
+    let embedded = Embedded::new(1)?;
+    let q = &embedded.queue;
     let messages = slack_messages("e1", 3);
     q.enqueue_at(&messages, T0).await?;
     q.enqueue_at(&messages, T0).await?;
@@ -409,6 +416,26 @@ async fn given_a_reopened_database_then_queued_and_in_flight_messages_survive() 
     Ok(())
 }
 
+#[tokio::test]
+async fn given_an_open_data_directory_then_a_second_store_is_refused_until_the_first_is_dropped()
+-> TestResult {
+    let embedded = Embedded::new(5)?;
+    let refused = embedded
+        .open_again()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        refused.contains("in use by another Herald process"),
+        "got {refused:?}"
+    );
+    let Embedded { dir, queue } = embedded;
+    drop(queue);
+    // Every clone of the first store is gone: the directory is free again.
+    EmbeddedStore::open(&dir.path().join(DATABASE_FILE))?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn given_concurrent_receivers_then_no_message_is_handed_out_twice() -> TestResult {
     const MESSAGES: usize = 600;
@@ -416,13 +443,12 @@ async fn given_concurrent_receivers_then_no_message_is_handed_out_twice() -> Tes
     let messages = slack_messages("e1", MESSAGES);
     embedded.queue.enqueue_at(&messages, T0).await?;
 
-    // Three open the file again (separate SQLite connections, racing for the write lock);
-    // one shares the first queue's connection.
+    // Four receivers race, each receive a write of its own in the store's group commits.
     let receivers = [
         embedded.queue.clone(),
-        embedded.open_again()?,
-        embedded.open_again()?,
-        embedded.open_again()?,
+        embedded.queue.clone(),
+        embedded.queue.clone(),
+        embedded.queue.clone(),
     ];
     let start = Arc::new(tokio::sync::Barrier::new(receivers.len()));
     let mut tasks = tokio::task::JoinSet::new();

@@ -10,9 +10,9 @@
 //! | SQS | here |
 //! |---|---|
 //! | `SendMessageBatch` | `INSERT OR IGNORE`, keyed by delivery id |
-//! | `ReceiveMessage` (≤ 10) | one `IMMEDIATE` transaction: pick visible, live messages in the order they became visible (index `queue_messages_ready`), hide each for the visibility timeout, count the receive, hand out a new receipt handle |
+//! | `ReceiveMessage` (≤ 10) | one write in the store's group commit (inside its `BEGIN IMMEDIATE`): pick visible, live messages in the order they became visible (index `queue_messages_ready`), hide each for the visibility timeout, count the receive, hand out a new receipt handle |
 //! | redrive after `maxReceiveCount` | a picked message already received `max_receives` times is marked dead instead of delivered |
-//! | `DeleteMessage` | only the newest receipt handle works: the id is part of the handle, so the delete is a primary-key lookup |
+//! | `DeleteMessage`, `DeleteMessageBatch` | only the newest receipt handle works: the id is part of the handle, so the delete is a primary-key lookup; a batch is one write |
 //! | `ChangeMessageVisibility` | same check; `0` makes the message visible at once |
 //! | a retry with backoff ([`RedeliveryDelay`]) | `ChangeMessageVisibility` as of the queue's [`Clock`], at most 12 hours as on SQS; a stale receipt changes nothing and is not an error |
 //! | dead-letter queue | rows with `dead = 1`, listed by [`EmbeddedQueue::dead_letters`] |
@@ -27,10 +27,10 @@ use super::EmbeddedStore;
 use crate::domain::{Channel, DeliveryMessage};
 use crate::ports::{Clock, DeliveryQueue, QueueError, RedeliveryDelay, StoreError, SystemClock};
 use async_trait::async_trait;
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Connection, params};
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The queue's table and its index. `EmbeddedStore::init` runs it with the store's schema;
@@ -165,7 +165,7 @@ pub struct QueueDepth {
 /// The channels' delivery queues in the embedded store's database.
 #[derive(Clone)]
 pub struct EmbeddedQueue {
-    conn: Arc<Mutex<Connection>>,
+    store: EmbeddedStore,
     config: QueueConfig,
     clock: Arc<dyn Clock>,
 }
@@ -181,13 +181,10 @@ impl std::fmt::Debug for EmbeddedQueue {
 impl EmbeddedQueue {
     /// The queues in `store`'s database, creating their table if needed.
     pub fn new(store: &EmbeddedStore, config: QueueConfig) -> Result<Self, StoreError> {
-        let conn = store.connection();
-        conn.lock()
-            .map_err(|_| poisoned())?
-            .execute_batch(QUEUE_SCHEMA)
-            .map_err(backend)?;
+        store.with_writer(|conn| conn.execute_batch(QUEUE_SCHEMA).map_err(backend))?;
+        store.attach_queue();
         Ok(Self {
-            conn,
+            store: store.clone(),
             config,
             clock: Arc::new(SystemClock),
         })
@@ -214,7 +211,7 @@ impl EmbeddedQueue {
     ) -> Result<(), QueueError> {
         let messages = messages.to_vec();
         self.run(move |conn| {
-            let tx = conn.transaction().map_err(backend)?;
+            let tx = conn.savepoint().map_err(backend)?;
             enqueue_in(&tx, &messages, now_ms)?;
             tx.commit().map_err(backend)
         })
@@ -224,8 +221,7 @@ impl EmbeddedQueue {
     /// Receives up to `max_messages` (1 to 10) of `channel`'s visible messages at `now_ms`,
     /// in the order they became visible. Each is hidden for the visibility timeout and gets a
     /// new receipt handle; one already received `max_receives` times becomes a dead letter
-    /// instead. Receivers sharing the database file never get the same message while it is
-    /// hidden.
+    /// instead. Concurrent receivers never get the same message while it is hidden.
     pub async fn receive(
         &self,
         channel: Channel,
@@ -239,9 +235,9 @@ impl EmbeddedQueue {
         }
         let config = self.config;
         self.run(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(backend)?;
+            // Inside the group commit's `BEGIN IMMEDIATE`: no other writer can pick the same
+            // messages between the select and the updates.
+            let tx = conn.savepoint().map_err(backend)?;
             let received = receive_in(&tx, channel, max_messages, now_ms, config)?;
             tx.commit().map_err(backend)?;
             Ok(received)
@@ -263,6 +259,31 @@ impl EmbeddedQueue {
             .and_then(|mut delete| delete.execute(params![id, receipt]))
             .map(|deleted| deleted == 1)
             .map_err(backend)
+        })
+        .await
+    }
+
+    /// Deletes the messages `receipt_handles` were handed out with, in one write; returns
+    /// how many were deleted (see [`EmbeddedQueue::delete`] for when one is not).
+    pub async fn delete_batch(&self, receipt_handles: &[String]) -> Result<usize, QueueError> {
+        let targets: Vec<(String, String)> = receipt_handles
+            .iter()
+            .filter_map(|receipt| message_id_of(receipt).map(|id| (id.to_owned(), receipt.clone())))
+            .collect();
+        if targets.is_empty() {
+            return Ok(0);
+        }
+        self.run(move |conn| {
+            let mut delete = conn
+                .prepare_cached(
+                    "DELETE FROM queue_messages WHERE id = ?1 AND receipt = ?2 AND dead = 0",
+                )
+                .map_err(backend)?;
+            let mut deleted = 0;
+            for (id, receipt) in &targets {
+                deleted += delete.execute(params![id, receipt]).map_err(backend)?;
+            }
+            Ok(deleted)
         })
         .await
     }
@@ -295,7 +316,7 @@ impl EmbeddedQueue {
 
     /// `channel`'s dead letters, oldest first.
     pub async fn dead_letters(&self, channel: Channel) -> Result<Vec<DeadLetter>, QueueError> {
-        self.run(move |conn| {
+        self.read(move |conn| {
             let mut select = conn
                 .prepare_cached(
                     "SELECT id, body, receive_count, enqueued_at FROM queue_messages
@@ -320,7 +341,7 @@ impl EmbeddedQueue {
     /// How many of `channel`'s messages are visible, in flight and dead at `now_ms`.
     pub async fn depth(&self, channel: Channel, now_ms: u64) -> Result<QueueDepth, QueueError> {
         let now = sql_millis(now_ms);
-        self.run(move |conn| {
+        self.read(move |conn| {
             conn.prepare_cached(
                 "SELECT
                      COALESCE(SUM(dead = 0 AND visible_at <= ?2), 0),
@@ -343,20 +364,29 @@ impl EmbeddedQueue {
         .await
     }
 
-    /// Runs `work` on the connection on Tokio's blocking pool.
+    /// Runs the write `work` in the store's next group commit (the queue shares the
+    /// store's database and writer; see `EmbeddedStore::run`).
     async fn run<T, F>(&self, work: F) -> Result<T, QueueError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().map_err(|_| poisoned())?;
-            work(&mut guard)
-        })
-        .await
-        .map_err(|e| QueueError::Backend(format!("embedded queue task failed: {e}")))?
-        .map_err(|e| QueueError::Backend(e.to_string()))
+        self.store
+            .run(work)
+            .await
+            .map_err(|e| QueueError::Backend(e.to_string()))
+    }
+
+    /// Runs the read `work` on one of the store's read-only connections.
+    async fn read<T, F>(&self, work: F) -> Result<T, QueueError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.store
+            .read(work)
+            .await
+            .map_err(|e| QueueError::Backend(e.to_string()))
     }
 }
 
@@ -504,10 +534,6 @@ fn sql_millis(ms: u64) -> i64 {
 
 fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(e.to_string())
-}
-
-fn poisoned() -> StoreError {
-    StoreError::Backend("embedded store lock poisoned".into())
 }
 
 #[cfg(test)]

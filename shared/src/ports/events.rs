@@ -35,6 +35,10 @@ pub struct EventRecord {
 pub enum RecordOutcome {
     /// First time: the event, its alerts and deliveries are now durable.
     Recorded,
+    /// First time, and more: the store is also the delivery queue (the embedded store with
+    /// its queue attached), so the deliveries' messages were queued and the event marked
+    /// enqueued in the same transaction. Nothing is left to enqueue.
+    Queued,
     /// The id was recorded before; nothing was written. The first record is returned so the
     /// caller can answer as the first time (and finish enqueueing if that was cut short).
     Duplicate(EventRecord),
