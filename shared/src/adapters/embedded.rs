@@ -11,8 +11,10 @@
 //!   the commit.
 //! - **Readers apart.** Reads run on read-only connections (two for a file database), which
 //!   in WAL mode see every committed write and never wait for the writer.
-//! - **Checkpoints off the commit path.** `wal_autocheckpoint = 0`; a thread copies the log
-//!   into the database every 200 ms, passively, never blocking a reader or the writer.
+//! - **Checkpoints mostly off the commit path.** A thread copies the log into the database
+//!   every 200 ms, passively, never blocking a reader or the writer. The writer keeps
+//!   SQLite's automatic checkpoint (past 1,000 pages of log), which then finds little left
+//!   to copy; being the writer's, it completes, so the log starts over instead of growing.
 //! - **A cache** of what every event reads and rarely changes: system settings, the system
 //!   and template documents, the administrators (with their personal settings). Writes that
 //!   could change them empty it after they commit.
@@ -164,8 +166,8 @@ pub struct EmbeddedStore {
 struct Inner {
     /// The one writing connection (the embedded queue shares it).
     conn: Arc<Mutex<Connection>>,
-    /// Writes waiting for the next group commit.
-    pending: Mutex<Vec<Box<dyn WriteJob>>>,
+    /// Writes for the writer thread, which commits them in groups.
+    writes: std::sync::mpsc::Sender<Box<dyn WriteJob>>,
     /// Read-only connections (a file database only; an in-memory one reads on `conn`).
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
@@ -310,10 +312,12 @@ impl EmbeddedStore {
                 Ok(Mutex::new(reader))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
+        let conn = Arc::new(Mutex::new(conn));
+        let writes = spawn_writer(Arc::clone(&conn))?;
         Ok(Self {
             inner: Arc::new(Inner {
-                conn: Arc::new(Mutex::new(conn)),
-                pending: Mutex::new(Vec::new()),
+                conn,
+                writes,
                 readers,
                 next_reader: AtomicUsize::new(0),
                 queue_attached: AtomicBool::new(false),
@@ -324,16 +328,13 @@ impl EmbeddedStore {
         })
     }
 
-    /// Moves checkpoints off the commit path: the writer never stops to copy the log into
-    /// the database (`wal_autocheckpoint = 0`); a thread of its own does, passively (never
-    /// waiting for readers or writers), every [`CHECKPOINT_INTERVAL`], until the store is
-    /// dropped.
+    /// Moves most checkpoint work off the commit path: a thread of its own copies the log
+    /// into the database, passively (never waiting for readers or writers), every
+    /// [`CHECKPOINT_INTERVAL`], until the store is dropped. It alone cannot let the log
+    /// start over (the writer keeps appending while it copies); the writer's automatic
+    /// checkpoint, left on, finishes the little that is left and does.
     fn start_checkpoints(&self, path: &Path) -> Result<(), StoreError> {
         let checkpointer = Connection::open(path).map_err(backend)?;
-        self.with_writer(|conn| {
-            conn.pragma_update(None, "wal_autocheckpoint", 0)
-                .map_err(backend)
-        })?;
         let stop = Arc::clone(&self.inner.stop);
         std::thread::Builder::new()
             .name("herald-checkpoint".into())
@@ -370,7 +371,7 @@ impl EmbeddedStore {
         self.inner.queue_attached.store(true, Ordering::Relaxed);
     }
 
-    /// Runs the write `work` in the next group commit, on Tokio's blocking pool.
+    /// Runs the write `work` in the writer thread's next group commit.
     ///
     /// Writes that arrive while one commit is in progress wait and then commit together: one
     /// `BEGIN IMMEDIATE .. COMMIT` (one fsync) for the whole group, each write inside a
@@ -384,28 +385,34 @@ impl EmbeddedStore {
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        self.inner
-            .pending
-            .lock()
-            .map_err(|_| poisoned())?
-            .push(Box::new(Write {
-                work: Some(work),
-                result: None,
-                reply,
-            }));
-        // Whoever gets the connection first commits everything pending, this write
-        // included; the others find nothing left to do. A task that runs after the store is
-        // gone has nothing to do either (nobody waits for it), so it holds a weak reference:
-        // dropping the store releases the data directory at once.
-        let inner = Arc::downgrade(&self.inner);
-        tokio::task::spawn_blocking(move || {
-            if let Some(inner) = inner.upgrade() {
-                inner.commit_pending();
-            }
+        let write = Box::new(Write {
+            work: Some(work),
+            result: None,
+            reply,
         });
+        self.inner
+            .writes
+            .send(write)
+            .map_err(|_| StoreError::Backend("the embedded store's writer stopped".into()))?;
         answer
             .await
             .map_err(|_| StoreError::Backend("the embedded store's writer stopped".into()))?
+    }
+
+    /// A primary-key lookup (tens of microseconds from the page cache): run at once on a
+    /// free read-only connection, without a trip to the blocking pool; when none is free, as
+    /// [`EmbeddedStore::read`].
+    pub(crate) async fn lookup<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        for reader in &self.inner.readers {
+            if let Ok(reader) = reader.try_lock() {
+                return work(&reader);
+            }
+        }
+        self.read(work).await
     }
 
     /// Runs the read `work` on a read-only connection (WAL: it sees every committed write
@@ -490,7 +497,7 @@ impl EmbeddedStore {
     }
 
     async fn document(&self, name: &'static str) -> Result<Option<String>, StoreError> {
-        self.read(move |conn| {
+        self.lookup(move |conn| {
             conn.query_row("SELECT body FROM documents WHERE name = ?1", [name], |r| {
                 r.get(0)
             })
@@ -578,32 +585,30 @@ where
     }
 }
 
-impl Inner {
-    /// Commits every pending write as one group (see [`EmbeddedStore::run`]).
-    fn commit_pending(&self) {
-        let mut conn = match self.conn.lock() {
-            Ok(conn) => conn,
-            Err(_) => {
-                let jobs = self.take_pending();
-                for job in jobs {
-                    job.finish(Err(&poisoned()));
+/// Starts the writer thread: it waits for a write, takes every other write already waiting,
+/// commits them as one group, and again, until the store is dropped (every sender gone).
+fn spawn_writer(
+    conn: Arc<Mutex<Connection>>,
+) -> Result<std::sync::mpsc::Sender<Box<dyn WriteJob>>, StoreError> {
+    let (writes, queued) = std::sync::mpsc::channel::<Box<dyn WriteJob>>();
+    std::thread::Builder::new()
+        .name("herald-writer".into())
+        .spawn(move || {
+            while let Ok(first) = queued.recv() {
+                let mut group = vec![first];
+                group.extend(queued.try_iter());
+                match conn.lock() {
+                    Ok(mut conn) => commit_group(&mut conn, group),
+                    Err(_) => {
+                        for write in group {
+                            write.finish(Err(&poisoned()));
+                        }
+                    }
                 }
-                return;
             }
-        };
-        let jobs = self.take_pending();
-        if jobs.is_empty() {
-            return;
-        }
-        commit_group(&mut conn, jobs);
-    }
-
-    fn take_pending(&self) -> Vec<Box<dyn WriteJob>> {
-        match self.pending.lock() {
-            Ok(mut pending) => std::mem::take(&mut *pending),
-            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
-        }
-    }
+        })
+        .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
+    Ok(writes)
 }
 
 fn commit_group(conn: &mut Connection, mut jobs: Vec<Box<dyn WriteJob>>) {
@@ -732,7 +737,7 @@ impl SettingsStore for EmbeddedStore {
     ) -> Result<NotificationSettings, StoreError> {
         let username = user.as_str().to_owned();
         let body: Option<String> = self
-            .read(move |conn| {
+            .lookup(move |conn| {
                 conn.query_row(
                     "SELECT personal FROM users WHERE username = ?1",
                     [&username],
@@ -777,7 +782,7 @@ impl SettingsStore for EmbeddedStore {
     ) -> Result<Option<NotificationSettings>, StoreError> {
         let (username, product_id) = (user.as_str().to_owned(), product.as_str().to_owned());
         let body: Option<String> = self
-            .read(move |conn| {
+            .lookup(move |conn| {
                 conn.query_row(
                     "SELECT body FROM product_notifications WHERE username = ?1 AND product_id = ?2",
                     params![username, product_id],
@@ -867,7 +872,7 @@ impl DirectoryStore for EmbeddedStore {
 
     async fn user(&self, user: &Username) -> Result<Option<User>, StoreError> {
         let username = user.as_str().to_owned();
-        self.read(move |conn| {
+        self.lookup(move |conn| {
             conn.query_row(
                 &format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?1"),
                 [username],
@@ -928,7 +933,7 @@ impl DirectoryStore for EmbeddedStore {
 
     async fn product_type(&self, id: &ResourceId) -> Result<Option<ProductType>, StoreError> {
         let id = id.as_str().to_owned();
-        self.read(move |conn| {
+        self.lookup(move |conn| {
             conn.query_row(
                 "SELECT id, name FROM product_types WHERE id = ?1",
                 [id],
@@ -1019,7 +1024,7 @@ impl DirectoryStore for EmbeddedStore {
 
     async fn product(&self, id: &ResourceId) -> Result<Option<Product>, StoreError> {
         let id = id.as_str().to_owned();
-        self.read(move |conn| read_product(conn, &id)).await
+        self.lookup(move |conn| read_product(conn, &id)).await
     }
 
     async fn delete_product(&self, id: &ResourceId) -> Result<bool, StoreError> {
@@ -1064,7 +1069,7 @@ impl DirectoryStore for EmbeddedStore {
     ) -> Result<ProductAccess, StoreError> {
         let (username, product_id) = (user.as_str().to_owned(), product.as_str().to_owned());
         let label = format!("product {product}");
-        self.read(move |conn| {
+        self.lookup(move |conn| {
             let product = read_product(conn, &product_id)?.ok_or(StoreError::NotFound(label))?;
             let is_admin = conn
                 .query_row("SELECT is_admin FROM users WHERE username = ?1", [&username], |r| r.get::<_, bool>(0))
@@ -1518,7 +1523,7 @@ impl EventStore for EmbeddedStore {
 
     async fn event(&self, id: &EventId) -> Result<Option<EventRecord>, StoreError> {
         let id = id.as_str().to_owned();
-        self.read(move |conn| read_event(conn, &id)).await
+        self.lookup(move |conn| read_event(conn, &id)).await
     }
 
     async fn deliveries(&self, id: &EventId) -> Result<Vec<Delivery>, StoreError> {
@@ -1541,7 +1546,7 @@ impl EventStore for EmbeddedStore {
         id: &DeliveryId,
     ) -> Result<Option<Delivery>, StoreError> {
         let (event, id) = (event.as_str().to_owned(), id.as_str().to_owned());
-        self.read(move |conn| {
+        self.lookup(move |conn| {
             conn.prepare_cached(&format!(
                 "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE event_id = ?1 AND id = ?2"
             ))
