@@ -280,10 +280,11 @@ print("the machine (kernel work no process is charged for, the Slack stand-in, a
 print()
 print(f"Target: ≥ {target_rps:,.0f} accepted events/s with p99 ≤ {target_p99:.0f} ms "
       f"(equivalently ratio ≥ {target_rps / bare:.4f} of this run's bare server).")
-met_closed = closed["ok_rps"] >= target_rps and closed["latency_ms"]["p99"] <= target_p99
 offered = opened["requests"] + (opened.get("not_sent") or 0)
 met_open = opened["ok"] >= 0.99 * offered and opened["latency_ms"]["p99"] <= target_p99
-print(f"- closed loop ({closed['concurrency']} conns): {closed['ok_rps']:,.0f}/s, p99 {closed['latency_ms']['p99']:.1f} ms → {'MET' if met_closed else 'MISSED'}")
-print(f"- open loop at {rate}/s: {opened['ok']:,} of {offered:,} offered accepted ({opened['ok_rps']:,.0f}/s), "
+capacity = closed["ok_rps"]
+print(f"- the target itself, open loop at {rate}/s: {opened['ok']:,} of {offered:,} offered accepted ({opened['ok_rps']:,.0f}/s), "
       f"p99 {opened['latency_ms']['p99']:.1f} ms (from when each request was due) → {'MET' if met_open else 'MISSED'}")
+print(f"- capacity, closed loop ({closed['concurrency']} conns): {capacity:,.0f}/s → {'MET' if capacity >= target_rps else 'MISSED'} "
+      f"(with {closed['concurrency']} requests always in flight, latency is mostly queueing: p99 {closed['latency_ms']['p99']:.1f} ms)")
 EOF
