@@ -4,8 +4,9 @@
 //! Every channel's function (and `herald-local`'s queue driver) runs the same [`Sender`], a
 //! [`QueueConsumer`] over one channel's [`Transport`]. For each record of a batch, processed
 //! concurrently:
-//! - a delivery already final (`sent`, `failed`, `dead`) is skipped: a redelivered message
-//!   never sends twice;
+//! - the delivery is claimed first (a conditional write): one already final (`sent`,
+//!   `failed`, `dead`) is skipped, and one another sender is sending right now (a duplicate
+//!   message) comes back when that claim ends, so a redelivered message never sends twice;
 //! - success → `sent`;
 //! - a permanent error (the destination refused it) → `failed` at once, and the message is
 //!   acknowledged;
@@ -16,15 +17,16 @@
 //!   per administrator, channel and hour, so an outage never floods the bell.
 //!
 //! The one crash window left: a send that succeeded but whose `sent` was never recorded (the
-//! process died in between) is sent again when the message comes back. Everything else is
-//! decided by conditional writes on the delivery record.
+//! process died in between) is sent again when the message comes back, after its claim
+//! ([`SEND_LEASE`]) lapses. Everything else is decided by conditional writes on the delivery
+//! record.
 
 use crate::config::ConfigError;
 use crate::domain::{
     Alert, Channel, Delivery, DeliveryMessage, Destination, Event, SystemSettings, User,
 };
 use crate::ports::{
-    AttemptOutcome, Clock, HeraldStore, QueueConsumer, RedeliveryDelay, StoreError,
+    AttemptOutcome, Claim, Clock, HeraldStore, QueueConsumer, RedeliveryDelay, StoreError,
 };
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -89,6 +91,11 @@ pub struct RetryPolicy {
     /// `maxReceiveCount` must be the same number.
     pub max_attempts: u32,
 }
+
+/// How long a sender's claim on a delivery lasts: longer than any one send (the webhook
+/// timeout is at most 60 s), so a slow send is never duplicated; a sender that dies holding a
+/// claim delays that delivery's next attempt by at most this long.
+pub const SEND_LEASE: Duration = Duration::from_secs(120);
 
 /// The longest delay SQS allows on a message (12 hours).
 pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(43_200);
@@ -238,18 +245,36 @@ impl<T: Transport> Sender<T> {
         receive_count: u32,
         receipt: Option<&str>,
     ) -> Result<RecordResult, StoreError> {
-        let Some(delivery) = self
+        let claimed_at = self.clock.now_ms();
+        let delivery = match self
             .store
-            .delivery(&message.event_id, &message.delivery_id)
+            .claim_delivery(
+                &message.event_id,
+                &message.delivery_id,
+                claimed_at,
+                SEND_LEASE,
+            )
             .await?
-        else {
-            tracing::warn!(delivery_id = %message.delivery_id, "no such delivery (expired?); dropping the message");
-            return Ok(RecordResult::Done);
+        {
+            Claim::Claimed(delivery) => delivery,
+            Claim::Unknown => {
+                tracing::warn!(delivery_id = %message.delivery_id, "no such delivery (expired?); dropping the message");
+                return Ok(RecordResult::Done);
+            }
+            Claim::Final(delivery) => {
+                tracing::info!(delivery_id = %delivery.id, status = delivery.status.name(), "already final; not sending again");
+                return Ok(RecordResult::Done);
+            }
+            Claim::Held { until } => {
+                // Another sender has it (a duplicate message): look again when its claim
+                // ends; by then it is final, or the claim lapsed with its sender.
+                let wait = Duration::from_millis(until.saturating_sub(claimed_at))
+                    .max(Duration::from_secs(1));
+                tracing::info!(delivery_id = %message.delivery_id, wait_ms = wait.as_millis() as u64, "another sender holds this delivery; looking again when its claim ends");
+                self.delay(receipt, wait.min(MAX_RETRY_DELAY)).await;
+                return Ok(RecordResult::Retry);
+            }
         };
-        if delivery.status.is_final() {
-            tracing::info!(delivery_id = %delivery.id, status = delivery.status.name(), "already final; not sending again");
-            return Ok(RecordResult::Done);
-        }
         let Some(record) = self.store.event(&message.event_id).await? else {
             tracing::warn!(event_id = %message.event_id, "the delivery's event is gone (expired?); dropping the message");
             return Ok(RecordResult::Done);

@@ -13,7 +13,7 @@ use herald::domain::{
     NotificationSettings, UserProfile, Username,
 };
 use herald::ports::{
-    AlertCounts, AlertStore, AttemptOutcome, EventRecord, EventStore, RecordOutcome, Store,
+    AlertCounts, AlertStore, AttemptOutcome, Claim, EventRecord, EventStore, RecordOutcome, Store,
     StoreError,
 };
 use serde_json::json;
@@ -75,6 +75,7 @@ conformance! {
     given_a_queued_delivery_then_attempts_move_it_to_retrying_then_sent_and_sent_is_final,
     given_failed_and_dead_deliveries_then_they_are_final_too,
     given_an_unknown_delivery_then_it_reads_and_records_as_none,
+    given_a_claimed_delivery_then_a_second_claim_waits_until_the_attempt_or_the_lease_ends,
     given_alerts_added_outside_intake_then_each_is_added_once_and_keeps_its_read_state,
 }
 
@@ -835,6 +836,91 @@ async fn given_a_queued_delivery_then_attempts_move_it_to_retrying_then_sent_and
     // The event's other delivery is untouched; the list shows both as they stand.
     assert_eq!(store.delivery(&e, &other.id).await?.as_ref(), Some(other));
     assert_eq!(store.deliveries(&e).await?, [sent, other.clone()]);
+    Ok(())
+}
+
+/// Two senders handed the same delivery: only one may send; the other is told until when the
+/// claim runs. The attempt ends the claim; a claim whose sender vanished lapses.
+async fn given_a_claimed_delivery_then_a_second_claim_waits_until_the_attempt_or_the_lease_ends(
+    h: &mut Harness,
+) -> TestResult {
+    let store = h.stores();
+    let deliveries = record_deliveries(store, "e-claim", 2, 1_000).await?;
+    let (first, second) = (&deliveries[0], &deliveries[1]);
+    let lease = std::time::Duration::from_secs(120);
+
+    let Claim::Claimed(claimed) = store
+        .claim_delivery(&first.event_id, &first.id, 2_000, lease)
+        .await?
+    else {
+        panic!("a queued delivery is claimable");
+    };
+    assert_eq!(claimed.id, first.id);
+    assert_eq!(claimed.status, DeliveryStatus::Queued);
+    // A duplicate at the same moment, and just before the lease ends: held.
+    for now in [2_000, 121_999] {
+        assert_eq!(
+            store
+                .claim_delivery(&first.event_id, &first.id, now, lease)
+                .await?,
+            Claim::Held { until: 122_000 }
+        );
+    }
+    // Another delivery is not affected.
+    assert!(matches!(
+        store
+            .claim_delivery(&second.event_id, &second.id, 2_000, lease)
+            .await?,
+        Claim::Claimed(_)
+    ));
+    // The holder's transient failure ends its claim: the retry can claim at once.
+    let retrying = AttemptOutcome::Retrying {
+        error: "503".into(),
+    };
+    store
+        .record_attempt(&first.event_id, &first.id, &retrying, 3_000)
+        .await?;
+    assert!(matches!(
+        store
+            .claim_delivery(&first.event_id, &first.id, 3_001, lease)
+            .await?,
+        Claim::Claimed(d) if d.status == DeliveryStatus::Retrying
+    ));
+    // Sent: final for every later claim.
+    store
+        .record_attempt(&first.event_id, &first.id, &AttemptOutcome::Sent, 4_000)
+        .await?;
+    assert!(matches!(
+        store
+            .claim_delivery(&first.event_id, &first.id, 500_000, lease)
+            .await?,
+        Claim::Final(d) if d.status == DeliveryStatus::Sent
+    ));
+    // A claim whose sender never came back lapses with its lease.
+    assert_eq!(
+        store
+            .claim_delivery(&second.event_id, &second.id, 121_999, lease)
+            .await?,
+        Claim::Held { until: 122_000 }
+    );
+    assert!(matches!(
+        store
+            .claim_delivery(&second.event_id, &second.id, 122_000, lease)
+            .await?,
+        Claim::Claimed(_)
+    ));
+    // Unknown deliveries say so.
+    assert_eq!(
+        store
+            .claim_delivery(
+                &first.event_id,
+                &DeliveryId::from_stored("nope"),
+                2_000,
+                lease
+            )
+            .await?,
+        Claim::Unknown
+    );
     Ok(())
 }
 

@@ -12,4 +12,5 @@ mod queue_driver;
 mod queues;
 mod sender;
 mod ses;
+mod sqs_sender;
 mod store_conformance;

@@ -27,7 +27,7 @@
 //! | product membership | `PRODUCT#{p}` | `MEMBER#{u}` | | `username`, `ref_pk`, `ref_sk` |
 //! | a user's settings for a product | `PRODUCT#{p}` | `NOTIFY#{u}` | | `username`, `body`, `ref_pk`, `ref_sk` |
 //! | event (idempotency record) | `EVENT#{e}` | `EVENT` | `EVENTS_NOT_ENQUEUED` / `{accepted_at:013}#{e}`, until enqueued | `event` (`Event::to_stored`), `accepted_at` (ms), `delivery_count`, `alert_count`, `enqueued`, `status` (`recording` / `recorded`), `expires_at` |
-//! | delivery | `EVENT#{e}` | `DELIVERY#{d}` | | `id`, `event_id`, `channel`, `destination` (`Destination::key`), `status`, `attempts`, `last_error`, `updated_at`, `expires_at` |
+//! | delivery | `EVENT#{e}` | `DELIVERY#{d}` | | `id`, `event_id`, `channel`, `destination` (`Destination::key`), `status`, `attempts`, `last_error`, `updated_at`, `expires_at`, `lease_until` (a send claim, ms) |
 //! | alert | `ALERTS#{u}` | `ALERT#{a}` (`{created_at:013}-{hash}`: sort key order is time order) | | `id`, `username`, `event_id`, `title`, `description`, `url`, `icon`, `source`, `created_at`, `read`, `expires_at` (`ALERT_RETENTION_DAYS` after creation) |
 //!
 //! Every membership and per-product settings item has a link item in the user's partition
@@ -69,7 +69,8 @@
 //! | event by id | GetItem `EVENT#{e}` / `EVENT` | 1 |
 //! | an event's deliveries, ordered by id | Query `EVENT#{e}` `begins_with(SK, DELIVERY#)` | 1 per 1 MB |
 //! | one delivery | GetItem `EVENT#{e}` / `DELIVERY#{d}` | 1 |
-//! | record an attempt unless the delivery is final | UpdateItem `EVENT#{e}` / `DELIVERY#{d}`: `SET status, attempts = attempts + 1, last_error (REMOVE when none), updated_at`, conditioned on `attribute_exists(PK) AND NOT status IN (sent, failed, dead)`, `ReturnValues = ALL_NEW`; a failed condition is "final or unknown" | 1 |
+//! | claim a delivery for one send | UpdateItem `EVENT#{e}` / `DELIVERY#{d}`: `SET lease_until`, conditioned on `attribute_exists(PK) AND NOT status IN (sent, failed, dead) AND (attribute_not_exists(lease_until) OR lease_until <= now)`, `ReturnValues = ALL_NEW`; a failed condition costs one consistent GetItem to tell final, held and unknown apart | 1 (2) |
+//! | record an attempt unless the delivery is final | UpdateItem `EVENT#{e}` / `DELIVERY#{d}`: `SET status, attempts = attempts + 1, last_error (REMOVE when none), updated_at`, `REMOVE lease_until`, conditioned on `attribute_exists(PK) AND NOT status IN (sent, failed, dead)`, `ReturnValues = ALL_NEW`; a failed condition is "final or unknown" | 1 |
 //! | a page of a user's alerts, newest first | Query `ALERTS#{u}` backwards (`ScanIndexForward = false`), `SK < ALERT#{cursor}`, `Limit` one more than the page (to know whether another follows); unread only: `FilterExpression read = false`, pages of at least 100 until the page is full | 1 (unread only: 1 per 100 alerts skipped) |
 //! | a user's alert counts | Query `ALERTS#{u}` reading only `read`, counted here | 1 per 1 MB |
 //! | mark alerts read | UpdateItem per alert in `ALERTS#{u}`, conditioned on `attribute_exists` and `read = false` (other users' ids find nothing), 8 at once; all: Query `ALERTS#{u}` first | R (all: + 1) |
@@ -94,8 +95,8 @@ use crate::domain::{
     ResourceId, SystemSettings, User, UserProfile, Username,
 };
 use crate::ports::{
-    AlertCounts, AlertPage, AlertStore, AttemptOutcome, DirectoryStore, EventRecord, EventStore,
-    RecordOutcome, SettingsStore, StoreError, UserWrite,
+    AlertCounts, AlertPage, AlertStore, AttemptOutcome, Claim, DirectoryStore, EventRecord,
+    EventStore, RecordOutcome, SettingsStore, StoreError, UserWrite,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -183,6 +184,8 @@ const DESTINATION: &str = "destination";
 const ATTEMPTS: &str = "attempts";
 const LAST_ERROR: &str = "last_error";
 const UPDATED_AT: &str = "updated_at";
+/// A delivery's send claim: milliseconds since the Unix epoch until which a sender holds it.
+const LEASE_UNTIL: &str = "lease_until";
 const TITLE: &str = "title";
 const DESCRIPTION: &str = "description";
 const URL: &str = "url";
@@ -2106,6 +2109,62 @@ impl EventStore for DynamoDbStore {
             .transpose()
     }
 
+    async fn claim_delivery(
+        &self,
+        event: &EventId,
+        id: &DeliveryId,
+        now_ms: u64,
+        lease: std::time::Duration,
+    ) -> Result<Claim, StoreError> {
+        let key = Key::delivery(event.as_str(), id.as_str());
+        let until = now_ms.saturating_add(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX));
+        self.count();
+        let result = self
+            .client
+            .update_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(key.to_item()))
+            .update_expression(format!("SET #{LEASE_UNTIL} = :until"))
+            .condition_expression(format!(
+                "attribute_exists(#{PK}) AND NOT #{STATUS} IN (:sent, :failed, :dead) \
+                 AND (attribute_not_exists(#{LEASE_UNTIL}) OR #{LEASE_UNTIL} <= :now)"
+            ))
+            .set_expression_attribute_names(Some(names(&[PK, STATUS, LEASE_UNTIL])))
+            .set_expression_attribute_values(Some(HashMap::from([
+                (":until".to_owned(), n(until)),
+                (":now".to_owned(), n(now_ms)),
+                (":sent".to_owned(), s(DeliveryStatus::Sent.name())),
+                (":failed".to_owned(), s(DeliveryStatus::Failed.name())),
+                (":dead".to_owned(), s(DeliveryStatus::Dead.name())),
+            ])))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => match output.attributes {
+                Some(item) => Ok(Claim::Claimed(delivery_from_item(&item)?)),
+                None => Err(StoreError::Backend(
+                    "UpdateItem (delivery claim) returned no item".into(),
+                )),
+            },
+            // Final, held by another sender, or unknown: one read says which.
+            Err(e) if condition_failed(&e) => match self.get(&key).await? {
+                None => Ok(Claim::Unknown),
+                Some(item) => {
+                    let delivery = delivery_from_item(&item)?;
+                    if delivery.status.is_final() {
+                        Ok(Claim::Final(delivery))
+                    } else {
+                        Ok(Claim::Held {
+                            until: number(&item, LEASE_UNTIL).unwrap_or(until),
+                        })
+                    }
+                }
+            },
+            Err(e) => Err(backend("UpdateItem (delivery claim)")(e)),
+        }
+    }
+
     async fn record_attempt(
         &self,
         event: &EventId,
@@ -2124,12 +2183,13 @@ impl EventStore for DynamoDbStore {
             (":failed".to_owned(), s(DeliveryStatus::Failed.name())),
             (":dead".to_owned(), s(DeliveryStatus::Dead.name())),
         ]);
+        // The attempt ends the send claim.
         match outcome.error() {
             Some(error) => {
-                update.push_str(&format!(", #{LAST_ERROR} = :error"));
+                update.push_str(&format!(", #{LAST_ERROR} = :error REMOVE #{LEASE_UNTIL}"));
                 values.insert(":error".to_owned(), s(error));
             }
-            None => update.push_str(&format!(" REMOVE #{LAST_ERROR}")),
+            None => update.push_str(&format!(" REMOVE #{LAST_ERROR}, #{LEASE_UNTIL}")),
         }
         self.count();
         let result = self
@@ -2142,7 +2202,12 @@ impl EventStore for DynamoDbStore {
                 "attribute_exists(#{PK}) AND NOT #{STATUS} IN (:sent, :failed, :dead)"
             ))
             .set_expression_attribute_names(Some(names(&[
-                PK, STATUS, ATTEMPTS, LAST_ERROR, UPDATED_AT,
+                PK,
+                STATUS,
+                ATTEMPTS,
+                LAST_ERROR,
+                UPDATED_AT,
+                LEASE_UNTIL,
             ])))
             .set_expression_attribute_values(Some(values))
             .return_values(ReturnValue::AllNew)

@@ -41,7 +41,8 @@
 //! | events not yet marked enqueued, oldest first | partial index `events_not_enqueued` |
 //! | an event's deliveries | `deliveries` primary key `(event_id, id)` |
 //! | one delivery | `deliveries` primary key `(event_id, id)` |
-//! | record an attempt unless the delivery is final | one `UPDATE .. WHERE status NOT IN (final) RETURNING ..` on the primary key: the check, the write and the read-back are one statement |
+//! | claim a delivery for one send | one `UPDATE .. SET lease_until WHERE status NOT IN (final) AND lease_until <= now RETURNING ..`; when it matches nothing, one primary-key read tells final, held and unknown apart |
+//! | record an attempt unless the delivery is final (ending its claim) | one `UPDATE .. WHERE status NOT IN (final) RETURNING ..` on the primary key: the check, the write and the read-back are one statement |
 //! | expired events and deliveries (the cleanup job) | index `events_by_expiry`; deliveries go with `ON DELETE CASCADE` |
 //! | a user's alerts, newest first, from a cursor | `alerts` primary key `(username, id)` read backwards (ids sort by time) |
 //! | a user's unread alerts and counts | partial index `alerts_unread` |
@@ -53,8 +54,8 @@ use crate::domain::{
     ProductType, ResourceId, SystemSettings, User, UserProfile, Username,
 };
 use crate::ports::{
-    AlertCounts, AlertPage, AlertStore, AttemptOutcome, DirectoryStore, EventRecord, EventStore,
-    RecordOutcome, SettingsStore, StoreError, UserWrite,
+    AlertCounts, AlertPage, AlertStore, AttemptOutcome, Claim, DirectoryStore, EventRecord,
+    EventStore, RecordOutcome, SettingsStore, StoreError, UserWrite,
 };
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -62,7 +63,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-const SCHEMA_VERSION: i64 = 1;
+/// 1: the first schema; 2: `deliveries.lease_until` (send claims).
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS documents (
@@ -132,6 +134,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     last_error TEXT,
     updated_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL,
+    lease_until INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (event_id, id)
 );
 CREATE TABLE IF NOT EXISTS alerts (
@@ -293,6 +296,13 @@ impl EmbeddedStore {
             )));
         }
         conn.execute_batch(SCHEMA).map_err(backend)?;
+        if version == 1 {
+            // Schema 1 had no send claims: every delivery starts unclaimed.
+            conn.execute_batch(
+                "ALTER TABLE deliveries ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0",
+            )
+            .map_err(backend)?;
+        }
         // The embedded queue's table lives here too, so `record_event` can queue in its
         // transaction.
         conn.execute_batch(crate::adapters::embedded_queue::QUEUE_SCHEMA)
@@ -364,6 +374,20 @@ impl EmbeddedStore {
     #[cfg(test)]
     pub(crate) fn connection(&self) -> Arc<Mutex<Connection>> {
         Arc::clone(&self.inner.conn)
+    }
+
+    /// Ends every send claim; returns how many there were. Call at start-up only: one
+    /// process owns the database, so a claim found then belonged to a process that died
+    /// mid-send, and its delivery should not wait for the claim to lapse.
+    pub async fn release_claims(&self) -> Result<usize, StoreError> {
+        self.run(|conn| {
+            conn.execute(
+                "UPDATE deliveries SET lease_until = 0 WHERE lease_until > 0",
+                [],
+            )
+            .map_err(backend)
+        })
+        .await
     }
 
     /// Notes that an embedded queue serves this database (see [`RecordOutcome::Queued`]).
@@ -1560,6 +1584,70 @@ impl EventStore for EmbeddedStore {
         .await
     }
 
+    async fn claim_delivery(
+        &self,
+        event: &EventId,
+        id: &DeliveryId,
+        now_ms: u64,
+        lease: std::time::Duration,
+    ) -> Result<Claim, StoreError> {
+        let (event, id) = (event.as_str().to_owned(), id.as_str().to_owned());
+        let until =
+            integer(now_ms.saturating_add(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX)));
+        self.run(move |conn| {
+            // The check and the claim are one statement.
+            let claimed = conn
+                .prepare_cached(&format!(
+                    "UPDATE deliveries SET lease_until = ?3
+                     WHERE event_id = ?1 AND id = ?2 AND status NOT IN (?5, ?6, ?7) AND lease_until <= ?4
+                     RETURNING {DELIVERY_COLUMNS}"
+                ))
+                .and_then(|mut stmt| {
+                    stmt.query_row(
+                        params![
+                            event,
+                            id,
+                            until,
+                            integer(now_ms),
+                            DeliveryStatus::Sent.name(),
+                            DeliveryStatus::Failed.name(),
+                            DeliveryStatus::Dead.name()
+                        ],
+                        delivery_from_row,
+                    )
+                    .optional()
+                })
+                .map_err(backend)?
+                .transpose()?;
+            if let Some(delivery) = claimed {
+                return Ok(Claim::Claimed(delivery));
+            }
+            let found = conn
+                .prepare_cached(&format!(
+                    "SELECT {DELIVERY_COLUMNS}, lease_until FROM deliveries WHERE event_id = ?1 AND id = ?2"
+                ))
+                .and_then(|mut stmt| {
+                    stmt.query_row(params![event, id], |row| {
+                        Ok((delivery_from_row(row)?, unsigned::<u64>(row, 8)?))
+                    })
+                    .optional()
+                })
+                .map_err(backend)?;
+            match found {
+                None => Ok(Claim::Unknown),
+                Some((delivery, until)) => {
+                    let delivery = delivery?;
+                    if delivery.status.is_final() {
+                        Ok(Claim::Final(delivery))
+                    } else {
+                        Ok(Claim::Held { until })
+                    }
+                }
+            }
+        })
+        .await
+    }
+
     async fn record_attempt(
         &self,
         event: &EventId,
@@ -1574,7 +1662,8 @@ impl EventStore for EmbeddedStore {
             // unknown one) matches no row.
             conn.prepare_cached(&format!(
                 "UPDATE deliveries
-                 SET status = ?3, attempts = attempts + 1, last_error = ?4, updated_at = ?5
+                 SET status = ?3, attempts = attempts + 1, last_error = ?4, updated_at = ?5,
+                     lease_until = 0
                  WHERE event_id = ?1 AND id = ?2 AND status NOT IN (?6, ?7, ?8)
                  RETURNING {DELIVERY_COLUMNS}"
             ))
@@ -1826,6 +1915,53 @@ mod tests {
             checked += 1;
         }
         assert_eq!(checked, 200);
+        Ok(())
+    }
+
+    /// A data directory written by the first schema opens, gains the send claims, and keeps
+    /// its deliveries.
+    #[tokio::test]
+    async fn given_a_schema_1_database_then_opening_it_migrates_the_deliveries()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("herald.db");
+        let body = serde_json::json!({"id": "e1", "type": "scan_added", "title": "Scan"});
+        let event = Event::from_request(&body, || "generated".to_owned())?;
+        let delivery = Delivery::queued(&event.id, Destination::Teams, 1_000);
+        {
+            let store = EmbeddedStore::open(&path)?;
+            let record = EventRecord {
+                event: event.clone(),
+                accepted_at: 1_000,
+                delivery_count: 1,
+                alert_count: 0,
+                enqueued: true,
+                complete: false,
+            };
+            store
+                .record_event(&record, &[], std::slice::from_ref(&delivery))
+                .await?;
+            // Back to schema 1: no claim column.
+            store.with_writer(|conn| {
+                conn.execute_batch(
+                    "ALTER TABLE deliveries DROP COLUMN lease_until; PRAGMA user_version = 1;",
+                )
+                .map_err(backend)
+            })?;
+        }
+        let store = EmbeddedStore::open(&path)?;
+        let lease = std::time::Duration::from_secs(120);
+        let claim = store
+            .claim_delivery(&event.id, &delivery.id, 2_000, lease)
+            .await?;
+        assert!(matches!(claim, Claim::Claimed(d) if d.id == delivery.id));
+        assert_eq!(
+            store
+                .claim_delivery(&event.id, &delivery.id, 2_000, lease)
+                .await?,
+            Claim::Held { until: 122_000 }
+        );
+        assert_eq!(store.release_claims().await?, 1);
         Ok(())
     }
 

@@ -80,8 +80,20 @@ pub trait EventStore: Send + Sync {
         event: &EventId,
         id: &DeliveryId,
     ) -> Result<Option<Delivery>, StoreError>;
-    /// Records the outcome of one attempt: `attempts + 1`, the outcome's status and error,
-    /// `updated_at = now_ms`; only while the delivery is not final (a conditional write, so a
+    /// Claims a delivery for one send until `now_ms + lease`: one conditional write that
+    /// succeeds only while the delivery is not final and nobody else's claim is running.
+    /// Two senders handed the same delivery at once (SQS delivers at least once; a fan-out
+    /// finished twice queues a delivery twice) can then never both send it.
+    /// [`EventStore::record_attempt`] ends the claim.
+    async fn claim_delivery(
+        &self,
+        event: &EventId,
+        id: &DeliveryId,
+        now_ms: u64,
+        lease: std::time::Duration,
+    ) -> Result<Claim, StoreError>;
+    /// Records the outcome of one attempt, ending its claim: `attempts + 1`, the outcome's
+    /// status and error, `updated_at = now_ms`; only while the delivery is not final (a conditional write, so a
     /// redelivered message can never turn `sent` back into anything else). Returns the
     /// delivery as it now stands, or `None` when it was already final or is unknown.
     async fn record_attempt(
@@ -91,6 +103,19 @@ pub trait EventStore: Send + Sync {
         outcome: &AttemptOutcome,
         now_ms: u64,
     ) -> Result<Option<Delivery>, StoreError>;
+}
+
+/// What claiming a delivery found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The caller's until the lease ends: send, then record the attempt.
+    Claimed(Delivery),
+    /// Another sender's claim runs until `until` (milliseconds since the Unix epoch).
+    Held { until: u64 },
+    /// Sent, failed or dead already: nothing to do.
+    Final(Delivery),
+    /// Never recorded, or expired with its event.
+    Unknown,
 }
 
 /// How one attempt to send a delivery ended.

@@ -14,8 +14,8 @@ pub use consumer::QueueConsumer;
 pub use mailer::{MailError, Mailer, OutgoingMail};
 
 pub use events::{
-    AlertCounts, AlertPage, AlertStore, AttemptOutcome, DeliveryQueue, EventRecord, EventStore,
-    QueueError, RecordOutcome, RedeliveryDelay,
+    AlertCounts, AlertPage, AlertStore, AttemptOutcome, Claim, DeliveryQueue, EventRecord,
+    EventStore, QueueError, RecordOutcome, RedeliveryDelay,
 };
 pub use store::{DirectoryStore, SettingsStore, Store, StoreError, UserWrite};
 
