@@ -3,6 +3,7 @@
 pub mod alert;
 pub mod catalogue;
 pub mod channel;
+pub mod checks;
 pub mod delivery;
 pub mod directory;
 pub mod event;
