@@ -117,6 +117,10 @@ use std::time::Duration;
 
 type Item = HashMap<String, AttributeValue>;
 
+// Webhook endpoints and parked messages: their items and access patterns are listed there.
+#[path = "dynamodb_webhooks.rs"]
+mod webhooks;
+
 // Key attributes and the index.
 const PK: &str = "PK";
 const SK: &str = "SK";

@@ -44,6 +44,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+// Webhook endpoints and parked messages live in their own module and tables.
+#[path = "embedded_webhooks.rs"]
+mod webhooks;
+
 const SCHEMA_VERSION: i64 = 1;
 
 const SCHEMA: &str = r#"
@@ -185,6 +189,8 @@ impl EmbeddedStore {
         // The embedded queue's table lives here too, so `record_event` can queue in its
         // transaction.
         conn.execute_batch(crate::adapters::embedded_queue::QUEUE_SCHEMA)
+            .map_err(backend)?;
+        conn.execute_batch(webhooks::WEBHOOK_SCHEMA)
             .map_err(backend)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(backend)?;

@@ -1,0 +1,140 @@
+//! The webhook use cases around the endpoint state machine ([`crate::domain::webhook`]):
+//! recording what a request to an endpoint did, and the periodic recovery that wakes resting
+//! endpoints and queues their parked messages again.
+//!
+//! **Recovery** ([`recover_webhooks`], every 15 s in `herald-local`; on AWS the scheduler
+//! will call it): for each endpoint, the recovery transitions (`inactive_tmp` quiet for 60 s →
+//! `active_tmp`; `active_tmp` quiet for 24 h → `active`), then, for every endpoint that is
+//! `active` or `active_tmp`, its parked messages are queued on the webhooks queue and then
+//! removed from the store.
+//!
+//! Crash window: a message queued again whose removal did not happen (a crash in between) is
+//! queued once more by the next pass. That is harmless: the embedded queue keeps one message
+//! per delivery id, and the sender skips a delivery that is already final, so it is sent once.
+//!
+//! A message is queued again only once it has been parked for [`PARK_SETTLE_MS`]: the sender
+//! parks a message *before* the queue forgets the received copy, and the embedded queue would
+//! ignore a copy queued in between (same delivery id) and then delete the received one.
+
+use crate::domain::{WebhookEndpoint, WebhookOutcome};
+use crate::ports::{DeliveryQueue, QueueError, StoreError, WebhookOwner, WebhookStore};
+
+/// How long a message stays parked at least before recovery queues it again.
+pub const PARK_SETTLE_MS: u64 = 30_000;
+/// Parked messages queued per request.
+const RECOVERY_BATCH: usize = 100;
+/// Attempts of a conditional state update that keeps meeting concurrent updates.
+const STATE_UPDATE_ATTEMPTS: usize = 5;
+
+/// Why recovery stopped; the next pass picks up where it left off.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookRecoveryError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The queue failed; the messages stay parked.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// What one recovery pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Endpoints whose state changed (`inactive_tmp` → `active_tmp`, `active_tmp` → `active`).
+    pub transitions: usize,
+    /// Parked messages queued again.
+    pub requeued: usize,
+}
+
+/// One recovery pass at `now_ms` (see the module docs).
+pub async fn recover_webhooks<S, Q>(
+    store: &S,
+    queue: &Q,
+    now_ms: u64,
+) -> Result<RecoveryReport, WebhookRecoveryError>
+where
+    S: WebhookStore + ?Sized,
+    Q: DeliveryQueue + ?Sized,
+{
+    let mut report = RecoveryReport::default();
+    for mut endpoint in store.webhooks(&WebhookOwner::All).await? {
+        if let Some(state) = endpoint.state.recovered(now_ms) {
+            let recovered = WebhookEndpoint {
+                state,
+                ..endpoint.clone()
+            };
+            if !store.update_webhook_if_unchanged(&recovered).await? {
+                // Edited or updated meanwhile: the next pass sees the new state.
+                continue;
+            }
+            tracing::info!(webhook = %endpoint.id, status = recovered.state.status.name(), "webhook endpoint recovered");
+            report.transitions += 1;
+            endpoint = recovered;
+        }
+        if !endpoint.state.status.is_active() {
+            continue;
+        }
+        loop {
+            let parked = store
+                .parked_webhook_messages(&endpoint.id, RECOVERY_BATCH)
+                .await?;
+            let fetched = parked.len();
+            let ready: Vec<_> = parked
+                .into_iter()
+                .take_while(|p| p.parked_at.saturating_add(PARK_SETTLE_MS) <= now_ms)
+                .collect();
+            if ready.is_empty() {
+                break;
+            }
+            let messages: Vec<_> = ready.iter().map(|p| p.message.clone()).collect();
+            queue.enqueue(&messages).await?;
+            store.unpark_webhook_messages(&endpoint.id, &ready).await?;
+            report.requeued += ready.len();
+            tracing::info!(webhook = %endpoint.id, messages = ready.len(), "parked webhook messages queued again");
+            if ready.len() < fetched || fetched < RECOVERY_BATCH {
+                break;
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Records `outcome` of a request sent to `sent_to` (the endpoint as read before sending) at
+/// `now_ms`, with a conditional write that is retried on concurrent outcomes. An outcome
+/// that changes nothing writes nothing. When the endpoint was edited after `sent_to` was read,
+/// the outcome belongs to the old settings and is dropped. Returns the endpoint as it now
+/// stands (`None` when it was deleted).
+pub async fn record_webhook_outcome<S>(
+    store: &S,
+    sent_to: &WebhookEndpoint,
+    outcome: &WebhookOutcome,
+    now_ms: u64,
+) -> Result<Option<WebhookEndpoint>, StoreError>
+where
+    S: WebhookStore + ?Sized,
+{
+    let mut current = sent_to.clone();
+    for _ in 0..STATE_UPDATE_ATTEMPTS {
+        let state = current.state.after(outcome, now_ms);
+        if state == current.state {
+            return Ok(Some(current));
+        }
+        let next = WebhookEndpoint {
+            state,
+            ..current.clone()
+        };
+        if store.update_webhook_if_unchanged(&next).await? {
+            return Ok(Some(WebhookEndpoint {
+                version: next.version + 1,
+                ..next
+            }));
+        }
+        match store.webhook(&sent_to.id).await? {
+            None => return Ok(None),
+            Some(fresh) if fresh.updated_at != sent_to.updated_at => return Ok(Some(fresh)),
+            Some(fresh) => current = fresh,
+        }
+    }
+    tracing::warn!(webhook = %sent_to.id, "the endpoint's state kept changing; this outcome was not recorded");
+    Ok(Some(current))
+}
