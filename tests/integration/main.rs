@@ -13,3 +13,4 @@ mod queues;
 mod sender;
 mod ses;
 mod store_conformance;
+mod webhook_store_conformance;
