@@ -14,3 +14,4 @@ mod sender;
 mod ses;
 mod store_conformance;
 mod webhook_store_conformance;
+mod webhooks;
