@@ -58,6 +58,7 @@ conformance! {
     given_a_read_endpoint_then_only_the_first_conditional_update_wins,
     given_parked_messages_then_they_come_oldest_first_and_unpark_and_delete_remove_them,
     given_endpoints_and_parked_messages_then_they_survive_a_reopen,
+    given_webhook_groups_then_intake_expands_them_per_endpoint_with_one_read,
 }
 
 fn username(name: &str) -> Username {
@@ -311,5 +312,62 @@ async fn given_endpoints_and_parked_messages_then_they_survive_a_reopen(
             parked_at: 42
         }]
     );
+    Ok(())
+}
+
+async fn given_webhook_groups_then_intake_expands_them_per_endpoint_with_one_read(
+    h: &mut Harness,
+) -> TestResult {
+    let system = endpoint(1, None);
+    let alices = [endpoint(2, Some("alice")), endpoint(3, Some("alice"))];
+    let mut deactivated = endpoint(4, Some("bob"));
+    for e in [&system, &alices[0], &alices[1], &deactivated] {
+        h.webhooks().put_webhook(e).await?;
+    }
+    deactivated.version = 1;
+    deactivated.state.status = WebhookStatus::InactivePermanent;
+    assert!(
+        h.webhooks()
+            .update_webhook_if_unchanged(&deactivated)
+            .await?
+    );
+    // Many more endpoints of other users: still one read.
+    for n in 10..60u8 {
+        h.webhooks()
+            .put_webhook(&endpoint(n, Some(&format!("user{n}"))))
+            .await?;
+    }
+
+    let mut groups = vec![
+        Destination::email("x@example.com"),
+        Destination::SystemWebhooks,
+        Destination::UserWebhooks(username("alice")),
+        Destination::UserWebhooks(username("bob")),
+        Destination::UserWebhooks(username("carol")),
+    ];
+    groups.extend((60..160).map(|n| Destination::UserWebhooks(username(&format!("nobody{n}")))));
+    let before = h.request_count();
+    let expanded = herald::intake::expand_webhook_groups(h.webhooks(), groups).await?;
+    if let (Some(before), Some(after)) = (before, h.request_count()) {
+        assert_eq!(after - before, 1, "one Query for the endpoint list");
+    }
+    assert_eq!(
+        expanded,
+        vec![
+            Destination::email("x@example.com"),
+            Destination::Webhook(system.id.clone()),
+            Destination::Webhook(alices[0].id.clone()),
+            Destination::Webhook(alices[1].id.clone()),
+        ]
+    );
+
+    // Without a group, no read at all.
+    let before = h.request_count();
+    let plain = vec![Destination::Teams];
+    assert_eq!(
+        herald::intake::expand_webhook_groups(h.webhooks(), plain.clone()).await?,
+        plain
+    );
+    assert_eq!(h.request_count(), before);
     Ok(())
 }
