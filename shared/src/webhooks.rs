@@ -16,8 +16,10 @@
 //! parks a message *before* the queue forgets the received copy, and the embedded queue would
 //! ignore a copy queued in between (same delivery id) and then delete the received one.
 
-use crate::domain::{WebhookEndpoint, WebhookOutcome};
-use crate::ports::{DeliveryQueue, QueueError, StoreError, WebhookOwner, WebhookStore};
+use crate::domain::{WebhookEndpoint, WebhookId, WebhookOutcome};
+use crate::ports::{
+    AttemptOutcome, DeliveryQueue, EventStore, QueueError, StoreError, WebhookOwner, WebhookStore,
+};
 
 /// How long a message stays parked at least before recovery queues it again.
 pub const PARK_SETTLE_MS: u64 = 30_000;
@@ -137,4 +139,40 @@ where
     }
     tracing::warn!(webhook = %sent_to.id, "the endpoint's state kept changing; this outcome was not recorded");
     Ok(Some(current))
+}
+
+/// The error recorded on deliveries whose endpoint was deleted.
+pub const DELETED_ENDPOINT: &str = "webhook endpoint was deleted";
+
+/// Deletes endpoint `id`. The deliveries of the messages parked for it are recorded `failed`
+/// first, so none of them stays `retrying` for ever. `false` when the endpoint is unknown.
+pub async fn delete_webhook_endpoint<S>(
+    store: &S,
+    id: &WebhookId,
+    now_ms: u64,
+) -> Result<bool, StoreError>
+where
+    S: WebhookStore + EventStore + ?Sized,
+{
+    loop {
+        let parked = store.parked_webhook_messages(id, RECOVERY_BATCH).await?;
+        if parked.is_empty() {
+            break;
+        }
+        for p in &parked {
+            let outcome = AttemptOutcome::Failed {
+                error: DELETED_ENDPOINT.to_owned(),
+            };
+            store
+                .record_attempt(
+                    &p.message.event_id,
+                    &p.message.delivery_id,
+                    &outcome,
+                    now_ms,
+                )
+                .await?;
+        }
+        store.unpark_webhook_messages(id, &parked).await?;
+    }
+    store.delete_webhook(id).await
 }

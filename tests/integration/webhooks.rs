@@ -761,3 +761,53 @@ async fn secrets_and_header_values_never_appear_in_any_answer() {
     assert_eq!(bad.error_field(), "secret");
     assert_clean(&bad);
 }
+
+#[tokio::test]
+async fn given_messages_parked_for_an_endpoint_then_deleting_it_fails_their_deliveries() {
+    let w = world(5).await;
+    let hook = w
+        .add(
+            "root",
+            json!({"name": "SIEM", "url": w.receiver.url("/siem")}),
+        )
+        .await;
+    let id = id_of(&hook);
+    w.receiver.will([Reply::status(502)]);
+    w.post_scan("e1").await;
+    w.drain().await;
+    w.advance(10_000);
+    w.drain().await;
+    assert_eq!(w.statuses("e1").await[&destination(&id)].0, "retrying");
+    let r = w
+        .as_("root", Method::DELETE, &format!("/v1/webhooks/{id}"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let (status, _, error) = w.statuses("e1").await[&destination(&id)].clone();
+    assert_eq!(
+        (status.as_str(), error.as_str()),
+        ("failed", "webhook endpoint was deleted")
+    );
+    // An event queued before the deletion fails the same way when its message arrives.
+    let other = w
+        .add(
+            "root",
+            json!({"name": "Other", "url": w.receiver.url("/other")}),
+        )
+        .await;
+    w.post_scan("e2").await;
+    let r = w
+        .as_(
+            "root",
+            Method::DELETE,
+            &format!("/v1/webhooks/{}", id_of(&other)),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    w.drain().await;
+    let (status, _, error) = w.statuses("e2").await[&destination(&id_of(&other))].clone();
+    assert_eq!(
+        (status.as_str(), error.as_str()),
+        ("failed", "webhook endpoint was deleted")
+    );
+}

@@ -306,7 +306,7 @@ impl Transport for WebhookTransport {
             .webhook(id)
             .await
             .map_err(|e| store_failed(&e))?
-            .ok_or_else(|| permanent("webhook endpoint was deleted"))?;
+            .ok_or_else(|| permanent(herald::webhooks::DELETED_ENDPOINT))?;
         match endpoint.state.status {
             WebhookStatus::InactivePermanent => {
                 return Err(permanent(

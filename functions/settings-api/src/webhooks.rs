@@ -23,6 +23,7 @@ use herald::domain::{
     FieldError, Username, WebhookEndpoint, WebhookId, WebhookRequest, WebhookStatus,
 };
 use herald::ports::WebhookOwner;
+use herald::webhooks::delete_webhook_endpoint;
 use herald_http::auth::{Caller, Role};
 use herald_http::error::{ApiError, ErrorBody};
 use herald_http::extract::JsonBody;
@@ -312,7 +313,7 @@ async fn put_webhook(
     Ok(Json(WebhookView::from(&edited)))
 }
 
-/// Removes a webhook with the messages parked for it.
+/// Removes a webhook. Deliveries waiting for it (parked while it rested) are `failed`.
 #[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 204, description = "Removed"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -323,7 +324,7 @@ async fn delete_webhook(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let endpoint = visible_endpoint(&state, &caller, &id).await?;
-    if state.store.delete_webhook(&endpoint.id).await? {
+    if delete_webhook_endpoint(state.store.as_ref(), &endpoint.id, state.clock.now_ms()).await? {
         tracing::info!(webhook = %endpoint.id, "webhook removed");
         Ok(StatusCode::NO_CONTENT)
     } else {
