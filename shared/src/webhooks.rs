@@ -8,6 +8,11 @@
 //! `active` or `active_tmp`, its parked messages are queued on the webhooks queue and then
 //! removed from the store.
 //!
+//! Messages parked for an endpoint that became `inactive_permanent` (errors for over 24 h)
+//! will not be sent: their deliveries are recorded `failed` and the messages removed. Each pass
+//! reads the endpoint list once and, per endpoint that is not resting, its parked messages
+//! (one request each).
+//!
 //! Crash window: a message queued again whose removal did not happen (a crash in between) is
 //! queued once more by the next pass. That is harmless: the embedded queue keeps one message
 //! per delivery id, and the sender skips a delivery that is already final, so it is sent once.
@@ -16,7 +21,7 @@
 //! parks a message *before* the queue forgets the received copy, and the embedded queue would
 //! ignore a copy queued in between (same delivery id) and then delete the received one.
 
-use crate::domain::{WebhookEndpoint, WebhookId, WebhookOutcome};
+use crate::domain::{WebhookEndpoint, WebhookId, WebhookOutcome, WebhookStatus};
 use crate::ports::{
     AttemptOutcome, DeliveryQueue, EventStore, QueueError, StoreError, WebhookOwner, WebhookStore,
 };
@@ -46,6 +51,8 @@ pub struct RecoveryReport {
     pub transitions: usize,
     /// Parked messages queued again.
     pub requeued: usize,
+    /// Parked messages whose deliveries failed (their endpoint is deactivated for good).
+    pub failed: usize,
 }
 
 /// One recovery pass at `now_ms` (see the module docs).
@@ -55,7 +62,7 @@ pub async fn recover_webhooks<S, Q>(
     now_ms: u64,
 ) -> Result<RecoveryReport, WebhookRecoveryError>
 where
-    S: WebhookStore + ?Sized,
+    S: WebhookStore + EventStore + ?Sized,
     Q: DeliveryQueue + ?Sized,
 {
     let mut report = RecoveryReport::default();
@@ -73,8 +80,14 @@ where
             report.transitions += 1;
             endpoint = recovered;
         }
-        if !endpoint.state.status.is_active() {
-            continue;
+        match endpoint.state.status {
+            WebhookStatus::InactiveTmp => continue,
+            WebhookStatus::InactivePermanent => {
+                report.failed +=
+                    fail_parked(store, &endpoint.id, DEACTIVATED_ENDPOINT, now_ms).await?;
+                continue;
+            }
+            WebhookStatus::Active | WebhookStatus::ActiveTmp => {}
         }
         loop {
             let parked = store
@@ -143,25 +156,30 @@ where
 
 /// The error recorded on deliveries whose endpoint was deleted.
 pub const DELETED_ENDPOINT: &str = "webhook endpoint was deleted";
+/// The error recorded on parked deliveries whose endpoint was deactivated for good.
+pub const DEACTIVATED_ENDPOINT: &str =
+    "the webhook endpoint was deactivated after errors lasting over 24 hours";
 
-/// Deletes endpoint `id`. The deliveries of the messages parked for it are recorded `failed`
-/// first, so none of them stays `retrying` for ever. `false` when the endpoint is unknown.
-pub async fn delete_webhook_endpoint<S>(
+/// Records every delivery parked for endpoint `id` as `failed` with `error`, and removes the
+/// messages. Returns how many there were.
+async fn fail_parked<S>(
     store: &S,
     id: &WebhookId,
+    error: &str,
     now_ms: u64,
-) -> Result<bool, StoreError>
+) -> Result<usize, StoreError>
 where
     S: WebhookStore + EventStore + ?Sized,
 {
+    let mut failed = 0;
     loop {
         let parked = store.parked_webhook_messages(id, RECOVERY_BATCH).await?;
         if parked.is_empty() {
-            break;
+            return Ok(failed);
         }
         for p in &parked {
             let outcome = AttemptOutcome::Failed {
-                error: DELETED_ENDPOINT.to_owned(),
+                error: error.to_owned(),
             };
             store
                 .record_attempt(
@@ -173,6 +191,20 @@ where
                 .await?;
         }
         store.unpark_webhook_messages(id, &parked).await?;
+        failed += parked.len();
     }
+}
+
+/// Deletes endpoint `id`. The deliveries of the messages parked for it are recorded `failed`
+/// first, so none of them stays `retrying` for ever. `false` when the endpoint is unknown.
+pub async fn delete_webhook_endpoint<S>(
+    store: &S,
+    id: &WebhookId,
+    now_ms: u64,
+) -> Result<bool, StoreError>
+where
+    S: WebhookStore + EventStore + ?Sized,
+{
+    fail_parked(store, id, DELETED_ENDPOINT, now_ms).await?;
     store.delete_webhook(id).await
 }

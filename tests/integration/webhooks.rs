@@ -811,3 +811,43 @@ async fn given_messages_parked_for_an_endpoint_then_deleting_it_fails_their_deli
         ("failed", "webhook endpoint was deleted")
     );
 }
+
+#[tokio::test]
+async fn given_messages_parked_for_an_endpoint_deactivated_for_good_then_recovery_fails_them() {
+    let w = world(5).await;
+    let hook = w
+        .add(
+            "root",
+            json!({"name": "SIEM", "url": w.receiver.url("/siem")}),
+        )
+        .await;
+    let id = id_of(&hook);
+    w.receiver.will([Reply::status(503)]);
+    w.post_scan("e1").await;
+    w.drain().await;
+    w.advance(10_000);
+    w.drain().await;
+    // Errors went on past 24 hours elsewhere: the endpoint is deactivated for good.
+    let webhook_id = WebhookId::parse("id", &id).unwrap_or_else(|e| panic!("{e}"));
+    let store = w.app.herald.store.as_ref();
+    let mut endpoint = store
+        .webhook(&webhook_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("the endpoint is gone"));
+    endpoint.state.status = herald::domain::WebhookStatus::InactivePermanent;
+    assert!(
+        store
+            .update_webhook_if_unchanged(&endpoint)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    );
+    w.advance(60_000);
+    let report = w.recover().await;
+    assert_eq!((report.requeued, report.failed), (0, 1));
+    let (status, _, error) = w.statuses("e1").await[&destination(&id)].clone();
+    assert_eq!(status, "failed");
+    assert!(error.contains("deactivated"), "{error}");
+    assert_eq!(w.drain().await, 0);
+    assert_eq!(w.receiver.deliveries().len(), 1);
+}
