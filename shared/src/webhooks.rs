@@ -146,7 +146,9 @@ where
         }
         match store.webhook(&sent_to.id).await? {
             None => return Ok(None),
-            Some(fresh) if fresh.updated_at != sent_to.updated_at => return Ok(Some(fresh)),
+            Some(fresh) if fresh.updated_at != sent_to.updated_at || fresh.url != sent_to.url => {
+                return Ok(Some(fresh));
+            }
             Some(fresh) => current = fresh,
         }
     }
@@ -207,4 +209,112 @@ where
 {
     fail_parked(store, id, DELETED_ENDPOINT, now_ms).await?;
     store.delete_webhook(id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::EmbeddedStore;
+    use crate::domain::{WebhookRequest, WebhookStatus};
+
+    const T0: u64 = 1_800_000_000_000;
+
+    fn temporary(reason: &str) -> WebhookOutcome {
+        WebhookOutcome::Temporary {
+            reason: reason.to_owned(),
+        }
+    }
+
+    async fn stored_endpoint(store: &EmbeddedStore) -> WebhookEndpoint {
+        let endpoint = WebhookRequest::from_request(
+            &serde_json::json!({"name": "SIEM", "url": "https://siem.example.com/hook"}),
+        )
+        .and_then(|r| r.create(WebhookId::from_random([9; 8]), None, T0))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let version = store
+            .put_webhook(&endpoint)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        WebhookEndpoint {
+            version,
+            ..endpoint
+        }
+    }
+
+    async fn read(store: &EmbeddedStore, id: &WebhookId) -> WebhookEndpoint {
+        store
+            .webhook(id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("the endpoint is gone"))
+    }
+
+    #[tokio::test]
+    async fn given_two_outcomes_from_one_read_then_both_are_recorded_in_turn() {
+        let store = EmbeddedStore::in_memory().unwrap_or_else(|e| panic!("{e}"));
+        let sent_to = stored_endpoint(&store).await;
+        record_webhook_outcome(&store, &sent_to, &temporary("HTTP 502"), T0 + 10)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        // The second was computed from the same (now stale) read: retried on the fresh one.
+        record_webhook_outcome(&store, &sent_to, &temporary("HTTP 503"), T0 + 20)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let now = read(&store, &sent_to.id).await;
+        assert_eq!(now.state.status, WebhookStatus::InactiveTmp);
+        assert_eq!(now.state.first_error, Some(T0 + 10));
+        assert_eq!(now.state.last_error, Some(T0 + 20));
+        assert_eq!(now.state.note.as_deref(), Some("HTTP 503"));
+    }
+
+    #[tokio::test]
+    async fn given_an_edit_after_the_send_began_then_its_outcome_does_not_touch_the_edited_endpoint()
+     {
+        let store = EmbeddedStore::in_memory().unwrap_or_else(|e| panic!("{e}"));
+        let sent_to = stored_endpoint(&store).await;
+        let edited = WebhookRequest::from_request(
+            &serde_json::json!({"url": "https://new.example.com/hook"}),
+        )
+        .and_then(|r| r.edit(&sent_to, T0))
+        .unwrap_or_else(|e| panic!("{e}"));
+        store
+            .put_webhook(&edited)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let after = record_webhook_outcome(
+            &store,
+            &sent_to,
+            &WebhookOutcome::Permanent {
+                reason: "HTTP 404".into(),
+            },
+            T0 + 5,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        let now = read(&store, &sent_to.id).await;
+        assert_eq!(now.state.status, WebhookStatus::Active);
+        assert_eq!(now.url, "https://new.example.com/hook");
+        assert_eq!(after.map(|e| e.url), Some(now.url));
+    }
+
+    #[tokio::test]
+    async fn given_a_success_on_a_healthy_endpoint_then_nothing_is_written() {
+        let store = EmbeddedStore::in_memory().unwrap_or_else(|e| panic!("{e}"));
+        let sent_to = stored_endpoint(&store).await;
+        record_webhook_outcome(&store, &sent_to, &WebhookOutcome::Delivered, T0 + 1)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read(&store, &sent_to.id).await.version, sent_to.version);
+        // A deleted endpoint: the outcome reports it gone.
+        assert!(
+            store
+                .delete_webhook(&sent_to.id)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+        );
+        let after = record_webhook_outcome(&store, &sent_to, &temporary("HTTP 500"), T0 + 2)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(after, None);
+    }
 }

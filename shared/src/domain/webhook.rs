@@ -513,7 +513,8 @@ impl WebhookRequest {
             owner: current.owner.clone(),
             state: WebhookState::active(),
             created_at: current.created_at,
-            updated_at: now_ms.max(current.updated_at),
+            // Strictly later, so anyone holding the old endpoint can tell it was edited.
+            updated_at: now_ms.max(current.updated_at + 1),
             version: current.version,
         };
         check_header_pair(&edited)?;
