@@ -39,6 +39,8 @@ pub struct TestResponse {
     pub status: StatusCode,
     pub headers: http::HeaderMap,
     pub body: Value,
+    /// The body exactly as sent (lossy UTF-8), for assertions on what must never appear.
+    pub raw: String,
 }
 
 impl TestResponse {
@@ -213,6 +215,7 @@ pub async fn send_to(router: &Router, request: Request<Body>) -> TestResponse {
         status,
         headers,
         body,
+        raw: String::from_utf8_lossy(&bytes).into_owned(),
     }
 }
 
