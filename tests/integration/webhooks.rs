@@ -851,3 +851,42 @@ async fn given_messages_parked_for_an_endpoint_deactivated_for_good_then_recover
     assert_eq!(w.drain().await, 0);
     assert_eq!(w.receiver.deliveries().len(), 1);
 }
+
+#[tokio::test]
+async fn given_herald_locals_recovery_loop_then_it_wakes_the_endpoint_and_stops_on_shutdown() {
+    let w = world(5).await;
+    let hook = w
+        .add(
+            "root",
+            json!({"name": "SIEM", "url": w.receiver.url("/siem")}),
+        )
+        .await;
+    w.receiver.will([Reply::status(500)]);
+    w.post_scan("e1").await;
+    w.drain().await;
+    w.advance(10_000);
+    w.drain().await;
+    w.advance(60_000);
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let recovery = tokio::spawn(
+        w.app
+            .herald
+            .clone()
+            .run_webhook_recovery(Duration::from_millis(20), shutdown),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while w.endpoint(&id_of(&hook)).await["status"] != "active_tmp" {
+        assert!(std::time::Instant::now() < deadline, "the loop never ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop.send(true);
+    tokio::time::timeout(Duration::from_secs(5), recovery)
+        .await
+        .unwrap_or_else(|_| panic!("the loop did not stop"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(w.drain().await, 1);
+    assert_eq!(
+        w.statuses("e1").await[&destination(&id_of(&hook))].0,
+        "sent"
+    );
+}
