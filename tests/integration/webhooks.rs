@@ -890,3 +890,28 @@ async fn given_herald_locals_recovery_loop_then_it_wakes_the_endpoint_and_stops_
         "sent"
     );
 }
+
+#[tokio::test]
+async fn given_a_webhook_deleted_while_its_edit_is_pinging_then_the_edit_does_not_bring_it_back() {
+    let w = world(5).await;
+    let hook = w
+        .add(
+            "root",
+            json!({"name": "SIEM", "url": w.receiver.url("/siem")}),
+        )
+        .await;
+    let path = format!("/v1/webhooks/{}", id_of(&hook));
+    w.receiver
+        .will([Reply::status(200).after(Duration::from_millis(500))]);
+    let renamed = json!({"name": "Renamed"});
+    let edit = w.as_("root", Method::PUT, &path, Some(&renamed));
+    let delete = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        w.as_("root", Method::DELETE, &path, None).await
+    };
+    let (edit, delete) = tokio::join!(edit, delete);
+    assert_eq!(delete.status, StatusCode::NO_CONTENT);
+    assert_eq!(edit.status, StatusCode::NOT_FOUND, "{}", edit.body);
+    let r = w.as_("root", Method::GET, &path, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}

@@ -297,6 +297,7 @@ async fn get_webhook(
     params(("id" = String, Path)), request_body = WebhookInput,
     responses((status = 200, body = WebhookView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "Edited or deleted by someone else meanwhile", body = ErrorBody),
         (status = 422, description = "Invalid, or the ping failed", body = ErrorBody)))]
 async fn put_webhook(
     State(state): State<AppState>,
@@ -308,9 +309,27 @@ async fn put_webhook(
     let request = WebhookRequest::from_request(&body.parse()?)?;
     let mut edited = request.edit(&current, state.clock.now_ms())?;
     ping(&state, &edited).await?;
-    edited.version = state.store.put_webhook(&edited).await?;
-    tracing::info!(webhook = %edited.id, "webhook edited");
-    Ok(Json(WebhookView::from(&edited)))
+    // Saved only over what was read: the edit wins over state changes that happened during
+    // the ping, never over a deletion or another edit.
+    for _ in 0..5 {
+        if state.store.update_webhook_if_unchanged(&edited).await? {
+            edited.version += 1;
+            tracing::info!(webhook = %edited.id, "webhook edited");
+            return Ok(Json(WebhookView::from(&edited)));
+        }
+        match state.store.webhook(&current.id).await? {
+            None => return Err(not_found(&id)),
+            Some(fresh) if fresh.updated_at != current.updated_at => {
+                return Err(ApiError::Conflict(
+                    "the webhook was edited meanwhile; read it again and retry".into(),
+                ));
+            }
+            Some(fresh) => edited.version = fresh.version,
+        }
+    }
+    Err(ApiError::Conflict(
+        "the webhook keeps changing; retry".into(),
+    ))
 }
 
 /// Removes a webhook. Deliveries waiting for it (parked while it rested) are `failed`.
