@@ -154,7 +154,7 @@ fn random_bytes() -> [u8; 8] {
     let mut bytes = [0u8; 8];
     let filled = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
     if filled.is_err() {
-        // Unique within this process, which an id checked against the store needs.
+        // Unique within this process; ids are checked against the store before use.
         static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let t = std::time::SystemTime::now()
@@ -164,6 +164,19 @@ fn random_bytes() -> [u8; 8] {
         bytes = (t ^ n.rotate_left(48)).to_be_bytes();
     }
     bytes
+}
+
+/// A random id no endpoint has (saving is an upsert, so a clash must be ruled out first).
+async fn new_webhook_id(state: &AppState) -> Result<WebhookId, ApiError> {
+    for _ in 0..3 {
+        let id = WebhookId::from_random(random_bytes());
+        if state.store.webhook(&id).await?.is_none() {
+            return Ok(id);
+        }
+    }
+    Err(ApiError::Internal(
+        "no free webhook id after three random draws".into(),
+    ))
 }
 
 /// Pings `endpoint`; a failure is a 422 naming `url`.
@@ -265,11 +278,8 @@ async fn create_webhook(
             "at most {MAX_WEBHOOKS_PER_OWNER} webhooks per owner"
         )));
     }
-    let mut endpoint = request.create(
-        WebhookId::from_random(random_bytes()),
-        owner,
-        state.clock.now_ms(),
-    )?;
+    let mut endpoint =
+        request.create(new_webhook_id(&state).await?, owner, state.clock.now_ms())?;
     ping(&state, &endpoint).await?;
     endpoint.version = state.store.put_webhook(&endpoint).await?;
     tracing::info!(webhook = %endpoint.id, "webhook added");
