@@ -39,6 +39,8 @@ pub struct TestResponse {
     pub status: StatusCode,
     pub headers: http::HeaderMap,
     pub body: Value,
+    /// The body exactly as sent (lossy UTF-8), for assertions on what must never appear.
+    pub raw: String,
 }
 
 impl TestResponse {
@@ -62,6 +64,25 @@ impl TestApp {
     /// A fresh app whose store, queue and intake take "now" from `clock`, with queues that
     /// dead-letter after `max_receives`.
     pub fn with_clock(clock: Arc<dyn herald::ports::Clock>, max_receives: u32) -> Self {
+        Self::with_options(clock, max_receives, false)
+    }
+
+    /// A fresh app whose webhook pings may reach loopback (the tests' fake receivers).
+    pub fn with_private_targets() -> Self {
+        Self::with_options(
+            Arc::new(SystemClock),
+            QueueConfig::default().max_receives,
+            true,
+        )
+    }
+
+    /// A fresh app as [`TestApp::with_clock`], and whether webhook pings may reach loopback
+    /// and private addresses.
+    pub fn with_options(
+        clock: Arc<dyn herald::ports::Clock>,
+        max_receives: u32,
+        allow_private: bool,
+    ) -> Self {
         let store = match EmbeddedStore::in_memory() {
             Ok(store) => store,
             Err(e) => panic!("cannot open the embedded store: {e}"),
@@ -71,7 +92,7 @@ impl TestApp {
             ..QueueConfig::default()
         };
         let herald = match LocalHerald::with_store(store, config, clock) {
-            Ok(h) => h,
+            Ok(h) => h.allow_private_targets(allow_private),
             Err(e) => panic!("cannot open the embedded queue: {e}"),
         };
         let keys = match Hs256Keys::new(TEST_SECRET) {
@@ -194,6 +215,7 @@ pub async fn send_to(router: &Router, request: Request<Body>) -> TestResponse {
         status,
         headers,
         body,
+        raw: String::from_utf8_lossy(&bytes).into_owned(),
     }
 }
 
@@ -272,4 +294,159 @@ pub async fn create_channel_queues(
         msteams,
         webhooks,
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// A fake webhook receiver on loopback: records every request and answers from a script.
+
+/// One request the fake receiver got.
+#[derive(Debug, Clone)]
+pub struct ReceivedRequest {
+    pub method: String,
+    pub path: String,
+    pub headers: http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl ReceivedRequest {
+    /// A header as text (`""` when absent).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// The body as JSON (`Null` when it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// How the fake receiver answers one request.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub delay: std::time::Duration,
+}
+
+impl Reply {
+    /// An answer with `status` at once.
+    pub fn status(status: u16) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            delay: std::time::Duration::ZERO,
+        }
+    }
+
+    /// With a header.
+    pub fn header(mut self, name: &'static str, value: &str) -> Self {
+        self.headers.push((name, value.to_owned()));
+        self
+    }
+
+    /// After a delay.
+    pub fn after(mut self, delay: std::time::Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+}
+
+#[derive(Default)]
+struct ReceiverState {
+    requests: std::sync::Mutex<Vec<ReceivedRequest>>,
+    /// Scripted replies, used in order; then 200.
+    script: std::sync::Mutex<std::collections::VecDeque<Reply>>,
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A webhook receiver on `127.0.0.1`, served by the calling test's runtime.
+pub struct WebhookReceiver {
+    state: Arc<ReceiverState>,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+}
+
+impl WebhookReceiver {
+    /// Starts a receiver that answers 200 unless scripted otherwise.
+    pub async fn start() -> Self {
+        let state = Arc::new(ReceiverState::default());
+        let app = axum::Router::new()
+            .fallback(receive)
+            .with_state(Arc::clone(&state));
+        let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+            Ok(l) => l,
+            Err(e) => panic!("bind: {e}"),
+        };
+        let address = match listener.local_addr() {
+            Ok(a) => a,
+            Err(e) => panic!("address: {e}"),
+        };
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            state,
+            base: format!("http://{address}"),
+        }
+    }
+
+    /// The URL of `path` on this receiver.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Answers the next requests with `replies`, in order.
+    pub fn will(&self, replies: impl IntoIterator<Item = Reply>) {
+        lock(&self.state.script).extend(replies);
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<ReceivedRequest> {
+        lock(&self.state.requests).clone()
+    }
+
+    /// The requests so far whose `X-Herald-Event` is not `ping`.
+    pub fn deliveries(&self) -> Vec<ReceivedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.header("x-herald-event") != "ping")
+            .collect()
+    }
+}
+
+async fn receive(
+    axum::extract::State(state): axum::extract::State<Arc<ReceiverState>>,
+    method: http::Method,
+    uri: http::Uri,
+    headers: http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    lock(&state.requests).push(ReceivedRequest {
+        method: method.to_string(),
+        path: uri
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_default(),
+        headers,
+        body: body.to_vec(),
+    });
+    let reply = lock(&state.script)
+        .pop_front()
+        .unwrap_or_else(|| Reply::status(200));
+    tokio::time::sleep(reply.delay).await;
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::IM_A_TEAPOT);
+    let mut response = (status, "").into_response();
+    for (name, value) in reply.headers {
+        if let Ok(value) = value.parse() {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
 }

@@ -8,10 +8,14 @@ pub mod driver;
 use herald::adapters::embedded_queue::{EmbeddedQueue, QueueConfig};
 use herald::intake::{IntakeError, recover_unenqueued};
 use herald::ports::{Clock, StoreError};
+use herald::webhooks::{RecoveryReport, recover_webhooks};
 use herald_http::Authenticator;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How often `herald-local` checks resting webhook endpoints and re-queues parked messages.
+pub const WEBHOOK_RECOVERY_INTERVAL: Duration = Duration::from_secs(15);
 
 /// The file of the embedded store in the data directory.
 pub const DATABASE_FILE: &str = "herald.db";
@@ -36,6 +40,9 @@ pub struct LocalHerald {
     pub store: Arc<EmbeddedStore>,
     pub queue: Arc<EmbeddedQueue>,
     pub clock: Arc<dyn Clock>,
+    /// Whether webhook pings may reach loopback or private addresses
+    /// (`HERALD_ALLOW_PRIVATE_TARGETS=1`); off unless [`LocalHerald::allow_private_targets`].
+    pub allow_private: bool,
 }
 
 impl std::fmt::Debug for LocalHerald {
@@ -86,7 +93,14 @@ impl LocalHerald {
             store: Arc::new(store),
             queue: Arc::new(queue),
             clock,
+            allow_private: false,
         })
+    }
+
+    /// Lets the API's webhook pings reach loopback and private addresses.
+    pub fn allow_private_targets(mut self, allow: bool) -> Self {
+        self.allow_private = allow;
+        self
     }
 
     /// Finishes the fan-out of events a crash interrupted, and ends the send claims of a
@@ -104,8 +118,8 @@ impl LocalHerald {
 
     /// Starts a queue driver for every channel with a sender, each running the same `Sender`
     /// as the channel's Lambda function, until `shutdown` flips to `true`: Slack, Microsoft
-    /// Teams and email (written to the outbox). Webhook messages stay queued until the
-    /// webhook sender exists.
+    /// Teams, email (written to the outbox) and webhooks; and the webhook recovery check
+    /// (once at start, then every [`WEBHOOK_RECOVERY_INTERVAL`]).
     pub fn start_senders(
         &self,
         config: &SenderConfig,
@@ -120,6 +134,11 @@ impl LocalHerald {
             config.outbox_dir.clone(),
         ));
         let email = sender_email::EmailTransport::new(outbox).map_err(|e| e.to_string())?;
+        let webhooks = sender_webhook::WebhookTransport::new(
+            self.store.clone(),
+            sender_webhook::WebhookClient::new(config.allow_private),
+            Arc::clone(&self.clock),
+        );
         let policy = config.policy;
         let consumers: Vec<(
             herald::domain::Channel,
@@ -137,8 +156,12 @@ impl LocalHerald {
                 herald::domain::Channel::Mail,
                 Arc::new(self.sender(email, policy)),
             ),
+            (
+                herald::domain::Channel::Webhooks,
+                Arc::new(self.sender(webhooks, policy)),
+            ),
         ];
-        Ok(consumers
+        let mut tasks: Vec<tokio::task::JoinHandle<()>> = consumers
             .into_iter()
             .map(|(channel, consumer)| {
                 let driver = driver::QueueDriver::new(
@@ -156,7 +179,47 @@ impl LocalHerald {
                     }
                 }))
             })
-            .collect())
+            .collect();
+        tasks.push(tokio::spawn(
+            self.clone()
+                .run_webhook_recovery(WEBHOOK_RECOVERY_INTERVAL, shutdown),
+        ));
+        Ok(tasks)
+    }
+
+    /// Runs [`recover_webhooks`] now and then every `interval` until `shutdown` flips to
+    /// `true`. A failed pass is logged; the next one picks up where it stopped.
+    pub async fn run_webhook_recovery(
+        self,
+        interval: Duration,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            match recover_webhooks(
+                self.store.as_ref(),
+                self.queue.as_ref(),
+                self.clock.now_ms(),
+            )
+            .await
+            {
+                Ok(report) if report != RecoveryReport::default() => {
+                    tracing::info!(
+                        transitions = report.transitions,
+                        requeued = report.requeued,
+                        "webhook recovery"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "webhook recovery failed"),
+            }
+            tokio::select! {
+                changed = shutdown.changed() => if changed.is_err() { return },
+                () = tokio::time::sleep(interval) => {}
+            }
+        }
     }
 
     /// The `Sender` for `transport` over this store and queue.
@@ -179,6 +242,8 @@ impl LocalHerald {
         let settings = settings_api::AppState {
             store: self.store.clone(),
             auth: auth.clone(),
+            webhooks: settings_api::WebhookClient::new(self.allow_private),
+            clock: Arc::clone(&self.clock),
         };
         let intake = event_intake::IntakeState {
             store: self.store.clone(),

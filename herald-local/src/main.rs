@@ -114,7 +114,8 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             queue_config_from_env()?,
             Arc::new(SystemClock),
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .allow_private_targets(herald::outbound::allow_private_from_env());
         let recovered = herald
             .recover()
             .await

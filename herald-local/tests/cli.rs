@@ -332,3 +332,102 @@ async fn given_a_mail_delivery_then_herald_local_writes_it_to_the_outbox() {
         "{mail}"
     );
 }
+
+/// A webhook receiver on loopback that records each request's `X-Herald-Event` and body.
+async fn fake_webhook_receiver() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>,
+) {
+    use axum::routing::post;
+    let posts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorded = posts.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(
+            move |headers: axum::http::HeaderMap, body: axum::Json<serde_json::Value>| {
+                let recorded = recorded.clone();
+                async move {
+                    let event = headers
+                        .get("x-herald-event")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    recorded
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((event, body.0));
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{address}/hook"), posts)
+}
+
+#[tokio::test]
+async fn given_a_system_webhook_then_herald_local_pings_it_and_posts_each_event_to_it() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (url, posts) = fake_webhook_receiver().await;
+    let admin = token(dir.path(), "admin", "admin");
+    let server = start_with(dir.path(), &[("HERALD_ALLOW_PRIVATE_TARGETS", "1")]);
+    for (path, body) in [
+        (
+            "/v1/system/settings",
+            serde_json::json!({"enable_webhooks_notifications": true}),
+        ),
+        (
+            "/v1/notifications/system",
+            serde_json::json!({"events": {"other": ["webhooks"]}}),
+        ),
+    ] {
+        let r = client
+            .put(format!("{}{path}", server.base))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+            .await;
+        assert!(r.is_ok_and(|r| r.status().is_success()), "{path}");
+    }
+    let r = client
+        .post(format!("{}/v1/webhooks", server.base))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"name": "Receiver", "url": url}))
+        .send()
+        .await;
+    assert!(r.is_ok_and(|r| r.status() == 201));
+    let event =
+        serde_json::json!({"id": "hook-1", "type": "report_created", "title": "Quarterly report"});
+    let r = client
+        .post(format!("{}/v1/events", server.base))
+        .bearer_auth(&admin)
+        .json(&event)
+        .send()
+        .await;
+    assert!(r.is_ok_and(|r| r.status() == 202));
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let received = loop {
+        let received = posts.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if received.len() >= 2 || std::time::Instant::now() > deadline {
+            break received;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(received.len(), 2, "{received:?}");
+    assert_eq!(received[0].0, "ping");
+    assert_eq!(received[1].0, "report_created");
+    assert_eq!(received[1].1["event_id"], "hook-1");
+    assert_eq!(received[1].1["title"], "Quarterly report");
+}

@@ -12,15 +12,19 @@
 //!
 //! Where the store is also the queue (`herald-local`'s embedded store and queue), steps 3 to 5
 //! are one transaction ([`RecordOutcome::Queued`]).
+//!
+//! Routing names webhook *groups* (the system's endpoints, a user's endpoints); step 2 also
+//! reads the endpoint list, once, and replaces each group with one delivery per endpoint
+//! that is not deactivated for good ([`expand_webhook_groups`]).
 
 use crate::domain::alert::AlertTemplate;
 use crate::domain::{
-    Alert, Audience, AudienceMember, AudienceQuery, Delivery, Event, EventId, SystemScope,
-    audience_query, route,
+    Alert, Audience, AudienceMember, AudienceQuery, Delivery, Destination, Event, EventId,
+    SystemScope, WebhookStatus, audience_query, route,
 };
 use crate::ports::{
     DeliveryQueue, DirectoryStore, EventRecord, EventStore, QueueError, RecordOutcome,
-    SettingsStore, StoreError,
+    SettingsStore, StoreError, WebhookOwner, WebhookStore,
 };
 use serde::Serialize;
 
@@ -66,8 +70,8 @@ pub enum IntakeError {
 }
 
 /// Everything intake needs from the store.
-pub trait IntakeStore: SettingsStore + DirectoryStore + EventStore {}
-impl<T: SettingsStore + DirectoryStore + EventStore + ?Sized> IntakeStore for T {}
+pub trait IntakeStore: SettingsStore + DirectoryStore + EventStore + WebhookStore {}
+impl<T: SettingsStore + DirectoryStore + EventStore + WebhookStore + ?Sized> IntakeStore for T {}
 
 /// Accepts `event` at `now_ms` (milliseconds since the Unix epoch).
 pub async fn accept_event<S, Q>(
@@ -162,8 +166,8 @@ where
         .iter()
         .map(|user| template.for_user(user))
         .collect();
-    let deliveries: Vec<Delivery> = plan
-        .deliveries
+    let deliveries: Vec<Delivery> = expand_webhook_groups(store, plan.deliveries)
+        .await?
         .into_iter()
         .map(|destination| Delivery::queued(&event.id, destination, now_ms))
         .collect();
@@ -195,6 +199,47 @@ where
             .map(Recording::Done),
         RecordOutcome::Duplicate(first) => Ok(Recording::CompleteFirst(Box::new(first))),
     }
+}
+
+/// Replaces the webhook groups among `destinations` (`webhooks:system`,
+/// `webhooks:user:<name>`) with one destination per endpoint of that owner that is not
+/// `inactive_permanent`; an owner without endpoints gets none. Reads the endpoint list once,
+/// and only when there is a group to expand.
+pub async fn expand_webhook_groups<S>(
+    store: &S,
+    destinations: Vec<Destination>,
+) -> Result<Vec<Destination>, StoreError>
+where
+    S: WebhookStore + ?Sized,
+{
+    let is_group = |d: &Destination| {
+        matches!(
+            d,
+            Destination::SystemWebhooks | Destination::UserWebhooks(_)
+        )
+    };
+    if !destinations.iter().any(is_group) {
+        return Ok(destinations);
+    }
+    let endpoints = store.webhooks(&WebhookOwner::All).await?;
+    let mut expanded = Vec::with_capacity(destinations.len() + endpoints.len());
+    for destination in destinations {
+        let owner = match destination {
+            Destination::SystemWebhooks => WebhookOwner::System,
+            Destination::UserWebhooks(user) => WebhookOwner::User(user),
+            other => {
+                expanded.push(other);
+                continue;
+            }
+        };
+        expanded.extend(
+            endpoints
+                .iter()
+                .filter(|e| owner.includes(e) && e.state.status != WebhookStatus::InactivePermanent)
+                .map(|e| Destination::Webhook(e.id.clone())),
+        );
+    }
+    Ok(expanded)
 }
 
 async fn finish_duplicate<S, Q>(

@@ -6,6 +6,7 @@
 //! - [`adapters`]: the ports' implementations, named for their technology
 //!   (`DynamoDbStore` for AWS, `EmbeddedStore` for `herald-local`).
 //! - `templating` (feature `templates`): the minijinja helpers the channel senders share.
+//! - [`webhooks`]: webhook endpoint outcomes and the periodic recovery of resting endpoints.
 
 pub mod adapters;
 pub mod config;
@@ -17,3 +18,4 @@ pub mod sender;
 pub mod telemetry;
 #[cfg(feature = "templates")]
 pub mod templating;
+pub mod webhooks;

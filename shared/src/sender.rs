@@ -13,6 +13,9 @@
 //! - a transient error (timeout, connection, 5xx, 429) → `retrying`, and the message comes
 //!   back after an exponential backoff with jitter (or the destination's `Retry-After`); on the
 //!   last attempt → `dead`, and the queue moves it to the dead-letter queue;
+//! - a parked delivery (a webhook endpoint resting after errors) → `retrying` with the
+//!   reason; the message is kept in the store for the endpoint's recovery to queue again, and
+//!   acknowledged, so waiting costs none of its attempts;
 //! - each `failed` or `dead` delivery raises an alert for every administrator, at most one
 //!   per administrator, channel and hour, so an outage never floods the bell.
 //!
@@ -48,6 +51,10 @@ pub enum SendError {
     /// Never going to work as it is: 4xx other than 429, an unknown channel, a bad token.
     #[error("{reason}")]
     Permanent { reason: String },
+    /// Not now, and not worth a retry: the destination is resting (a webhook endpoint after
+    /// temporary errors). The message is parked for the destination's recovery.
+    #[error("{reason}")]
+    Parked { reason: String },
 }
 
 /// What a transport needs to send one delivery.
@@ -314,6 +321,28 @@ impl<T: Transport> Sender<T> {
                 {
                     self.alert_administrators(&delivery, &reason, now).await?;
                 }
+                Ok(RecordResult::Done)
+            }
+            Err(SendError::Parked { reason }) => {
+                let Destination::Webhook(endpoint) = &delivery.destination else {
+                    // Only webhook endpoints rest; anything else is retried as usual.
+                    tracing::warn!(delivery_id = %delivery.id, %reason, "parking is for webhook endpoints; retrying instead");
+                    self.delay(receipt, self.policy.delay(receive_count, jitter()))
+                        .await;
+                    return Ok(RecordResult::Retry);
+                };
+                // Park first: a crash before the acknowledgement brings the message back, and
+                // parking it again is harmless.
+                self.store
+                    .park_webhook_message(endpoint, message, now)
+                    .await?;
+                let outcome = AttemptOutcome::Retrying {
+                    error: reason.clone(),
+                };
+                self.store
+                    .record_attempt(&delivery.event_id, &delivery.id, &outcome, now)
+                    .await?;
+                tracing::info!(delivery_id = %delivery.id, %reason, "parked until the destination recovers");
                 Ok(RecordResult::Done)
             }
             Err(SendError::Transient {

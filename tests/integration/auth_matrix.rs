@@ -2,7 +2,7 @@
 //! that a new route cannot be forgotten: a route missing from [`POLICY`] fails the test.
 
 use base64::Engine;
-use herald_tests::{TEST_SECRET, TestApp, now};
+use herald_tests::{TEST_SECRET, TestApp, WebhookReceiver, now};
 use http::{Method, StatusCode};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
@@ -23,6 +23,11 @@ enum Allowed {
     SelfOrAdmin,
     /// The user named in the path, the service account and administrators.
     SelfServiceOrAdmin,
+    /// Administrators and users (each for their own things); not the service account.
+    PersonOrAdmin,
+    /// Administrators and the user who owns the thing; another user gets 404, as if it did
+    /// not exist; the service account 403.
+    OwnerOrAdmin,
 }
 
 /// The access policy of every route, as the contract states it.
@@ -118,6 +123,11 @@ const POLICY: &[(&str, &str, Allowed)] = &[
         "/v1/users/{username}/alerts/{id}",
         Allowed::SelfOrAdmin,
     ),
+    ("GET", "/v1/webhooks", Allowed::PersonOrAdmin),
+    ("POST", "/v1/webhooks", Allowed::PersonOrAdmin),
+    ("GET", "/v1/webhooks/{id}", Allowed::OwnerOrAdmin),
+    ("PUT", "/v1/webhooks/{id}", Allowed::OwnerOrAdmin),
+    ("DELETE", "/v1/webhooks/{id}", Allowed::OwnerOrAdmin),
 ];
 
 /// Every (method, path template) the router serves, read from its OpenAPI document.
@@ -257,6 +267,11 @@ fn expected_allowed(policy: Allowed, caller: CallerKind) -> bool {
                 Allowed::SelfServiceOrAdmin,
                 C::Admin | C::Service | C::TheUserThemself
             )
+            | (
+                Allowed::PersonOrAdmin,
+                C::Admin | C::TheUserThemself | C::AnotherUser
+            )
+            | (Allowed::OwnerOrAdmin, C::Admin | C::TheUserThemself)
     )
 }
 
@@ -271,9 +286,10 @@ fn has_valid_token(caller: CallerKind) -> bool {
 }
 
 /// alice (member of product 1), bob (no access to product 1), product type 1 with product 1,
-/// alice's settings for product 1, and an empty product type 2 with bob as its member.
-async fn seeded_app() -> TestApp {
-    let app = TestApp::new();
+/// alice's settings for product 1, an empty product type 2 with bob as its member, and a
+/// webhook of alice's posting to `receiver`.
+async fn seeded_app(receiver: &WebhookReceiver) -> TestApp {
+    let app = TestApp::with_private_targets();
     for user in ["alice", "bob"] {
         app.service_ok(
             Method::PUT,
@@ -317,7 +333,23 @@ async fn seeded_app() -> TestApp {
     let event = json!({"id": "seed", "type": "scan_added", "title": "Scan", "product_id": 1});
     app.service_ok(Method::POST, "/v1/events", Some(&event))
         .await;
+    let hook = json!({"name": "alice's hook", "url": receiver.url("/alice")});
+    let created = app
+        .user("alice", Method::POST, "/v1/webhooks", Some(&hook))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     app
+}
+
+/// The path of alice's webhook.
+async fn seeded_webhook_path(app: &TestApp) -> String {
+    let list = app.user("alice", Method::GET, "/v1/webhooks", None).await;
+    let id = list.body["items"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!id.is_empty(), "alice has no webhook: {}", list.body);
+    format!("/v1/webhooks/{id}")
 }
 
 /// The path of alice's alert for the seed event.
@@ -347,7 +379,13 @@ fn concrete(template: &str) -> String {
         .replace("{id}", "1")
 }
 
-fn body_for(method: &str, template: &str) -> Option<Value> {
+fn body_for(method: &str, template: &str, receiver: &WebhookReceiver) -> Option<Value> {
+    if method == "POST" && template == "/v1/webhooks" {
+        return Some(json!({"name": "New hook", "url": receiver.url("/new")}));
+    }
+    if method == "PUT" && template == "/v1/webhooks/{id}" {
+        return Some(json!({"name": "Renamed hook"}));
+    }
     if method == "POST" && template == "/v1/events" {
         return Some(json!({"type": "scan_added", "title": "Another scan", "product_id": 1}));
     }
@@ -388,24 +426,29 @@ async fn every_route_has_a_policy_and_every_policy_a_route() {
 async fn every_route_answers_every_kind_of_caller_as_the_contract_says() {
     let mut failures = Vec::new();
     let mut checked = 0;
+    let receiver = WebhookReceiver::start().await;
     for (method, template, policy) in POLICY {
         for caller in CALLERS {
             // A fresh, seeded app per call: DELETEs must not change what the next caller sees.
-            let app = seeded_app().await;
+            let app = seeded_app(&receiver).await;
             let token = token_for(&app, caller);
             let method_value = Method::from_bytes(method.as_bytes()).unwrap_or(Method::GET);
             let path = if *template == "/v1/users/{username}/alerts/{id}" {
                 seeded_alert_path(&app).await
+            } else if *template == "/v1/webhooks/{id}" {
+                seeded_webhook_path(&app).await
             } else {
                 concrete(template)
             };
-            let body = body_for(method, template);
+            let body = body_for(method, template, &receiver);
             let response = app
                 .send(method_value, &path, token.as_deref(), body.as_ref())
                 .await;
             checked += 1;
             let expected = if expected_allowed(*policy, caller) {
                 "2xx"
+            } else if *policy == Allowed::OwnerOrAdmin && caller == CallerKind::AnotherUser {
+                "404"
             } else if has_valid_token(caller) {
                 "403"
             } else {
@@ -413,6 +456,9 @@ async fn every_route_answers_every_kind_of_caller_as_the_contract_says() {
             };
             let ok = match expected {
                 "2xx" => response.status.is_success(),
+                "404" => {
+                    response.status == StatusCode::NOT_FOUND && response.error_code() == "not_found"
+                }
                 "403" => {
                     response.status == StatusCode::FORBIDDEN && response.error_code() == "forbidden"
                 }
@@ -447,7 +493,8 @@ async fn every_route_answers_every_kind_of_caller_as_the_contract_says() {
 
 #[tokio::test]
 async fn a_user_never_sees_another_users_data() {
-    let app = seeded_app().await;
+    let receiver = WebhookReceiver::start().await;
+    let app = seeded_app(&receiver).await;
     for path in [
         "/v1/users/alice",
         "/v1/users/alice/notifications",

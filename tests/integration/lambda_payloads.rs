@@ -17,6 +17,8 @@ fn lambda_router() -> axum::Router {
         auth: Authenticator::ApiGatewayClaims {
             role_claim: "role".into(),
         },
+        webhooks: settings_api::WebhookClient::new(false),
+        clock: Arc::new(herald::ports::SystemClock),
     })
 }
 

@@ -14,3 +14,5 @@ mod sender;
 mod ses;
 mod sqs_sender;
 mod store_conformance;
+mod webhook_store_conformance;
+mod webhooks;

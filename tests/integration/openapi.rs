@@ -42,6 +42,11 @@ const CONTRACT_ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/products/{id}"),
     ("PUT", "/v1/products/{id}/members/{username}"),
     ("DELETE", "/v1/products/{id}/members/{username}"),
+    ("GET", "/v1/webhooks"),
+    ("POST", "/v1/webhooks"),
+    ("GET", "/v1/webhooks/{id}"),
+    ("PUT", "/v1/webhooks/{id}"),
+    ("DELETE", "/v1/webhooks/{id}"),
 ];
 
 #[tokio::test]

@@ -340,6 +340,9 @@ fn with_context(error: SendError, suffix: &str) -> SendError {
             retry_after,
         },
         SendError::Permanent { reason } => permanent(reason + suffix),
+        SendError::Parked { reason } => SendError::Parked {
+            reason: reason + suffix,
+        },
     }
 }
 
@@ -355,6 +358,9 @@ fn redact(error: SendError, token: &str) -> SendError {
             retry_after,
         },
         SendError::Permanent { reason } => permanent(clean(reason)),
+        SendError::Parked { reason } => SendError::Parked {
+            reason: clean(reason),
+        },
     }
 }
 

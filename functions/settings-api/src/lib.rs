@@ -1,9 +1,12 @@
 //! Herald's settings and directory API (`settings-api`).
 //!
 //! [`router::router`] is the whole API as one axum `Router`; `main.rs` hosts it on Lambda
-//! behind API Gateway's HTTP API, `herald-local` hosts it with `axum::serve`.
+//! behind API Gateway's HTTP API, `herald-local` hosts it with `axum::serve`. The webhook
+//! endpoints live in [`webhooks`], merged into the same router.
 
 pub mod router;
+pub mod webhooks;
 
 pub use herald_http::{Authenticator, Caller, Hs256Keys, Role};
 pub use router::{AppState, api, openapi, router};
+pub use sender_webhook::WebhookClient;

@@ -2,7 +2,10 @@
 
 use herald::adapters::DynamoDbStore;
 use herald::config::AwsFunctionConfig;
+use herald::outbound::allow_private_from_env;
+use herald::ports::SystemClock;
 use herald::telemetry::{self, LogFormat};
+use sender_webhook::WebhookClient;
 use settings_api::{AppState, Authenticator, router};
 use std::sync::Arc;
 
@@ -17,6 +20,8 @@ async fn main() -> Result<(), lambda_http::Error> {
         auth: Authenticator::ApiGatewayClaims {
             role_claim: config.role_claim,
         },
+        webhooks: WebhookClient::new(allow_private_from_env()),
+        clock: Arc::new(SystemClock),
     };
     lambda_http::run(router(state)).await
 }

@@ -31,6 +31,10 @@ use utoipa_axum::routes;
 pub struct AppState {
     pub store: Arc<dyn HeraldStore>,
     pub auth: Authenticator,
+    /// Pings webhook endpoints before they are saved.
+    pub webhooks: sender_webhook::WebhookClient,
+    /// "Now" for timestamps the API writes (webhook endpoints).
+    pub clock: Arc<dyn herald::ports::Clock>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -110,6 +114,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(count_alerts))
         .routes(routes!(mark_alerts_read))
         .routes(routes!(delete_alert))
+        .merge(crate::webhooks::routes())
 }
 
 /// The OpenAPI 3.1 document of every route.

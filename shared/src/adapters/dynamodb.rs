@@ -29,6 +29,8 @@
 //! | event (idempotency record) | `EVENT#{e}` | `EVENT` | `EVENTS_NOT_ENQUEUED` / `{accepted_at:013}#{e}`, until enqueued | `event` (`Event::to_stored`), `accepted_at` (ms), `delivery_count`, `alert_count`, `enqueued`, `status` (`recording` / `recorded`), `expires_at` |
 //! | delivery | `EVENT#{e}` | `DELIVERY#{d}` | | `id`, `event_id`, `channel`, `destination` (`Destination::key`), `status`, `attempts`, `last_error`, `updated_at`, `expires_at`, `lease_until` (a send claim, ms) |
 //! | alert | `ALERTS#{u}` | `ALERT#{a}` (`{created_at:013}-{hash}`: sort key order is time order) | | `id`, `username`, `event_id`, `title`, `description`, `url`, `icon`, `source`, `created_at`, `read`, `expires_at` (`ALERT_RETENTION_DAYS` after creation) |
+//! | webhook endpoint (`{w}` its id) | `WEBHOOKS` | `WEBHOOK#{w}` | | see `dynamodb_webhooks.rs`, with its access patterns |
+//! | parked webhook message | `WEBHOOK_PARKED#{w}` | `PARKED#{t}#{d}` (`{t}` the time parked) | | see `dynamodb_webhooks.rs` |
 //!
 //! Every membership and per-product settings item has a link item in the user's partition
 //! (`ref_pk`/`ref_sk` point at each other), written in the same transaction. The reverse
@@ -117,6 +119,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 type Item = HashMap<String, AttributeValue>;
+
+// Webhook endpoints and parked messages: their items and access patterns are listed there.
+#[path = "dynamodb_webhooks.rs"]
+mod webhooks;
 
 // Key attributes and the index.
 const PK: &str = "PK";

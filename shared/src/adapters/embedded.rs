@@ -63,6 +63,10 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+// Webhook endpoints and parked messages live in their own module and tables.
+#[path = "embedded_webhooks.rs"]
+mod webhooks;
+
 /// 1: the first schema; 2: `deliveries.lease_until` (send claims).
 const SCHEMA_VERSION: i64 = 2;
 
@@ -306,6 +310,8 @@ impl EmbeddedStore {
         // The embedded queue's table lives here too, so `record_event` can queue in its
         // transaction.
         conn.execute_batch(crate::adapters::embedded_queue::QUEUE_SCHEMA)
+            .map_err(backend)?;
+        conn.execute_batch(webhooks::WEBHOOK_SCHEMA)
             .map_err(backend)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(backend)?;

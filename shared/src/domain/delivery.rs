@@ -4,6 +4,7 @@
 use super::channel::Channel;
 use super::directory::Username;
 use super::event::EventId;
+use super::webhook::WebhookId;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -23,6 +24,9 @@ pub enum Destination {
     SystemWebhooks,
     /// Every webhook endpoint a user owns.
     UserWebhooks(Username),
+    /// One webhook endpoint. Intake replaces the two groups above with one of these per
+    /// endpoint; the groups stay parseable for deliveries recorded before.
+    Webhook(WebhookId),
 }
 
 impl Destination {
@@ -38,12 +42,14 @@ impl Destination {
             Destination::Email(_) => Channel::Mail,
             Destination::SlackChannel(_) | Destination::SlackUser(_) => Channel::Slack,
             Destination::Teams => Channel::Msteams,
-            Destination::SystemWebhooks | Destination::UserWebhooks(_) => Channel::Webhooks,
+            Destination::SystemWebhooks
+            | Destination::UserWebhooks(_)
+            | Destination::Webhook(_) => Channel::Webhooks,
         }
     }
 
     /// A stable text form: `mail:a@example.com`, `slack:channel:#appsec`, `slack:user:alice`,
-    /// `msteams:system`, `webhooks:system`, `webhooks:user:alice`.
+    /// `msteams:system`, `webhooks:system`, `webhooks:user:alice`, `webhooks:endpoint:wh_1f`.
     pub fn key(&self) -> String {
         match self {
             Destination::Email(address) => format!("mail:{address}"),
@@ -52,6 +58,7 @@ impl Destination {
             Destination::Teams => "msteams:system".to_owned(),
             Destination::SystemWebhooks => "webhooks:system".to_owned(),
             Destination::UserWebhooks(user) => format!("webhooks:user:{user}"),
+            Destination::Webhook(id) => format!("webhooks:endpoint:{id}"),
         }
     }
 
@@ -65,6 +72,11 @@ impl Destination {
         }
         if let Some(user) = key.strip_prefix("slack:user:") {
             return Some(Destination::SlackUser(Username(user.to_owned())));
+        }
+        if let Some(id) = key.strip_prefix("webhooks:endpoint:") {
+            return WebhookId::parse("destination", id)
+                .ok()
+                .map(Destination::Webhook);
         }
         if let Some(user) = key.strip_prefix("webhooks:user:") {
             return Some(Destination::UserWebhooks(Username(user.to_owned())));
@@ -281,10 +293,12 @@ mod tests {
             Destination::Teams,
             Destination::SystemWebhooks,
             Destination::UserWebhooks(Username("bob".into())),
+            Destination::Webhook(WebhookId::from_random([0xab; 8])),
         ];
         for d in all {
             assert_eq!(Destination::from_key(&d.key()), Some(d.clone()));
         }
         assert_eq!(Destination::from_key("sms:1"), None);
+        assert_eq!(Destination::from_key("webhooks:endpoint:a b"), None);
     }
 }

@@ -14,6 +14,7 @@ pub mod samples;
 pub mod settings;
 pub mod system;
 pub mod validation;
+pub mod webhook;
 
 pub use alert::Alert;
 pub use catalogue::{EVENT_TYPES, EventType};
@@ -28,3 +29,6 @@ pub use routing::{Audience, AudienceQuery, RoutingPlan, SystemScope, audience_qu
 pub use settings::{EffectiveSettings, NotificationSettings, Provenance, SettingsScope};
 pub use system::{Secret, SystemSettings};
 pub use validation::FieldError;
+pub use webhook::{
+    WebhookEndpoint, WebhookId, WebhookOutcome, WebhookRequest, WebhookState, WebhookStatus,
+};

@@ -8,6 +8,7 @@ mod consumer;
 mod events;
 mod mailer;
 mod store;
+mod webhooks;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use consumer::QueueConsumer;
@@ -18,8 +19,9 @@ pub use events::{
     EventStore, QueueError, RecordOutcome, RedeliveryDelay,
 };
 pub use store::{DirectoryStore, SettingsStore, Store, StoreError, UserWrite};
+pub use webhooks::{ParkedMessage, WebhookOwner, WebhookStore};
 
 /// Everything Herald keeps, from one backing store: what every function is given.
-pub trait HeraldStore: Store + EventStore + AlertStore {}
+pub trait HeraldStore: Store + EventStore + AlertStore + WebhookStore {}
 
-impl<T: Store + EventStore + AlertStore> HeraldStore for T {}
+impl<T: Store + EventStore + AlertStore + WebhookStore> HeraldStore for T {}
