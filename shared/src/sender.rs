@@ -26,13 +26,14 @@
 
 use crate::config::ConfigError;
 use crate::domain::{
-    Alert, Channel, Delivery, DeliveryMessage, Destination, Event, SystemSettings, User,
+    Alert, Channel, Delivery, DeliveryMessage, Destination, Event, EventId, SystemSettings, User,
 };
 use crate::ports::{
     AttemptOutcome, Claim, Clock, HeraldStore, QueueConsumer, RedeliveryDelay, StoreError,
 };
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
@@ -209,17 +210,62 @@ impl<T> std::fmt::Debug for Sender<T> {
     }
 }
 
+/// An event read once for a batch (`None`: it is gone).
+type EventCell = tokio::sync::OnceCell<Option<Arc<Event>>>;
+
+/// What the records of one batch read alike: the system settings, and each event once
+/// however many of its deliveries the batch holds (a fan-out's messages travel together).
+#[derive(Default)]
+struct BatchReads {
+    system: tokio::sync::OnceCell<SystemSettings>,
+    events: std::sync::Mutex<HashMap<EventId, Arc<EventCell>>>,
+}
+
+impl BatchReads {
+    async fn system(&self, store: &dyn HeraldStore) -> Result<&SystemSettings, StoreError> {
+        self.system
+            .get_or_try_init(|| store.system_settings())
+            .await
+    }
+
+    async fn event(
+        &self,
+        store: &dyn HeraldStore,
+        id: &EventId,
+    ) -> Result<Option<Arc<Event>>, StoreError> {
+        let cell = {
+            let mut events = match self.events.lock() {
+                Ok(events) => events,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            Arc::clone(events.entry(id.clone()).or_default())
+        };
+        cell.get_or_try_init(|| async {
+            Ok(store.event(id).await?.map(|record| Arc::new(record.event)))
+        })
+        .await
+        .cloned()
+    }
+}
+
 impl<T: Transport> Sender<T> {
-    /// Handles one record; never panics on its content.
+    /// Handles one record on its own; never panics on its content.
     pub async fn handle_record(&self, record: &SqsMessage) -> RecordResult {
+        self.handle_batch_record(record, &BatchReads::default())
+            .await
+    }
+
+    async fn handle_batch_record(&self, record: &SqsMessage, reads: &BatchReads) -> RecordResult {
         let message_id = record.message_id.as_deref().unwrap_or_default();
         let span = tracing::info_span!("delivery", message_id, channel = %self.transport.channel());
         // Instrumented, not entered: a guard held across `.await` would nest the spans of
         // every record this task polls afterwards.
-        self.handle_record_in_span(record).instrument(span).await
+        self.handle_record_in_span(record, reads)
+            .instrument(span)
+            .await
     }
 
-    async fn handle_record_in_span(&self, record: &SqsMessage) -> RecordResult {
+    async fn handle_record_in_span(&self, record: &SqsMessage, reads: &BatchReads) -> RecordResult {
         let message: DeliveryMessage = match serde_json::from_str(
             record.body.as_deref().unwrap_or_default(),
         ) {
@@ -235,7 +281,12 @@ impl<T: Transport> Sender<T> {
             .and_then(|v| v.parse::<u32>().ok())
             .unwrap_or(1);
         match self
-            .deliver(&message, receive_count, record.receipt_handle.as_deref())
+            .deliver(
+                &message,
+                receive_count,
+                record.receipt_handle.as_deref(),
+                reads,
+            )
             .await
         {
             Ok(result) => result,
@@ -251,6 +302,7 @@ impl<T: Transport> Sender<T> {
         message: &DeliveryMessage,
         receive_count: u32,
         receipt: Option<&str>,
+        reads: &BatchReads,
     ) -> Result<RecordResult, StoreError> {
         let claimed_at = self.clock.now_ms();
         let delivery = match self
@@ -282,11 +334,11 @@ impl<T: Transport> Sender<T> {
                 return Ok(RecordResult::Retry);
             }
         };
-        let Some(record) = self.store.event(&message.event_id).await? else {
+        let Some(event) = reads.event(self.store.as_ref(), &message.event_id).await? else {
             tracing::warn!(event_id = %message.event_id, "the delivery's event is gone (expired?); dropping the message");
             return Ok(RecordResult::Done);
         };
-        let system = self.store.system_settings().await?;
+        let system = reads.system(self.store.as_ref()).await?;
         let recipient = match &delivery.destination {
             Destination::SlackUser(user) | Destination::UserWebhooks(user) => {
                 self.store.user(user).await?
@@ -294,9 +346,9 @@ impl<T: Transport> Sender<T> {
             _ => None,
         };
         let request = SendRequest {
-            event: &record.event,
+            event: &event,
             delivery: &delivery,
-            system: &system,
+            system,
             recipient: recipient.as_ref(),
         };
         let now = self.clock.now_ms();
@@ -434,9 +486,14 @@ impl<T: Transport> Sender<T> {
 #[async_trait]
 impl<T: Transport> QueueConsumer for Sender<T> {
     async fn consume(&self, batch: SqsEvent) -> SqsBatchResponse {
-        let results =
-            futures_util::future::join_all(batch.records.iter().map(|r| self.handle_record(r)))
-                .await;
+        let reads = BatchReads::default();
+        let results = futures_util::future::join_all(
+            batch
+                .records
+                .iter()
+                .map(|r| self.handle_batch_record(r, &reads)),
+        )
+        .await;
         let mut response = SqsBatchResponse::default();
         for (record, result) in batch.records.iter().zip(results) {
             if result == RecordResult::Retry {
