@@ -10,6 +10,7 @@ mod lambda_payloads;
 mod openapi;
 mod queue_driver;
 mod queues;
+mod schedule_store_conformance;
 mod sender;
 mod ses;
 mod sqs_sender;
