@@ -2,6 +2,7 @@
 
 mod api_directory;
 mod api_events;
+mod api_scheduler;
 mod api_settings;
 mod auth_matrix;
 mod aws_requests;
