@@ -267,3 +267,99 @@ async fn an_engagement_added_event_keeps_the_directory_and_auto_close_closes_it(
     let again = run(&app, json!({"time": "2028-03-01T10:00:00Z"})).await;
     assert_eq!(again["engagements_closed"], 0, "{again}");
 }
+
+#[tokio::test]
+async fn herald_locals_interval_runs_the_checks_as_of_its_clock_and_stops_on_shutdown() {
+    // GIVEN herald-local's clock at 2026-11-27T07:30:00Z and an engagement starting on the 30th
+    let now = herald::scheduler::parse_time("time", &json!("2026-11-27T07:30:00Z"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let clock = std::sync::Arc::new(herald::ports::FixedClock(now));
+    let app = TestApp::with_clock(clock, 5);
+    app.service_ok(Method::PUT, "/v1/users/alice", Some(&json!({})))
+        .await;
+    app.service_ok(
+        Method::PUT,
+        "/v1/product-types/web",
+        Some(&json!({"name": "Web"})),
+    )
+    .await;
+    app.service_ok(
+        Method::PUT,
+        "/v1/products/7",
+        Some(&json!({"name": "Shop", "product_type_id": "web"})),
+    )
+    .await;
+    app.service_ok(
+        Method::PUT,
+        "/v1/engagements/12",
+        Some(
+            &json!({"product_id": 7, "name": "Q4 pentest", "lead": "alice",
+            "target_start": "2026-11-30", "target_end": "2026-12-12"}),
+        ),
+    )
+    .await;
+    // WHEN the loop runs every 20 ms for a while
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let checks = tokio::spawn(
+        app.herald
+            .clone()
+            .run_scheduled_checks(std::time::Duration::from_millis(20), shutdown),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while alert_titles(&app).await.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the loop never ran");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let _ = stop.send(true);
+    tokio::time::timeout(std::time::Duration::from_secs(5), checks)
+        .await
+        .unwrap_or_else(|_| panic!("the loop did not stop"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    // THEN the lead heard of it once, however many runs there were
+    assert_eq!(
+        alert_titles(&app).await,
+        ["Upcoming engagement: Q4 pentest"]
+    );
+}
+
+#[tokio::test]
+async fn the_eventbridge_scheduled_event_runs_the_checks_as_of_its_time() {
+    // GIVEN an engagement starting three days after the sample event's time
+    let app = directory().await;
+    app.service_ok(
+        Method::PUT,
+        "/v1/engagements/12",
+        Some(
+            &json!({"product_id": 7, "name": "Q4 pentest", "lead": "alice",
+            "target_start": "2026-11-30", "target_end": "2026-12-12"}),
+        ),
+    )
+    .await;
+    let payload: Value = serde_json::from_slice(include_bytes!(
+        "../../events/eventbridge/scheduled-event.json"
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    // WHEN the scheduled event is handled, twice (EventBridge delivers at least once)
+    for _ in 0..2 {
+        herald::scheduler::handle_scheduled_event(
+            app.herald.store.as_ref(),
+            app.herald.queue.as_ref(),
+            &payload,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+    // THEN the lead heard of it once; a payload without a time runs nothing
+    assert_eq!(
+        alert_titles(&app).await,
+        ["Upcoming engagement: Q4 pentest"]
+    );
+    let untimed = herald::scheduler::handle_scheduled_event(
+        app.herald.store.as_ref(),
+        app.herald.queue.as_ref(),
+        &json!({"detail-type": "Scheduled Event", "detail": {}}),
+    )
+    .await;
+    assert!(untimed.is_err());
+}
