@@ -26,9 +26,10 @@
 //! A run that fails to send a reminder forgets its record, so the next run tries again. A
 //! crash between (1) and (3) loses that one reminder: the trade for never sending one twice.
 //!
-//! **Alert clean-up** trims administrators and the users the run's reminders named. Herald
-//! keeps no list of every user with alerts (on DynamoDB that would be a table scan); the
-//! alerts of other users expire after `ALERT_RETENTION_DAYS`.
+//! **Alert clean-up** trims every user with alerts where the store can list them without
+//! reading every alert (the embedded store). On DynamoDB that list would be a table scan, so
+//! it trims administrators and the users the run's reminders named, and the alerts of other
+//! users expire after `ALERT_RETENTION_DAYS` (a TTL).
 
 use crate::domain::checks::{
     Reminder, SLA_POST_BREACH_DAYS, SLA_PRE_BREACH_DAYS, UPCOMING_DAYS, engagement_reminders,
@@ -281,13 +282,19 @@ where
 
     if wanted(Check::AlertCleanup) && settings.max_alerts_per_user >= 0 {
         let keep = usize::try_from(settings.max_alerts_per_user).unwrap_or(usize::MAX);
-        let mut users: BTreeSet<Username> = store
-            .administrators()
-            .await?
-            .into_iter()
-            .map(|u| u.username)
-            .collect();
-        users.extend(reminded);
+        let users: BTreeSet<Username> = match store.users_with_alerts().await? {
+            Some(all) => all.into_iter().collect(),
+            None => {
+                let mut users: BTreeSet<Username> = store
+                    .administrators()
+                    .await?
+                    .into_iter()
+                    .map(|u| u.username)
+                    .collect();
+                users.extend(reminded);
+                users
+            }
+        };
         for user in users {
             report.alerts_removed += store.trim_alerts(&user, keep).await?;
         }
@@ -674,6 +681,39 @@ mod tests {
         assert_eq!(report.sent.get("upcoming_engagement"), Some(&2));
         assert_eq!(report.alerts_removed, 1);
         assert_eq!(alert_count(&store, "alice").await, 1);
+    }
+
+    #[tokio::test]
+    async fn given_alerts_from_ordinary_events_then_the_embedded_cleanup_trims_them_too() {
+        // GIVEN alice with three alerts from scans, none from reminders
+        let store = directory(|s| s.max_alerts_per_user = 2).await;
+        for n in 0..3 {
+            let body = json!({"id": format!("scan-{n}"), "type": "scan_added", "title": "Scan", "product_id": 7});
+            let event = Event::from_request(&body, String::new).unwrap_or_else(|e| panic!("{e}"));
+            accept_event(&store, &NoQueue, event, at("2026-11-27T07:00:00Z") + n)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert_eq!(
+            store
+                .users_with_alerts()
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
+            Some(vec![user("alice")])
+        );
+        // WHEN only the clean-up runs
+        let report = run_checks(
+            &store,
+            &NoQueue,
+            at("2026-11-27T08:00:00Z"),
+            &[Check::AlertCleanup],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        // THEN her newest two are kept
+        assert_eq!(report.alerts_removed, 1);
+        assert_eq!(report.checks, ["alert_cleanup"]);
+        assert_eq!(alert_count(&store, "alice").await, 2);
     }
 
     #[test]

@@ -22,6 +22,7 @@
 //! | close an engagement still in progress | GetItem, then PutItem conditioned on `body` being what was read | 2 |
 //! | remember a reminder once | PutItem conditioned on `attribute_not_exists` | 1 |
 //! | forget a reminder | DeleteItem | 1 |
+//! | users with alerts (the alert clean-up) | not served: it would be a Scan; alerts expire by TTL | 0 |
 //!
 //! `GSI1` reads are eventually consistent: a record changed within about a second of a run
 //! may be seen as it was. That is harmless: a reminder is sent once (its record is a
@@ -35,7 +36,7 @@ use super::{
 };
 use crate::adapters::due;
 use crate::domain::checks::{Engagement, EngagementStatus, Finding, RiskAcceptance};
-use crate::domain::{FieldError, ResourceId};
+use crate::domain::{FieldError, ResourceId, Username};
 use crate::ports::{ScheduleStore, StoreError};
 use async_trait::async_trait;
 use time::Date;
@@ -324,6 +325,12 @@ impl ScheduleStore for DynamoDbStore {
             Err(e) if condition_failed(&e) => Ok(false),
             Err(e) => Err(backend("PutItem (reminder)")(e)),
         }
+    }
+
+    async fn users_with_alerts(&self) -> Result<Option<Vec<Username>>, StoreError> {
+        // Alerts live in one partition per user and no index lists those partitions; finding
+        // them would be a table scan. Alerts expire by TTL instead.
+        Ok(None)
     }
 
     async fn forget_reminder(&self, key: &str) -> Result<(), StoreError> {

@@ -16,11 +16,12 @@
 //! | close an engagement still in progress | one savepoint: primary-key read, check, update |
 //! | remember a reminder once | `INSERT .. ON CONFLICT(key) DO NOTHING` on `reminders`, counting the rows inserted |
 //! | expired reminder records | index `reminders_by_expiry`, pruned when a reminder is remembered |
+//! | users with alerts (the alert clean-up) | the `alerts` primary key `(username, id)`, one seek per user (a loose index scan) |
 
 use super::{EmbeddedStore, PRODUCT_EXISTS, backend, require};
 use crate::adapters::due;
 use crate::domain::checks::{Engagement, EngagementStatus, Finding, RiskAcceptance};
-use crate::domain::{FieldError, ResourceId};
+use crate::domain::{FieldError, ResourceId, Username};
 use crate::ports::{REMINDER_RETENTION_DAYS, ScheduleStore, StoreError};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -333,6 +334,30 @@ impl ScheduleStore for EmbeddedStore {
                 .map_err(backend)?;
             tx.commit().map_err(backend)?;
             Ok(inserted == 1)
+        })
+        .await
+    }
+
+    async fn users_with_alerts(&self) -> Result<Option<Vec<Username>>, StoreError> {
+        self.read(|conn| {
+            // A loose index scan of the `alerts` primary key: one seek per user, never a read
+            // of every alert.
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT username FROM alerts WHERE username > ?1 ORDER BY username LIMIT 1",
+                )
+                .map_err(backend)?;
+            let mut users = Vec::new();
+            let mut after = String::new();
+            while let Some(user) = statement
+                .query_row([&after], |row| row.get::<_, String>(0))
+                .optional()
+                .map_err(backend)?
+            {
+                after.clone_from(&user);
+                users.push(Username(user));
+            }
+            Ok(Some(users))
         })
         .await
     }
