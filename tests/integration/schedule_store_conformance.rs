@@ -6,16 +6,31 @@
 //! harness is `store_conformance`'s.
 
 use crate::store_conformance::{Harness, TestResult};
+use herald::domain::{DeliveryMessage, NotificationSettings, SystemSettings, UserProfile};
 use herald::domain::{
     Engagement, EngagementStatus, Finding, Product, ProductType, ResourceId, RiskAcceptance,
     Severity, Username,
 };
-use herald::ports::{DirectoryStore, ScheduleStore, StoreError};
+use herald::ports::{
+    DeliveryQueue, DirectoryStore, HeraldStore, QueueError, ScheduleStore, StoreError,
+};
+use herald::scheduler::{parse_time, run_all};
+use serde_json::json;
 use time::Date;
 use time::macros::date;
 
 impl Harness {
     fn schedule(&self) -> &dyn ScheduleStore {
+        match self {
+            Harness::Embedded {
+                store: Some(store), ..
+            } => store,
+            Harness::Embedded { store: None, .. } => panic!("the embedded store is closed"),
+            Harness::DynamoDb { store, .. } => store,
+        }
+    }
+
+    fn herald(&self) -> &dyn HeraldStore {
         match self {
             Harness::Embedded {
                 store: Some(store), ..
@@ -68,6 +83,7 @@ conformance! {
     given_records_on_due_lists_then_ranges_return_only_the_due_ones_in_date_order,
     given_an_engagement_in_progress_then_only_the_first_close_succeeds,
     given_a_reminder_then_only_the_first_of_concurrent_remembers_wins,
+    given_due_records_then_concurrent_and_repeated_runs_send_each_reminder_once,
 }
 
 fn id(value: &str) -> ResourceId {
@@ -295,10 +311,14 @@ async fn given_records_on_due_lists_then_ranges_return_only_the_due_ones_in_date
     ] {
         store.put_finding(&f).await?;
     }
+    let before = harness.request_count();
     let due = store
         .findings_due(date!(2026 - 11 - 30), date!(2026 - 12 - 03))
         .await?;
     assert_eq!(ids(&due, |f| &f.id), ["f1", "f0", "f2"]);
+    if let (Some(before), Some(after)) = (before, harness.request_count()) {
+        assert_eq!(after - before, 1, "one Query of the due list, never a Scan");
+    }
     // Closed: off the list.
     store
         .put_finding(&finding(
@@ -412,4 +432,75 @@ async fn futures_like_join(
         store.remember_reminder(key, expires),
     );
     Ok(vec![a?, b?, c?, d?])
+}
+
+struct NoQueue;
+
+#[async_trait::async_trait]
+impl DeliveryQueue for NoQueue {
+    async fn enqueue(&self, _: &[DeliveryMessage]) -> Result<(), QueueError> {
+        Ok(())
+    }
+}
+
+async fn given_due_records_then_concurrent_and_repeated_runs_send_each_reminder_once(
+    harness: &mut Harness,
+) -> TestResult {
+    // GIVEN alice, lead of an engagement starting in three days and member of product 7, with
+    // a finding breaching its SLA and a risk acceptance expiring
+    product(harness).await?;
+    let alice = Username::parse("user", "alice")?;
+    harness
+        .directory()
+        .put_user(
+            &alice,
+            &UserProfile::default(),
+            &NotificationSettings::defaults(),
+        )
+        .await?;
+    harness
+        .directory()
+        .put_product_member(&id("7"), &alice)
+        .await?;
+    let settings = SystemSettings {
+        enable_notify_sla_active: true,
+        ..SystemSettings::default()
+    };
+    harness.herald().put_system_settings(&settings).await?;
+    let store = harness.schedule();
+    store
+        .put_engagement(&engagement(
+            "12",
+            EngagementStatus::NotStarted,
+            date!(2026 - 11 - 30),
+            date!(2026 - 12 - 12),
+        ))
+        .await?;
+    store
+        .put_finding(&finding(
+            "101",
+            Severity::High,
+            true,
+            Some(date!(2026 - 11 - 27)),
+        ))
+        .await?;
+    store
+        .put_risk_acceptance(&acceptance("5", Some(date!(2026 - 11 - 27))))
+        .await?;
+    // WHEN two runs start at once, and another follows an hour later
+    let herald = harness.herald();
+    let now = parse_time("time", &json!("2026-11-27T07:30:00Z"))?;
+    let (a, b) = tokio::join!(
+        run_all(herald, &NoQueue, now),
+        run_all(herald, &NoQueue, now + 1)
+    );
+    let (a, b) = (a?, b?);
+    let later = run_all(herald, &NoQueue, now + 3_600_000).await?;
+    // THEN the four reminders went out once: upcoming engagement, SLA notice and summary,
+    // risk acceptance expiry
+    let sent = |r: &herald::scheduler::CheckReport| r.sent.values().sum::<u64>();
+    assert_eq!(sent(&a) + sent(&b), 4, "{a:?} {b:?}");
+    assert_eq!((sent(&later), later.already_sent), (0, 4), "{later:?}");
+    assert_eq!(herald.alert_counts(&alice).await?.total, 4);
+    Ok(())
 }
