@@ -6,10 +6,9 @@
 //! harness is `store_conformance`'s.
 
 use crate::store_conformance::{Harness, TestResult};
-use herald::domain::{DeliveryMessage, NotificationSettings, SystemSettings, UserProfile};
 use herald::domain::{
-    Engagement, EngagementStatus, Finding, Product, ProductType, ResourceId, RiskAcceptance,
-    Severity, Username,
+    DeliveryMessage, Engagement, EngagementStatus, Finding, NotificationSettings, Product,
+    ProductType, ResourceId, RiskAcceptance, Severity, SystemSettings, UserProfile, Username,
 };
 use herald::ports::{
     DeliveryQueue, DirectoryStore, HeraldStore, QueueError, ScheduleStore, StoreError,
