@@ -8,6 +8,7 @@ pub mod driver;
 use herald::adapters::embedded_queue::{EmbeddedQueue, QueueConfig};
 use herald::intake::{IntakeError, recover_unenqueued};
 use herald::ports::{Clock, StoreError};
+use herald::scheduler::{Check, run_checks};
 use herald::webhooks::{RecoveryReport, recover_webhooks};
 use herald_http::Authenticator;
 use std::path::Path;
@@ -16,6 +17,18 @@ use std::time::Duration;
 
 /// How often `herald-local` checks resting webhook endpoints and re-queues parked messages.
 pub const WEBHOOK_RECOVERY_INTERVAL: Duration = Duration::from_secs(15);
+
+/// How often `herald-local` runs the scheduled checks by default (`--check-interval`).
+pub const CHECK_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The scheduled checks `herald-local`'s interval runs: all but webhook recovery, which has
+/// its own, faster loop ([`WEBHOOK_RECOVERY_INTERVAL`]).
+pub const LOCAL_CHECKS: [Check; 4] = [
+    Check::Engagements,
+    Check::RiskAcceptances,
+    Check::Sla,
+    Check::AlertCleanup,
+];
 
 /// The file of the embedded store in the data directory.
 pub const DATABASE_FILE: &str = "herald.db";
@@ -214,6 +227,47 @@ impl LocalHerald {
                 }
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "webhook recovery failed"),
+            }
+            tokio::select! {
+                changed = shutdown.changed() => if changed.is_err() { return },
+                () = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+
+    /// Runs the scheduled checks ([`LOCAL_CHECKS`]) as of this process's clock, now and then
+    /// every `interval`, until `shutdown` flips to `true`. Each reminder is sent once however
+    /// often this runs; a failed run is logged and the next one tries again.
+    pub async fn run_scheduled_checks(
+        self,
+        interval: Duration,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let now_ms = self.clock.now_ms();
+            match run_checks(
+                self.store.as_ref(),
+                self.queue.as_ref(),
+                now_ms,
+                &LOCAL_CHECKS,
+            )
+            .await
+            {
+                Ok(report) if !report.sent.is_empty() || report.alerts_removed > 0 => {
+                    tracing::info!(
+                        sent = ?report.sent,
+                        already_sent = report.already_sent,
+                        failed = report.failed,
+                        engagements_closed = report.engagements_closed,
+                        alerts_removed = report.alerts_removed,
+                        "scheduled checks"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "scheduled checks failed"),
             }
             tokio::select! {
                 changed = shutdown.changed() => if changed.is_err() { return },

@@ -1,7 +1,9 @@
 //! `herald-local`: every Herald function in one process, over an embedded durable store in
 //! `--data-dir`. No cloud account and no other running service needed.
 //!
-//! - `herald-local [serve] [--listen ADDR] [--data-dir DIR]` serves the HTTP API.
+//! - `herald-local [serve] [--listen ADDR] [--data-dir DIR] [--check-interval SECONDS]` serves
+//!   the HTTP API and runs the scheduled checks every `--check-interval` seconds (default 60,
+//!   0 turns them off).
 //! - `herald-local token --sub NAME --role ROLE` prints a signed bearer token.
 //!
 //! Tokens are HS256, signed with `HERALD_JWT_SECRET`; when it is not set, a random secret is
@@ -46,6 +48,10 @@ struct ServeArgs {
     /// Directory for the embedded store, the outbox and the generated secret.
     #[arg(long, default_value = "./data", global = true)]
     data_dir: PathBuf,
+    /// Seconds between runs of the scheduled checks (reminders, alert clean-up), as of this
+    /// machine's clock; 0 turns them off.
+    #[arg(long, default_value_t = herald_local::CHECK_INTERVAL.as_secs(), global = true)]
+    check_interval: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,7 +139,13 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             outbox_dir: args.data_dir.join("outbox"),
         };
         let (stop_senders, stop) = tokio::sync::watch::channel(false);
-        let senders = herald.start_senders(&senders, stop)?;
+        let mut senders = herald.start_senders(&senders, stop.clone())?;
+        if args.check_interval > 0 {
+            senders.push(tokio::spawn(herald.clone().run_scheduled_checks(
+                std::time::Duration::from_secs(args.check_interval),
+                stop,
+            )));
+        }
         let app = herald.router(Authenticator::Hs256(Arc::new(keys)));
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

@@ -13,18 +13,23 @@
 //! Where the store is also the queue (`herald-local`'s embedded store and queue), steps 3 to 5
 //! are one transaction ([`RecordOutcome::Queued`]).
 //!
+//! An event that says something about an engagement (`engagement_added` with its dates,
+//! `close_engagement`, `engagement_closed`, `engagement_reopened`) also updates Herald's copy
+//! of it, for the scheduled checks; best effort, after the event is accepted.
+//!
 //! Routing names webhook *groups* (the system's endpoints, a user's endpoints); step 2 also
 //! reads the endpoint list, once, and replaces each group with one delivery per endpoint
 //! that is not deactivated for good ([`expand_webhook_groups`]).
 
 use crate::domain::alert::AlertTemplate;
+use crate::domain::check_records::{EngagementNews, engagement_news};
 use crate::domain::{
     Alert, Audience, AudienceMember, AudienceQuery, Delivery, Destination, Event, EventId,
     SystemScope, WebhookStatus, audience_query, route,
 };
 use crate::ports::{
     DeliveryQueue, DirectoryStore, EventRecord, EventStore, QueueError, RecordOutcome,
-    SettingsStore, StoreError, WebhookOwner, WebhookStore,
+    ScheduleStore, SettingsStore, StoreError, WebhookOwner, WebhookStore,
 };
 use serde::Serialize;
 
@@ -70,8 +75,14 @@ pub enum IntakeError {
 }
 
 /// Everything intake needs from the store.
-pub trait IntakeStore: SettingsStore + DirectoryStore + EventStore + WebhookStore {}
-impl<T: SettingsStore + DirectoryStore + EventStore + WebhookStore + ?Sized> IntakeStore for T {}
+pub trait IntakeStore:
+    SettingsStore + DirectoryStore + EventStore + WebhookStore + ScheduleStore
+{
+}
+impl<T: SettingsStore + DirectoryStore + EventStore + WebhookStore + ScheduleStore + ?Sized>
+    IntakeStore for T
+{
+}
 
 /// Accepts `event` at `now_ms` (milliseconds since the Unix epoch).
 pub async fn accept_event<S, Q>(
@@ -84,6 +95,7 @@ where
     S: IntakeStore + ?Sized,
     Q: DeliveryQueue + ?Sized,
 {
+    let news = engagement_news(&event);
     let (mut event, mut accepted_at) = (event, now_ms);
     let mut replayed = false;
     if let Some(first) = store.event(&event.id).await? {
@@ -101,6 +113,9 @@ where
         match route_and_record(store, queue, event, accepted_at).await? {
             Recording::Done(mut answer) => {
                 answer.replayed |= replayed;
+                if let Some(news) = news.filter(|_| !answer.replayed) {
+                    keep_engagement_current(store, news).await;
+                }
                 return Ok(answer);
             }
             Recording::CompleteFirst(first) => {
@@ -111,6 +126,30 @@ where
     Err(IntakeError::Store(StoreError::Conflict(
         "the event is being recorded by another request; retry with the same id".into(),
     )))
+}
+
+/// Applies what an event said about an engagement to the directory (the scheduled checks
+/// read it). Best effort: the event is accepted already, and a failure here is logged, never
+/// the event's failure; an unknown engagement or product is ignored.
+async fn keep_engagement_current<S>(store: &S, news: EngagementNews)
+where
+    S: IntakeStore + ?Sized,
+{
+    let result = match news {
+        EngagementNews::Put(engagement) => store.put_engagement(&engagement).await.map(|_| ()),
+        EngagementNews::Status(id, status) => match store.engagement(&id).await {
+            Ok(Some(mut engagement)) if engagement.status != status => {
+                engagement.status = status;
+                store.put_engagement(&engagement).await.map(|_| ())
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        },
+    };
+    match result {
+        Ok(()) | Err(StoreError::NotFound(_)) => {}
+        Err(e) => tracing::warn!(error = %e, "the engagement named by an event was not updated"),
+    }
 }
 
 enum Recording {

@@ -7,6 +7,8 @@
 //!   (`DynamoDbStore` for AWS, `EmbeddedStore` for `herald-local`).
 //! - `templating` (feature `templates`): the minijinja helpers the channel senders share.
 //! - [`webhooks`]: webhook endpoint outcomes and the periodic recovery of resting endpoints.
+//! - [`scheduler`]: the scheduled checks (reminders, alert clean-up, webhook recovery) as of
+//!   the trigger's time.
 
 pub mod adapters;
 pub mod config;
@@ -14,6 +16,7 @@ pub mod domain;
 pub mod intake;
 pub mod outbound;
 pub mod ports;
+pub mod scheduler;
 pub mod sender;
 pub mod telemetry;
 #[cfg(feature = "templates")]

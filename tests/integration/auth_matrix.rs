@@ -128,6 +128,20 @@ const POLICY: &[(&str, &str, Allowed)] = &[
     ("GET", "/v1/webhooks/{id}", Allowed::OwnerOrAdmin),
     ("PUT", "/v1/webhooks/{id}", Allowed::OwnerOrAdmin),
     ("DELETE", "/v1/webhooks/{id}", Allowed::OwnerOrAdmin),
+    ("GET", "/v1/engagements/{id}", Allowed::ServiceOrAdmin),
+    ("PUT", "/v1/engagements/{id}", Allowed::ServiceOrAdmin),
+    ("DELETE", "/v1/engagements/{id}", Allowed::ServiceOrAdmin),
+    ("GET", "/v1/findings/{id}", Allowed::ServiceOrAdmin),
+    ("PUT", "/v1/findings/{id}", Allowed::ServiceOrAdmin),
+    ("DELETE", "/v1/findings/{id}", Allowed::ServiceOrAdmin),
+    ("GET", "/v1/risk-acceptances/{id}", Allowed::ServiceOrAdmin),
+    ("PUT", "/v1/risk-acceptances/{id}", Allowed::ServiceOrAdmin),
+    (
+        "DELETE",
+        "/v1/risk-acceptances/{id}",
+        Allowed::ServiceOrAdmin,
+    ),
+    ("POST", "/v1/scheduler/run", Allowed::Admin),
 ];
 
 /// Every (method, path template) the router serves, read from its OpenAPI document.
@@ -333,12 +347,35 @@ async fn seeded_app(receiver: &WebhookReceiver) -> TestApp {
     let event = json!({"id": "seed", "type": "scan_added", "title": "Scan", "product_id": 1});
     app.service_ok(Method::POST, "/v1/events", Some(&event))
         .await;
+    for (path, record) in scheduled_records() {
+        app.service_ok(Method::PUT, path, Some(&record)).await;
+    }
     let hook = json!({"name": "alice's hook", "url": receiver.url("/alice")});
     let created = app
         .user("alice", Method::POST, "/v1/webhooks", Some(&hook))
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     app
+}
+
+/// Engagement 1, finding 1 and risk acceptance 1, of product 1.
+fn scheduled_records() -> [(&'static str, Value); 3] {
+    [
+        (
+            "/v1/engagements/1",
+            json!({"product_id": 1, "name": "Q4", "lead": "alice",
+                "target_start": "2026-12-01", "target_end": "2026-12-05"}),
+        ),
+        (
+            "/v1/findings/1",
+            json!({"product_id": 1, "title": "XSS", "severity": "High",
+                "sla_expiration_date": "2026-12-31"}),
+        ),
+        (
+            "/v1/risk-acceptances/1",
+            json!({"product_id": 1, "name": "Legacy TLS", "expiration_date": "2027-01-10"}),
+        ),
+    ]
 }
 
 /// The path of alice's webhook.
@@ -388,6 +425,18 @@ fn body_for(method: &str, template: &str, receiver: &WebhookReceiver) -> Option<
     }
     if method == "POST" && template == "/v1/events" {
         return Some(json!({"type": "scan_added", "title": "Another scan", "product_id": 1}));
+    }
+    if method == "POST" && template == "/v1/scheduler/run" {
+        return Some(json!({"time": "2026-11-27T07:30:00Z"}));
+    }
+    let scheduled = scheduled_records().into_iter().find(|(path, _)| {
+        path.strip_suffix('1')
+            .map(|p| format!("{p}{{id}}"))
+            .as_deref()
+            == Some(template)
+    });
+    if let Some((_, record)) = scheduled.filter(|_| method == "PUT") {
+        return Some(record);
     }
     if method == "POST" && template.ends_with("/alerts/read") {
         return None;

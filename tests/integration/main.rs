@@ -2,6 +2,7 @@
 
 mod api_directory;
 mod api_events;
+mod api_scheduler;
 mod api_settings;
 mod auth_matrix;
 mod aws_requests;
@@ -10,6 +11,7 @@ mod lambda_payloads;
 mod openapi;
 mod queue_driver;
 mod queues;
+mod schedule_store_conformance;
 mod sender;
 mod ses;
 mod sqs_sender;

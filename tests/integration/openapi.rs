@@ -47,6 +47,16 @@ const CONTRACT_ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/webhooks/{id}"),
     ("PUT", "/v1/webhooks/{id}"),
     ("DELETE", "/v1/webhooks/{id}"),
+    ("PUT", "/v1/engagements/{id}"),
+    ("GET", "/v1/engagements/{id}"),
+    ("DELETE", "/v1/engagements/{id}"),
+    ("PUT", "/v1/findings/{id}"),
+    ("GET", "/v1/findings/{id}"),
+    ("DELETE", "/v1/findings/{id}"),
+    ("PUT", "/v1/risk-acceptances/{id}"),
+    ("GET", "/v1/risk-acceptances/{id}"),
+    ("DELETE", "/v1/risk-acceptances/{id}"),
+    ("POST", "/v1/scheduler/run"),
 ];
 
 #[tokio::test]

@@ -1,8 +1,10 @@
 //! Herald's event intake (`event-intake`): `POST /v1/events` and `GET /v1/events/{event_id}`
 //! through API Gateway, and `herald.event` events from EventBridge, all into one use case
-//! ([`herald::intake::accept_event`]).
+//! ([`herald::intake::accept_event`]); and `POST /v1/scheduler/run` ([`scheduler`]), whose
+//! reminders go through the same intake.
 
 pub mod eventbridge;
 pub mod router;
+pub mod scheduler;
 
 pub use router::{IntakeState, api, openapi, router};

@@ -49,6 +49,7 @@ pub fn api() -> OpenApiRouter<IntakeState> {
     OpenApiRouter::with_openapi(IntakeDoc::openapi())
         .routes(routes!(post_event))
         .routes(routes!(get_event))
+        .merge(crate::scheduler::routes())
 }
 
 /// The intake routes' OpenAPI document.

@@ -115,6 +115,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(mark_alerts_read))
         .routes(routes!(delete_alert))
         .merge(crate::webhooks::routes())
+        .merge(crate::schedule::routes())
 }
 
 /// The OpenAPI 3.1 document of every route.

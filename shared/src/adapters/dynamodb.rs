@@ -4,10 +4,11 @@
 //! product with its members and every user's settings for it, and a user's or a product's
 //! deletion finds everything it must remove with one strongly consistent Query. A partition
 //! per event holds it with its deliveries, and a partition per user's alerts holds only
-//! those, sorted by time. `GSI1` is sparse and holds only administrators and events not yet
-//! enqueued. The table's TTL attribute is `expires_at` (seconds since the Unix epoch): events
-//! and their deliveries go after `EVENT_RETENTION_DAYS`, alerts after `ALERT_RETENTION_DAYS`
-//! unless deleted or trimmed first.
+//! those, sorted by time. `GSI1` is sparse and holds only administrators, events not yet
+//! enqueued and the scheduled checks' due lists. The table's TTL attribute is `expires_at`
+//! (seconds since the Unix epoch): events and their deliveries go after
+//! `EVENT_RETENTION_DAYS`, alerts after `ALERT_RETENTION_DAYS` unless deleted or trimmed
+//! first, records of sent reminders after `REMINDER_RETENTION_DAYS`.
 //!
 //! Items (`{u}` a username, `{t}` a product type id, `{p}` a product id, `{e}` an event id,
 //! `{d}` a delivery id, `{a}` an alert id; none may contain `#`, so keys cannot collide):
@@ -31,6 +32,8 @@
 //! | alert | `ALERTS#{u}` | `ALERT#{a}` (`{created_at:013}-{hash}`: sort key order is time order) | | `id`, `username`, `event_id`, `title`, `description`, `url`, `icon`, `source`, `created_at`, `read`, `expires_at` (`ALERT_RETENTION_DAYS` after creation) |
 //! | webhook endpoint (`{w}` its id) | `WEBHOOKS` | `WEBHOOK#{w}` | | see `dynamodb_webhooks.rs`, with its access patterns |
 //! | parked webhook message | `WEBHOOK_PARKED#{w}` | `PARKED#{t}#{d}` (`{t}` the time parked) | | see `dynamodb_webhooks.rs` |
+//! | engagement, finding, risk acceptance (`{i}` its id) | `ENGAGEMENT#{i}`, `FINDING#{i}`, `RISK_ACCEPTANCE#{i}` | `ENGAGEMENT`, ... | `DUE#{list}` / `{date}#{i}` while due for a check | see `dynamodb_schedule.rs`, with its access patterns |
+//! | reminder sent (`{k}` its key) | `REMINDER#{k}` | `REMINDER` | | see `dynamodb_schedule.rs` |
 //!
 //! Every membership and per-product settings item has a link item in the user's partition
 //! (`ref_pk`/`ref_sk` point at each other), written in the same transaction. The reverse
@@ -81,8 +84,8 @@
 //! | delete all of a user's alerts, or all but the newest `k` (trim) | Query `ALERTS#{u}` (keys and `read` only), BatchWriteItem the deletes, 25 a call | 1 + ⌈deleted/25⌉ |
 //!
 //! Every base-table read is strongly consistent. Only `GSI1` (administrators, events not
-//! enqueued) is eventually consistent: a change of `is_admin` shows there within about a
-//! second. The audience reads each candidate's `USER` item again and keeps an administrator
+//! enqueued, due lists) is eventually consistent: a change of `is_admin` shows there within
+//! about a second. The audience reads each candidate's `USER` item again and keeps an administrator
 //! only if that item says so; recovery may see an event just marked enqueued and enqueue it
 //! again, which is harmless.
 //!
@@ -123,6 +126,11 @@ type Item = HashMap<String, AttributeValue>;
 // Webhook endpoints and parked messages: their items and access patterns are listed there.
 #[path = "dynamodb_webhooks.rs"]
 mod webhooks;
+
+// Engagements, findings, risk acceptances and sent reminders: their items, the due lists in
+// `GSI1` and their access patterns are listed there.
+#[path = "dynamodb_schedule.rs"]
+mod schedule;
 
 // Key attributes and the index.
 const PK: &str = "PK";

@@ -67,6 +67,10 @@ use std::sync::{Arc, Mutex};
 #[path = "embedded_webhooks.rs"]
 mod webhooks;
 
+// Engagements, findings, risk acceptances and sent reminders (the scheduled checks).
+#[path = "embedded_schedule.rs"]
+mod schedule;
+
 /// 1: the first schema; 2: `deliveries.lease_until` (send claims).
 const SCHEMA_VERSION: i64 = 2;
 
@@ -312,6 +316,8 @@ impl EmbeddedStore {
         conn.execute_batch(crate::adapters::embedded_queue::QUEUE_SCHEMA)
             .map_err(backend)?;
         conn.execute_batch(webhooks::WEBHOOK_SCHEMA)
+            .map_err(backend)?;
+        conn.execute_batch(schedule::SCHEDULE_SCHEMA)
             .map_err(backend)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(backend)?;

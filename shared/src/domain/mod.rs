@@ -3,6 +3,7 @@
 pub mod alert;
 pub mod catalogue;
 pub mod channel;
+pub mod check_records;
 pub mod checks;
 pub mod delivery;
 pub mod directory;
@@ -19,6 +20,7 @@ pub mod webhook;
 pub use alert::Alert;
 pub use catalogue::{EVENT_TYPES, EventType};
 pub use channel::{Channel, ChannelSet};
+pub use checks::{Engagement, EngagementStatus, Finding, RiskAcceptance, Severity};
 pub use delivery::{Delivery, DeliveryId, DeliveryMessage, DeliveryStatus, Destination};
 pub use directory::{
     AudienceMember, Product, ProductAccess, ProductAudience, ProductType, ResourceId, User,

@@ -7,6 +7,7 @@ mod clock;
 mod consumer;
 mod events;
 mod mailer;
+mod schedule;
 mod store;
 mod webhooks;
 
@@ -18,10 +19,11 @@ pub use events::{
     AlertCounts, AlertPage, AlertStore, AttemptOutcome, Claim, DeliveryQueue, EventRecord,
     EventStore, QueueError, RecordOutcome, RedeliveryDelay,
 };
+pub use schedule::{REMINDER_RETENTION_DAYS, ScheduleStore};
 pub use store::{DirectoryStore, SettingsStore, Store, StoreError, UserWrite};
 pub use webhooks::{ParkedMessage, WebhookOwner, WebhookStore};
 
 /// Everything Herald keeps, from one backing store: what every function is given.
-pub trait HeraldStore: Store + EventStore + AlertStore + WebhookStore {}
+pub trait HeraldStore: Store + EventStore + AlertStore + WebhookStore + ScheduleStore {}
 
-impl<T: Store + EventStore + AlertStore + WebhookStore> HeraldStore for T {}
+impl<T: Store + EventStore + AlertStore + WebhookStore + ScheduleStore> HeraldStore for T {}

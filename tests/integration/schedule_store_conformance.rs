@@ -1,0 +1,505 @@
+//! The conformance suite of `ScheduleStore` (engagements, findings, risk acceptances, their
+//! due lists and the reminders sent): written once, run against every adapter, as
+//! `schedule_store_conformance::embedded::<scenario>` and
+//! `schedule_store_conformance::dynamodb::<scenario>` (a fresh table on DynamoDB Local;
+//! without `HERALD_TEST_DYNAMODB_URL` those fail, naming `scripts/services.sh start`). The
+//! harness is `store_conformance`'s.
+
+use crate::store_conformance::{Harness, TestResult};
+use herald::domain::{
+    DeliveryMessage, Engagement, EngagementStatus, Finding, NotificationSettings, Product,
+    ProductType, ResourceId, RiskAcceptance, Severity, SystemSettings, UserProfile, Username,
+};
+use herald::ports::{
+    DeliveryQueue, DirectoryStore, HeraldStore, QueueError, ScheduleStore, StoreError,
+};
+use herald::scheduler::{parse_time, run_all};
+use serde_json::json;
+use time::Date;
+use time::macros::date;
+
+impl Harness {
+    fn schedule(&self) -> &dyn ScheduleStore {
+        match self {
+            Harness::Embedded {
+                store: Some(store), ..
+            } => store,
+            Harness::Embedded { store: None, .. } => panic!("the embedded store is closed"),
+            Harness::DynamoDb { store, .. } => store,
+        }
+    }
+
+    fn herald(&self) -> &dyn HeraldStore {
+        match self {
+            Harness::Embedded {
+                store: Some(store), ..
+            } => store,
+            Harness::Embedded { store: None, .. } => panic!("the embedded store is closed"),
+            Harness::DynamoDb { store, .. } => store,
+        }
+    }
+
+    fn directory(&self) -> &dyn DirectoryStore {
+        match self {
+            Harness::Embedded {
+                store: Some(store), ..
+            } => store,
+            Harness::Embedded { store: None, .. } => panic!("the embedded store is closed"),
+            Harness::DynamoDb { store, .. } => store,
+        }
+    }
+}
+
+macro_rules! conformance {
+    ($($scenario:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test]
+                async fn $scenario() -> super::TestResult {
+                    let mut harness = super::Harness::embedded()?;
+                    super::$scenario(&mut harness).await?;
+                    harness.finish().await
+                }
+            )*
+        }
+
+        mod dynamodb {
+            $(
+                #[tokio::test]
+                async fn $scenario() -> super::TestResult {
+                    let mut harness = super::Harness::dynamodb().await?;
+                    super::$scenario(&mut harness).await?;
+                    harness.finish().await
+                }
+            )*
+        }
+    };
+}
+
+conformance! {
+    given_nothing_stored_then_reads_are_empty_and_deletes_report_nothing,
+    given_records_then_they_round_trip_survive_a_reopen_and_need_their_product,
+    given_records_on_due_lists_then_ranges_return_only_the_due_ones_in_date_order,
+    given_an_engagement_in_progress_then_only_the_first_close_succeeds,
+    given_a_reminder_then_only_the_first_of_concurrent_remembers_wins,
+    given_due_records_then_concurrent_and_repeated_runs_send_each_reminder_once,
+}
+
+fn id(value: &str) -> ResourceId {
+    ResourceId::parse("id", value).unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn product(harness: &Harness) -> TestResult {
+    harness
+        .directory()
+        .put_product_type(&ProductType {
+            id: id("web"),
+            name: "Web".into(),
+        })
+        .await?;
+    harness
+        .directory()
+        .put_product(&Product {
+            id: id("7"),
+            name: "Shop".into(),
+            product_type_id: id("web"),
+            disable_sla_breach_notifications: false,
+        })
+        .await?;
+    Ok(())
+}
+
+fn engagement(key: &str, status: EngagementStatus, start: Date, end: Date) -> Engagement {
+    Engagement {
+        id: id(key),
+        product_id: id("7"),
+        name: format!("Engagement {key}"),
+        lead: Username::parse("lead", "alice").ok(),
+        target_start: start,
+        target_end: end,
+        status,
+    }
+}
+
+fn finding(key: &str, severity: Severity, active: bool, sla: Option<Date>) -> Finding {
+    Finding {
+        id: id(key),
+        product_id: id("7"),
+        title: format!("Finding {key}"),
+        severity,
+        active,
+        verified: true,
+        sla_expiration_date: sla,
+    }
+}
+
+fn acceptance(key: &str, expiry: Option<Date>) -> RiskAcceptance {
+    RiskAcceptance {
+        id: id(key),
+        product_id: id("7"),
+        engagement_id: Some(id("12")),
+        name: format!("Acceptance {key}"),
+        expiration_date: expiry,
+        accepted_findings: vec![id("101"), id("102")],
+    }
+}
+
+fn ids<T>(records: &[T], id: impl Fn(&T) -> &ResourceId) -> Vec<String> {
+    records.iter().map(|r| id(r).as_str().to_owned()).collect()
+}
+
+async fn given_nothing_stored_then_reads_are_empty_and_deletes_report_nothing(
+    harness: &mut Harness,
+) -> TestResult {
+    let store = harness.schedule();
+    assert_eq!(store.engagement(&id("1")).await?, None);
+    assert_eq!(store.finding(&id("1")).await?, None);
+    assert_eq!(store.risk_acceptance(&id("1")).await?, None);
+    assert!(!store.delete_engagement(&id("1")).await?);
+    assert!(!store.delete_finding(&id("1")).await?);
+    assert!(!store.delete_risk_acceptance(&id("1")).await?);
+    assert!(!store.close_engagement(&id("1")).await?);
+    let (from, to) = (date!(2000 - 01 - 01), date!(2100 - 12 - 31));
+    assert!(store.engagements_starting(from, to).await?.is_empty());
+    assert!(store.engagements_ending(from, to).await?.is_empty());
+    assert!(store.findings_due(from, to).await?.is_empty());
+    assert!(store.risk_acceptances_expiring(from, to).await?.is_empty());
+    store.forget_reminder("never:remembered").await?;
+    // Either no user has alerts, or the store cannot list them (DynamoDB).
+    let users = store.users_with_alerts().await?;
+    assert!(users.is_none_or(|users| users.is_empty()));
+    Ok(())
+}
+
+async fn given_records_then_they_round_trip_survive_a_reopen_and_need_their_product(
+    harness: &mut Harness,
+) -> TestResult {
+    // GIVEN no product 7 yet: every put is refused, naming the product.
+    let e = engagement(
+        "12",
+        EngagementStatus::InProgress,
+        date!(2026 - 11 - 01),
+        date!(2026 - 11 - 30),
+    );
+    let f = finding("101", Severity::High, true, Some(date!(2026 - 12 - 31)));
+    let ra = acceptance("5", Some(date!(2027 - 01 - 10)));
+    match harness.schedule().put_engagement(&e).await {
+        Err(StoreError::NotFound(what)) => assert_eq!(what, "product 7"),
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+    assert!(matches!(
+        harness.schedule().put_finding(&f).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        harness.schedule().put_risk_acceptance(&ra).await,
+        Err(StoreError::NotFound(_))
+    ));
+    // WHEN the product exists: created, then replaced.
+    product(harness).await?;
+    let store = harness.schedule();
+    assert!(store.put_engagement(&e).await?);
+    assert!(!store.put_engagement(&e).await?);
+    assert!(store.put_finding(&f).await?);
+    assert!(store.put_risk_acceptance(&ra).await?);
+    // THEN they read back as written, after a restart too.
+    harness.reopen().await?;
+    let store = harness.schedule();
+    assert_eq!(store.engagement(&id("12")).await?, Some(e));
+    assert_eq!(store.finding(&id("101")).await?, Some(f));
+    assert_eq!(store.risk_acceptance(&id("5")).await?, Some(ra));
+    assert!(store.delete_engagement(&id("12")).await?);
+    assert!(store.delete_finding(&id("101")).await?);
+    assert!(store.delete_risk_acceptance(&id("5")).await?);
+    assert_eq!(store.engagement(&id("12")).await?, None);
+    assert!(
+        store
+            .risk_acceptances_expiring(date!(2027 - 01 - 01), date!(2027 - 12 - 31))
+            .await?
+            .is_empty()
+    );
+    Ok(())
+}
+
+async fn given_records_on_due_lists_then_ranges_return_only_the_due_ones_in_date_order(
+    harness: &mut Harness,
+) -> TestResult {
+    product(harness).await?;
+    let store = harness.schedule();
+    // Engagements: pending ones by start, the one in progress by end, finished ones nowhere.
+    for e in [
+        engagement(
+            "e1",
+            EngagementStatus::NotStarted,
+            date!(2028 - 03 - 01),
+            date!(2028 - 03 - 10),
+        ),
+        engagement(
+            "e2",
+            EngagementStatus::Scheduled,
+            date!(2028 - 02 - 29),
+            date!(2028 - 03 - 10),
+        ),
+        engagement(
+            "e3",
+            EngagementStatus::WaitingForResource,
+            date!(2028 - 03 - 04),
+            date!(2028 - 03 - 10),
+        ),
+        engagement(
+            "e4",
+            EngagementStatus::InProgress,
+            date!(2028 - 02 - 01),
+            date!(2028 - 02 - 28),
+        ),
+        engagement(
+            "e5",
+            EngagementStatus::Completed,
+            date!(2028 - 02 - 29),
+            date!(2028 - 02 - 29),
+        ),
+        engagement(
+            "e6",
+            EngagementStatus::Cancelled,
+            date!(2028 - 03 - 01),
+            date!(2028 - 03 - 02),
+        ),
+    ] {
+        store.put_engagement(&e).await?;
+    }
+    let starting = store
+        .engagements_starting(date!(2028 - 02 - 29), date!(2028 - 03 - 03))
+        .await?;
+    assert_eq!(ids(&starting, |e| &e.id), ["e2", "e1"]);
+    let ending = store
+        .engagements_ending(date!(2027 - 03 - 01), date!(2028 - 02 - 28))
+        .await?;
+    assert_eq!(ids(&ending, |e| &e.id), ["e4"]);
+    assert!(
+        store
+            .engagements_ending(date!(2028 - 02 - 29), date!(2028 - 12 - 31))
+            .await?
+            .is_empty()
+    );
+    // Started: it leaves the start list for the end list.
+    let started = engagement(
+        "e1",
+        EngagementStatus::InProgress,
+        date!(2028 - 03 - 01),
+        date!(2028 - 03 - 10),
+    );
+    store.put_engagement(&started).await?;
+    let starting = store
+        .engagements_starting(date!(2028 - 02 - 29), date!(2028 - 03 - 03))
+        .await?;
+    assert_eq!(ids(&starting, |e| &e.id), ["e2"]);
+    let ending = store
+        .engagements_ending(date!(2028 - 03 - 10), date!(2028 - 03 - 10))
+        .await?;
+    assert_eq!(ids(&ending, |e| &e.id), ["e1"]);
+
+    // Findings: active, not Info, with an SLA date; inclusive bounds across a month end.
+    for f in [
+        finding("f1", Severity::High, true, Some(date!(2026 - 11 - 30))),
+        finding("f2", Severity::Critical, true, Some(date!(2026 - 12 - 01))),
+        finding("f3", Severity::Low, true, Some(date!(2026 - 12 - 04))),
+        finding("f4", Severity::Info, true, Some(date!(2026 - 12 - 01))),
+        finding("f5", Severity::High, false, Some(date!(2026 - 12 - 01))),
+        finding("f6", Severity::High, true, None),
+        finding("f0", Severity::Medium, true, Some(date!(2026 - 12 - 01))),
+    ] {
+        store.put_finding(&f).await?;
+    }
+    let before = harness.request_count();
+    let due = store
+        .findings_due(date!(2026 - 11 - 30), date!(2026 - 12 - 03))
+        .await?;
+    assert_eq!(ids(&due, |f| &f.id), ["f1", "f0", "f2"]);
+    if let (Some(before), Some(after)) = (before, harness.request_count()) {
+        assert_eq!(after - before, 1, "one Query of the due list, never a Scan");
+    }
+    // Closed: off the list.
+    store
+        .put_finding(&finding(
+            "f2",
+            Severity::Critical,
+            false,
+            Some(date!(2026 - 12 - 01)),
+        ))
+        .await?;
+    let due = store
+        .findings_due(date!(2026 - 12 - 01), date!(2026 - 12 - 01))
+        .await?;
+    assert_eq!(ids(&due, |f| &f.id), ["f0"]);
+
+    // Risk acceptances with an expiry.
+    for ra in [
+        acceptance("r1", Some(date!(2026 - 12 - 31))),
+        acceptance("r2", Some(date!(2027 - 01 - 01))),
+        acceptance("r3", None),
+        acceptance("r4", Some(date!(2025 - 12 - 31))),
+    ] {
+        store.put_risk_acceptance(&ra).await?;
+    }
+    let expiring = store
+        .risk_acceptances_expiring(date!(2026 - 01 - 01), date!(2027 - 01 - 01))
+        .await?;
+    assert_eq!(ids(&expiring, |r| &r.id), ["r1", "r2"]);
+    // An empty range.
+    assert!(
+        store
+            .risk_acceptances_expiring(date!(2027 - 01 - 02), date!(2027 - 01 - 01))
+            .await?
+            .is_empty()
+    );
+    Ok(())
+}
+
+async fn given_an_engagement_in_progress_then_only_the_first_close_succeeds(
+    harness: &mut Harness,
+) -> TestResult {
+    product(harness).await?;
+    let store = harness.schedule();
+    let e = engagement(
+        "12",
+        EngagementStatus::InProgress,
+        date!(2026 - 11 - 01),
+        date!(2026 - 11 - 20),
+    );
+    store.put_engagement(&e).await?;
+    let twelve = id("12");
+    let (a, b) = tokio::join!(
+        store.close_engagement(&twelve),
+        store.close_engagement(&twelve)
+    );
+    assert_eq!(
+        [a?, b?].iter().filter(|closed| **closed).count(),
+        1,
+        "one close wins"
+    );
+    let closed = store.engagement(&id("12")).await?;
+    assert_eq!(closed.map(|e| e.status), Some(EngagementStatus::Completed));
+    assert!(
+        store
+            .engagements_ending(date!(2026 - 01 - 01), date!(2026 - 12 - 31))
+            .await?
+            .is_empty()
+    );
+    // Not in progress: nothing to close.
+    let pending = engagement(
+        "13",
+        EngagementStatus::NotStarted,
+        date!(2026 - 12 - 01),
+        date!(2026 - 12 - 20),
+    );
+    store.put_engagement(&pending).await?;
+    assert!(!store.close_engagement(&id("13")).await?);
+    assert_eq!(store.engagement(&id("13")).await?, Some(pending));
+    Ok(())
+}
+
+async fn given_a_reminder_then_only_the_first_of_concurrent_remembers_wins(
+    harness: &mut Harness,
+) -> TestResult {
+    let store = harness.schedule();
+    let key = "upcoming_engagement:12:2026-12-01";
+    let expires = 1_830_000_000_000;
+    let attempts = futures_like_join(store, key, expires).await;
+    assert_eq!(attempts?.iter().filter(|won| **won).count(), 1);
+    assert!(!store.remember_reminder(key, expires).await?);
+    // Survives a restart.
+    harness.reopen().await?;
+    let store = harness.schedule();
+    assert!(!store.remember_reminder(key, expires).await?);
+    // Forgotten (a failed send): the next run may send it.
+    store.forget_reminder(key).await?;
+    assert!(store.remember_reminder(key, expires).await?);
+    assert!(store.remember_reminder("another:key", expires).await?);
+    Ok(())
+}
+
+/// Four remembers of the same key at once.
+async fn futures_like_join(
+    store: &dyn ScheduleStore,
+    key: &str,
+    expires: u64,
+) -> Result<Vec<bool>, StoreError> {
+    let (a, b, c, d) = tokio::join!(
+        store.remember_reminder(key, expires),
+        store.remember_reminder(key, expires),
+        store.remember_reminder(key, expires),
+        store.remember_reminder(key, expires),
+    );
+    Ok(vec![a?, b?, c?, d?])
+}
+
+struct NoQueue;
+
+#[async_trait::async_trait]
+impl DeliveryQueue for NoQueue {
+    async fn enqueue(&self, _: &[DeliveryMessage]) -> Result<(), QueueError> {
+        Ok(())
+    }
+}
+
+async fn given_due_records_then_concurrent_and_repeated_runs_send_each_reminder_once(
+    harness: &mut Harness,
+) -> TestResult {
+    // GIVEN alice, lead of an engagement starting in three days and member of product 7, with
+    // a finding breaching its SLA and a risk acceptance expiring
+    product(harness).await?;
+    let alice = Username::parse("user", "alice")?;
+    harness
+        .directory()
+        .put_user(
+            &alice,
+            &UserProfile::default(),
+            &NotificationSettings::defaults(),
+        )
+        .await?;
+    harness
+        .directory()
+        .put_product_member(&id("7"), &alice)
+        .await?;
+    let settings = SystemSettings {
+        enable_notify_sla_active: true,
+        ..SystemSettings::default()
+    };
+    harness.herald().put_system_settings(&settings).await?;
+    let store = harness.schedule();
+    store
+        .put_engagement(&engagement(
+            "12",
+            EngagementStatus::NotStarted,
+            date!(2026 - 11 - 30),
+            date!(2026 - 12 - 12),
+        ))
+        .await?;
+    store
+        .put_finding(&finding(
+            "101",
+            Severity::High,
+            true,
+            Some(date!(2026 - 11 - 27)),
+        ))
+        .await?;
+    store
+        .put_risk_acceptance(&acceptance("5", Some(date!(2026 - 11 - 27))))
+        .await?;
+    // WHEN two runs start at once, and another follows an hour later
+    let herald = harness.herald();
+    let now = parse_time("time", &json!("2026-11-27T07:30:00Z"))?;
+    let (a, b) = tokio::join!(
+        run_all(herald, &NoQueue, now),
+        run_all(herald, &NoQueue, now + 1)
+    );
+    let (a, b) = (a?, b?);
+    let later = run_all(herald, &NoQueue, now + 3_600_000).await?;
+    // THEN the four reminders went out once: upcoming engagement, SLA notice and summary,
+    // risk acceptance expiry
+    let sent = |r: &herald::scheduler::CheckReport| r.sent.values().sum::<u64>();
+    assert_eq!(sent(&a) + sent(&b), 4, "{a:?} {b:?}");
+    assert_eq!((sent(&later), later.already_sent), (0, 4), "{later:?}");
+    assert_eq!(herald.alert_counts(&alice).await?.total, 4);
+    Ok(())
+}
