@@ -23,7 +23,7 @@ use super::directory::{Product, ProductType, ResourceId, Username};
 use super::system::SystemSettings;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
-use time::{Date, Duration};
+use time::Date;
 
 /// Days before `target_start` an upcoming engagement is announced.
 pub const UPCOMING_DAYS: i64 = 3;
@@ -502,14 +502,10 @@ pub fn risk_acceptance_reminders(
     reminders
 }
 
-/// The next day after `date`, saturating at the calendar's end.
-pub fn next_day(date: Date) -> Date {
-    date.checked_add(Duration::days(1)).unwrap_or(date)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use time::Duration;
     use time::macros::date;
 
     fn id(value: &str) -> ResourceId {
@@ -766,7 +762,7 @@ mod tests {
             again.iter().map(|r| &r.key).collect::<Vec<_>>(),
             reminders.iter().map(|r| &r.key).collect::<Vec<_>>()
         );
-        let tomorrow = sla_reminders(&findings, &products, &sla_on(), next_day(today));
+        let tomorrow = sla_reminders(&findings, &products, &sla_on(), today + Duration::days(1));
         assert!(
             tomorrow
                 .iter()
