@@ -26,10 +26,10 @@
 //! A run that fails to send a reminder forgets its record, so the next run tries again. A
 //! crash between (1) and (3) loses that one reminder: the trade for never sending one twice.
 //!
-//! **Alert clean-up** trims every user with alerts where the store can list them without
-//! reading every alert (the embedded store). On DynamoDB that list would be a table scan, so
-//! it trims administrators and the users the run's reminders named, and the alerts of other
-//! users expire after `ALERT_RETENTION_DAYS` (a TTL).
+//! **Alert clean-up** trims every user who may have alerts, listed without reading every
+//! alert or scanning: the embedded store seeks from user to user in its alerts index;
+//! DynamoDB lists the directory's users from its `GSI1` rosters (one Query of a user's
+//! alert keys each). Alerts also expire after `ALERT_RETENTION_DAYS` (a TTL on DynamoDB).
 
 use crate::domain::checks::{
     Reminder, SLA_POST_BREACH_DAYS, SLA_PRE_BREACH_DAYS, UPCOMING_DAYS, engagement_reminders,
@@ -252,7 +252,6 @@ where
         reminders.extend(sla_reminders(&findings, &products, &settings, today));
     }
 
-    let mut reminded: BTreeSet<Username> = BTreeSet::new();
     let expires_at = now_ms.saturating_add(REMINDER_RETENTION_DAYS * DAY_MS);
     for reminder in reminders {
         if !store.remember_reminder(&reminder.key, expires_at).await? {
@@ -267,7 +266,6 @@ where
                 if outcome.sent {
                     let kind = reminder.event["type"].as_str().unwrap_or("other");
                     *report.sent.entry(kind.to_owned()).or_default() += 1;
-                    reminded.extend(recipients(&reminder.event));
                 }
             }
             Err(error) => {
@@ -282,19 +280,7 @@ where
 
     if wanted(Check::AlertCleanup) && settings.max_alerts_per_user >= 0 {
         let keep = usize::try_from(settings.max_alerts_per_user).unwrap_or(usize::MAX);
-        let users: BTreeSet<Username> = match store.users_with_alerts().await? {
-            Some(all) => all.into_iter().collect(),
-            None => {
-                let mut users: BTreeSet<Username> = store
-                    .administrators()
-                    .await?
-                    .into_iter()
-                    .map(|u| u.username)
-                    .collect();
-                users.extend(reminded);
-                users
-            }
-        };
+        let users: BTreeSet<Username> = store.users_with_alerts().await?.into_iter().collect();
         for user in users {
             report.alerts_removed += store.trim_alerts(&user, keep).await?;
         }
@@ -357,19 +343,6 @@ where
 
 fn reminder_id(key: &str) -> String {
     crate::domain::checks::reminder_event_id(key)
-}
-
-fn recipients(event: &Value) -> Vec<Username> {
-    event["recipients"]
-        .as_array()
-        .map(|names| {
-            names
-                .iter()
-                .filter_map(Value::as_str)
-                .filter_map(|name| Username::parse("recipients", name).ok())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Runs the checks an EventBridge scheduled event asks for, as of its `time`: the whole
@@ -699,7 +672,7 @@ mod tests {
                 .users_with_alerts()
                 .await
                 .unwrap_or_else(|e| panic!("{e}")),
-            Some(vec![user("alice")])
+            vec![user("alice")]
         );
         // WHEN only the clean-up runs
         let report = run_checks(

@@ -6,14 +6,16 @@
 //! harness is `store_conformance`'s.
 
 use crate::store_conformance::{Harness, TestResult};
+use herald::domain::Event;
 use herald::domain::{
     DeliveryMessage, Engagement, EngagementStatus, Finding, NotificationSettings, Product,
     ProductType, ResourceId, RiskAcceptance, Severity, SystemSettings, UserProfile, Username,
 };
+use herald::intake::accept_event;
 use herald::ports::{
     DeliveryQueue, DirectoryStore, HeraldStore, QueueError, ScheduleStore, StoreError,
 };
-use herald::scheduler::{parse_time, run_all};
+use herald::scheduler::{Check, parse_time, run_all, run_checks};
 use serde_json::json;
 use time::Date;
 use time::macros::date;
@@ -83,6 +85,7 @@ conformance! {
     given_an_engagement_in_progress_then_only_the_first_close_succeeds,
     given_a_reminder_then_only_the_first_of_concurrent_remembers_wins,
     given_due_records_then_concurrent_and_repeated_runs_send_each_reminder_once,
+    given_alerts_of_an_admin_and_a_member_then_the_cleanup_trims_both_to_the_maximum,
 }
 
 fn id(value: &str) -> ResourceId {
@@ -165,9 +168,7 @@ async fn given_nothing_stored_then_reads_are_empty_and_deletes_report_nothing(
     assert!(store.findings_due(from, to).await?.is_empty());
     assert!(store.risk_acceptances_expiring(from, to).await?.is_empty());
     store.forget_reminder("never:remembered").await?;
-    // Either no user has alerts, or the store cannot list them (DynamoDB).
-    let users = store.users_with_alerts().await?;
-    assert!(users.is_none_or(|users| users.is_empty()));
+    assert!(store.users_with_alerts().await?.is_empty());
     Ok(())
 }
 
@@ -501,5 +502,58 @@ async fn given_due_records_then_concurrent_and_repeated_runs_send_each_reminder_
     assert_eq!(sent(&a) + sent(&b), 4, "{a:?} {b:?}");
     assert_eq!((sent(&later), later.already_sent), (0, 4), "{later:?}");
     assert_eq!(herald.alert_counts(&alice).await?.total, 4);
+    Ok(())
+}
+
+async fn given_alerts_of_an_admin_and_a_member_then_the_cleanup_trims_both_to_the_maximum(
+    harness: &mut Harness,
+) -> TestResult {
+    // GIVEN an administrator, a member of product 7 and a user with no alerts; three scans of
+    // product 7 give the first two three alerts each
+    product(harness).await?;
+    let directory = harness.directory();
+    let profile = |is_admin| UserProfile {
+        is_admin,
+        ..UserProfile::default()
+    };
+    let (root, bob, carol) = (
+        Username::parse("user", "root")?,
+        Username::parse("user", "bob")?,
+        Username::parse("user", "carol")?,
+    );
+    for (user, is_admin) in [(&root, true), (&bob, false), (&carol, false)] {
+        directory
+            .put_user(user, &profile(is_admin), &NotificationSettings::defaults())
+            .await?;
+    }
+    directory.put_product_member(&id("7"), &bob).await?;
+    let herald = harness.herald();
+    herald
+        .put_system_settings(&SystemSettings {
+            max_alerts_per_user: 1,
+            ..SystemSettings::default()
+        })
+        .await?;
+    let now = parse_time("time", &json!("2026-11-27T07:00:00Z"))?;
+    for n in 0..3_u64 {
+        let body = json!({"id": format!("scan-{n}"), "type": "scan_added", "title": "Scan", "product_id": 7});
+        let event = Event::from_request(&body, String::new)?;
+        accept_event(herald, &NoQueue, event, now + n).await?;
+    }
+    assert_eq!(herald.alert_counts(&bob).await?.total, 3);
+    // WHEN the clean-up runs
+    let listed = harness.schedule().users_with_alerts().await?;
+    assert!(
+        listed.contains(&root) && listed.contains(&bob),
+        "{listed:?}"
+    );
+    let report = run_checks(herald, &NoQueue, now + 3_600_000, &[Check::AlertCleanup]).await?;
+    // THEN each keeps their newest alert, and carol is untouched
+    assert_eq!(report.alerts_removed, 4, "{report:?}");
+    for user in [&root, &bob] {
+        let counts = herald.alert_counts(user).await?;
+        assert_eq!(counts.total, 1, "{user}");
+    }
+    assert_eq!(herald.alert_counts(&carol).await?.total, 0);
     Ok(())
 }

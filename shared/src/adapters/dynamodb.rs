@@ -4,8 +4,8 @@
 //! product with its members and every user's settings for it, and a user's or a product's
 //! deletion finds everything it must remove with one strongly consistent Query. A partition
 //! per event holds it with its deliveries, and a partition per user's alerts holds only
-//! those, sorted by time. `GSI1` is sparse and holds only administrators, events not yet
-//! enqueued and the scheduled checks' due lists. The table's TTL attribute is `expires_at`
+//! those, sorted by time. `GSI1` is sparse and holds only users (administrators in a
+//! partition of their own), events not yet enqueued and the scheduled checks' due lists. The table's TTL attribute is `expires_at`
 //! (seconds since the Unix epoch): events and their deliveries go after
 //! `EVENT_RETENTION_DAYS`, alerts after `ALERT_RETENTION_DAYS` unless deleted or trimmed
 //! first, records of sent reminders after `REMINDER_RETENTION_DAYS`.
@@ -18,7 +18,7 @@
 //! | system settings | `SYSTEM` | `SETTINGS` | | `body` (`SystemSettings::to_stored`) |
 //! | system document | `SYSTEM` | `NOTIFY#SYSTEM` | | `body` |
 //! | template document | `SYSTEM` | `NOTIFY#TEMPLATE` | | `body` |
-//! | user | `USER#{u}` | `USER` | `ADMINS` / `USER#{u}`, administrators only | profile, `personal` |
+//! | user | `USER#{u}` | `USER` | `ADMINS` (administrators) or `USERS` / `USER#{u}` | profile, `personal` |
 //! | link to a type membership | `USER#{u}` | `PTYPE_MEMBER#{t}` | | `ref_pk`, `ref_sk` |
 //! | link to a product membership | `USER#{u}` | `PRODUCT_MEMBER#{p}` | | `ref_pk`, `ref_sk` |
 //! | link to per-product settings | `USER#{u}` | `PRODUCT_NOTIFY#{p}` | | `ref_pk`, `ref_sk` |
@@ -156,6 +156,9 @@ const PTYPE_MEMBER_LINK: &str = "PTYPE_MEMBER#";
 const PRODUCT_MEMBER_LINK: &str = "PRODUCT_MEMBER#";
 const PRODUCT_NOTIFY_LINK: &str = "PRODUCT_NOTIFY#";
 const ADMINS: &str = "ADMINS";
+/// The `GSI1` partition of every user who is not an administrator (the alert clean-up lists
+/// `ADMINS` and `USERS`).
+const USERS: &str = "USERS";
 const EVENT_PREFIX: &str = "EVENT#";
 const EVENT_SK: &str = "EVENT";
 const DELIVERY_PREFIX: &str = "DELIVERY#";
@@ -889,6 +892,16 @@ impl DynamoDbStore {
 
     /// The `GSI1` `ADMINS` items (eventually consistent), all pages; `projection` as above.
     async fn query_admins(&self, projection: Option<&[&str]>) -> Result<Vec<Item>, StoreError> {
+        self.query_roster(ADMINS, projection).await
+    }
+
+    /// The users in one `GSI1` roster partition (`ADMINS` or `USERS`), eventually consistent,
+    /// all pages; `projection` as above.
+    async fn query_roster(
+        &self,
+        roster: &str,
+        projection: Option<&[&str]>,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut attribute_names = names(&[GSI1PK]);
         let projection_expression = projection.map(|attributes| {
             attribute_names.extend(names(attributes));
@@ -907,9 +920,9 @@ impl DynamoDbStore {
                 .query()
                 .table_name(self.table.as_ref())
                 .index_name(GSI1)
-                .key_condition_expression(format!("#{GSI1PK} = :admins"))
+                .key_condition_expression(format!("#{GSI1PK} = :roster"))
                 .set_expression_attribute_names(Some(attribute_names.clone()))
-                .expression_attribute_values(":admins", s(ADMINS))
+                .expression_attribute_values(":roster", s(roster))
                 .set_projection_expression(projection_expression.clone())
                 .set_exclusive_start_key(start)
                 .send()
@@ -1463,14 +1476,14 @@ impl DirectoryStore for DynamoDbStore {
                 None => remove.push(format!("#{attribute}")),
             }
         }
-        // The sparse administrators index.
-        if profile.is_admin {
-            set.push(format!("#{GSI1PK} = :admins, #{GSI1SK} = :user_key"));
-            values.insert(":admins".to_owned(), s(ADMINS));
-            values.insert(":user_key".to_owned(), s(user_pk(name)));
-        } else {
-            remove.push(format!("#{GSI1PK}, #{GSI1SK}"));
-        }
+        // Administrators in their own `GSI1` partition (the audience reads it), everyone else
+        // in `USERS` (the alert clean-up lists both).
+        set.push(format!("#{GSI1PK} = :roster, #{GSI1SK} = :user_key"));
+        values.insert(
+            ":roster".to_owned(),
+            s(if profile.is_admin { ADMINS } else { USERS }),
+        );
+        values.insert(":user_key".to_owned(), s(user_pk(name)));
         let mut expression = format!("SET {}", set.join(", "));
         if !remove.is_empty() {
             expression.push_str(&format!(" REMOVE {}", remove.join(", ")));

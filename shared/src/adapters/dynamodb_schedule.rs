@@ -31,8 +31,8 @@
 //! the hundreds of writes a second a platform sends, which is below a partition's limit.
 
 use super::{
-    DynamoDbStore, GSI1, GSI1PK, GSI1SK, Item, Key, PK, Transaction, backend, cancelled,
-    condition_failed, n, names, s, string,
+    ADMINS, DynamoDbStore, GSI1, GSI1PK, GSI1SK, Item, Key, PK, Transaction, USERNAME, USERS,
+    backend, cancelled, condition_failed, n, names, s, string,
 };
 use crate::adapters::due;
 use crate::domain::checks::{Engagement, EngagementStatus, Finding, RiskAcceptance};
@@ -327,10 +327,17 @@ impl ScheduleStore for DynamoDbStore {
         }
     }
 
-    async fn users_with_alerts(&self) -> Result<Option<Vec<Username>>, StoreError> {
-        // Alerts live in one partition per user and no index lists those partitions; finding
-        // them would be a table scan. Alerts expire by TTL instead.
-        Ok(None)
+    async fn users_with_alerts(&self) -> Result<Vec<Username>, StoreError> {
+        // Alerts live in one partition per user and no index lists those partitions, so the
+        // clean-up visits every user of the directory: the `GSI1` rosters `ADMINS` and
+        // `USERS` (one Query page per 1 MB each), never a table scan.
+        let mut users = std::collections::BTreeSet::new();
+        for roster in [ADMINS, USERS] {
+            for item in self.query_roster(roster, Some(&[USERNAME])).await? {
+                users.insert(Username(string(&item, USERNAME)?));
+            }
+        }
+        Ok(users.into_iter().collect())
     }
 
     async fn forget_reminder(&self, key: &str) -> Result<(), StoreError> {

@@ -338,7 +338,7 @@ impl ScheduleStore for EmbeddedStore {
         .await
     }
 
-    async fn users_with_alerts(&self) -> Result<Option<Vec<Username>>, StoreError> {
+    async fn users_with_alerts(&self) -> Result<Vec<Username>, StoreError> {
         self.read(|conn| {
             // A loose index scan of the `alerts` primary key: one seek per user, never a read
             // of every alert.
@@ -357,7 +357,7 @@ impl ScheduleStore for EmbeddedStore {
                 after.clone_from(&user);
                 users.push(Username(user));
             }
-            Ok(Some(users))
+            Ok(users)
         })
         .await
     }

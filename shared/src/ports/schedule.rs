@@ -71,10 +71,10 @@ pub trait ScheduleStore: Send + Sync {
     /// Unix epoch) at least. `true` only the first time: a conditional write, so of two runs
     /// at once exactly one gets `true`.
     async fn remember_reminder(&self, key: &str, expires_at_ms: u64) -> Result<bool, StoreError>;
-    /// Every user who has alerts, for the alert clean-up, where the store can list them
-    /// without reading every alert; `None` where it cannot (DynamoDB, whose alerts expire
-    /// after `ALERT_RETENTION_DAYS` instead).
-    async fn users_with_alerts(&self) -> Result<Option<Vec<Username>>, StoreError>;
+    /// Every user who may have alerts, for the alert clean-up, listed without reading every
+    /// alert and without a table scan. It may name users who have none (DynamoDB lists every
+    /// user in the directory).
+    async fn users_with_alerts(&self) -> Result<Vec<Username>, StoreError>;
     /// Forgets a reminder recorded by a run that then failed to send it, so the next run
     /// tries again. Unknown keys are ignored.
     async fn forget_reminder(&self, key: &str) -> Result<(), StoreError>;
