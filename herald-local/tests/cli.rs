@@ -26,10 +26,16 @@ fn start(data_dir: &std::path::Path) -> Server {
 
 /// Starts `herald-local` with extra environment variables.
 fn start_with(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
+    start_with_args(data_dir, &[], env)
+}
+
+/// Starts `herald-local` with extra flags and environment variables.
+fn start_with_args(data_dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Server {
     let mut command = Command::new(BIN);
     command
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
+        .args(args)
         .env_remove("HERALD_JWT_SECRET")
         // No request ever leaves this machine: Slack is faked on loopback where a test needs it.
         .env("SLACK_API_URL", "http://127.0.0.1:9/api");
@@ -430,4 +436,76 @@ async fn given_a_system_webhook_then_herald_local_pings_it_and_posts_each_event_
     assert_eq!(received[1].0, "report_created");
     assert_eq!(received[1].1["event_id"], "hook-1");
     assert_eq!(received[1].1["title"], "Quarterly report");
+}
+
+#[tokio::test]
+async fn given_a_check_interval_then_herald_local_runs_the_checks_and_reminds_once() {
+    // GIVEN herald-local running the checks every second, and an engagement led by alice
+    // starting in three days (by this machine's clock)
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let service = token(dir.path(), "dojo", "service");
+    let alice = token(dir.path(), "alice", "user");
+    let server = start_with_args(dir.path(), &["--check-interval", "1"], &[]);
+    let start = time::OffsetDateTime::now_utc().date() + time::Duration::days(3);
+    let end = start + time::Duration::days(7);
+    for (path, body) in [
+        (
+            "/v1/users/alice",
+            serde_json::json!({"email": "alice@example.com"}),
+        ),
+        ("/v1/product-types/web", serde_json::json!({"name": "Web"})),
+        (
+            "/v1/products/7",
+            serde_json::json!({"name": "Shop", "product_type_id": "web"}),
+        ),
+        (
+            "/v1/engagements/12",
+            serde_json::json!({"product_id": 7, "name": "Q4 pentest", "lead": "alice",
+                "target_start": start.to_string(), "target_end": end.to_string(),
+                "status": "not_started"}),
+        ),
+    ] {
+        let r = client
+            .put(format!("{}{path}", server.base))
+            .bearer_auth(&service)
+            .json(&body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+    }
+    let alerts = || async {
+        let r = client
+            .get(format!("{}/v1/users/alice/alerts", server.base))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let body: serde_json::Value = r.json().await.unwrap_or_else(|e| panic!("{e}"));
+        body["items"].as_array().cloned().unwrap_or_default()
+    };
+
+    // WHEN the interval passes a few times
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut items = alerts().await;
+    while items.is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        items = alerts().await;
+    }
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+
+    // THEN alice was reminded of the upcoming engagement, once
+    let items = alerts().await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert!(
+        items[0]["title"]
+            .as_str()
+            .is_some_and(|t| t.contains("Q4 pentest")),
+        "{items:?}"
+    );
 }

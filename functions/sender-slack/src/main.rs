@@ -6,7 +6,7 @@ use herald::ports::SystemClock;
 use herald::sender::{RetryPolicy, Sender};
 use herald::telemetry::{self, LogFormat};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use sender_slack::{SlackTransport, function_handler, slack_api_url_from_env};
+use sender_slack::{SecretsManagerToken, SlackTransport, function_handler, slack_api_url_from_env};
 use std::sync::Arc;
 
 #[tokio::main]
@@ -22,9 +22,17 @@ async fn main() -> Result<(), Error> {
         aws_sdk_dynamodb::Client::new(&aws),
         config.table_name,
     ));
+    let mut transport = SlackTransport::new(store.clone(), &slack_api_url_from_env())?;
+    if let Some(secret) = SecretsManagerToken::from_env(&aws) {
+        tracing::info!(
+            secret = secret.secret_id(),
+            "the Slack token comes from AWS Secrets Manager"
+        );
+        transport = transport.with_token_secret(secret);
+    }
     let sender = Sender {
-        store: store.clone(),
-        transport: SlackTransport::new(store, &slack_api_url_from_env())?,
+        store,
+        transport,
         redelivery: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&aws), queues)),
         policy,
         clock: Arc::new(SystemClock),

@@ -13,11 +13,14 @@
 //! `request_timeout` is transient, any other error (`channel_not_found`, `invalid_auth`,
 //! `users_not_found`, ...) permanent, "Slack answered <error>".
 //!
-//! The token is sent in the `Authorization` header only. Error texts (recorded on the
+//! The token is the system settings' `slack_token`, or, when the deployment names one, the
+//! Secrets Manager secret's (see [`crate::token`]). It is sent in the `Authorization` header
+//! only. Error texts (recorded on the
 //! delivery and shown to administrators) and logs never carry it, nor any header, nor a
 //! request or response body.
 
 use crate::message::Templates;
+use crate::token::SecretsManagerToken;
 use async_trait::async_trait;
 use herald::domain::{Channel, Destination, User, Username};
 use herald::ports::DirectoryStore;
@@ -61,6 +64,8 @@ pub struct SlackTransport {
     timeout: Duration,
     store: Arc<dyn DirectoryStore>,
     templates: Templates,
+    /// Where the token comes from when it is not the system settings' `slack_token`.
+    token_secret: Option<Arc<SecretsManagerToken>>,
 }
 
 impl std::fmt::Debug for SlackTransport {
@@ -104,7 +109,14 @@ impl SlackTransport {
             timeout,
             store,
             templates: Templates::new()?,
+            token_secret: None,
         })
+    }
+
+    /// Takes the token from a Secrets Manager secret rather than the system settings.
+    pub fn with_token_secret(mut self, secret: SecretsManagerToken) -> Self {
+        self.token_secret = Some(Arc::new(secret));
+        self
     }
 
     /// The Web API method's URL.
@@ -270,9 +282,13 @@ impl Transport for SlackTransport {
                 "Slack notifications are disabled in the system settings".into(),
             ));
         }
-        let Some(token) = system
-            .slack_token
+        let from_secret = match &self.token_secret {
+            Some(secret) => Some(secret.token().await?),
+            None => None,
+        };
+        let Some(token) = from_secret
             .as_ref()
+            .or(system.slack_token.as_ref())
             .map(|t| t.expose())
             .filter(|t| !t.is_empty())
         else {

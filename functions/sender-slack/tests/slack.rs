@@ -820,3 +820,126 @@ async fn given_any_failure_then_the_error_text_never_contains_the_token() {
     }
     assert!(format!("{transport:?}").find(TOKEN).is_none());
 }
+
+/// A Secrets Manager client for moto (`HERALD_TEST_MOTO_URL`, started by
+/// `scripts/services.sh start`).
+async fn moto_secrets() -> aws_sdk_secretsmanager::Client {
+    let url = match std::env::var("HERALD_TEST_MOTO_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => panic!(
+            "HERALD_TEST_MOTO_URL is not set: start the emulators with `scripts/services.sh \
+             start` and `source target/test-services/dev.env`, or run `scripts/test.sh`"
+        ),
+    };
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(url)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "herald-tests",
+        ))
+        .load()
+        .await;
+    aws_sdk_secretsmanager::Client::new(&config)
+}
+
+#[tokio::test]
+async fn given_a_token_secret_then_it_wins_over_the_settings_and_is_kept_for_its_ttl() {
+    // GIVEN a secret holding a token other than the settings' one
+    let w = World::new().await;
+    let secrets = moto_secrets().await;
+    let name = format!("herald/slack-{NOW_MS}-{}", std::process::id());
+    let arn = secrets
+        .create_secret()
+        .name(&name)
+        .secret_string(r#"{"token": "xoxb-from-secrets-manager"}"#)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .arn
+        .unwrap_or_else(|| panic!("no ARN"));
+    let cached = w
+        .transport()
+        .with_token_secret(sender_slack::SecretsManagerToken::new(
+            secrets.clone(),
+            &arn,
+        ));
+    let fresh = w
+        .transport()
+        .with_token_secret(sender_slack::SecretsManagerToken::with_ttl(
+            secrets.clone(),
+            &arn,
+            Duration::ZERO,
+        ));
+
+    // WHEN both send, the secret is rotated, and both send again
+    assert_eq!(w.send_to_channel(&cached, &system()).await, Ok(()));
+    assert_eq!(w.send_to_channel(&fresh, &system()).await, Ok(()));
+    secrets
+        .put_secret_value()
+        .secret_id(&arn)
+        .secret_string("xoxb-rotated")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(w.send_to_channel(&cached, &system()).await, Ok(()));
+    assert_eq!(w.send_to_channel(&fresh, &system()).await, Ok(()));
+
+    // THEN the secret's token was used, never the settings' one; the cached transport keeps
+    // the first value for its TTL, the other reads the rotated one
+    let tokens: Vec<String> = w
+        .slack
+        .calls("chat.postMessage")
+        .iter()
+        .map(|p| p.authorization.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        tokens,
+        [
+            "Bearer xoxb-from-secrets-manager",
+            "Bearer xoxb-from-secrets-manager",
+            "Bearer xoxb-from-secrets-manager",
+            "Bearer xoxb-rotated",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn given_a_missing_or_unusable_token_secret_then_the_send_is_transient_without_a_request() {
+    let w = World::new().await;
+    let secrets = moto_secrets().await;
+    let missing = "arn:aws:secretsmanager:us-east-1:123456789012:secret:herald/none-AbCdEf";
+    let name = format!("herald/slack-empty-{NOW_MS}-{}", std::process::id());
+    secrets
+        .create_secret()
+        .name(&name)
+        .secret_string(r#"{"password": "xoxb-not-here"}"#)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+
+    for (secret_id, expected) in [
+        (missing, "could not be read from AWS Secrets Manager"),
+        (name.as_str(), "is unusable: its JSON object has no string"),
+    ] {
+        let transport = w
+            .transport()
+            .with_token_secret(sender_slack::SecretsManagerToken::new(
+                secrets.clone(),
+                secret_id,
+            ));
+        let result = w.send_to_channel(&transport, &system()).await;
+        let Err(SendError::Transient { reason, .. }) = result else {
+            panic!("{secret_id}: {result:?}");
+        };
+        assert!(
+            reason.contains(expected) && reason.contains(secret_id),
+            "{reason}"
+        );
+        assert!(!reason.contains("xoxb"), "{reason}");
+    }
+    assert!(w.slack.requests().is_empty(), "{:?}", w.slack.requests());
+}
