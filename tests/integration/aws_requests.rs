@@ -13,7 +13,13 @@
 //! 1,000 mails).
 
 use crate::store_conformance::{Harness, TestResult};
+use aws_sdk_dynamodb::config::interceptors::{
+    BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_sqs::types::QueueAttributeName;
+use aws_smithy_types::config_bag::{Storable, StoreReplace};
 use herald::adapters::{ChannelQueues, DynamoDbStore, SqsQueue};
 use herald::domain::DeliveryMessage;
 use herald::domain::{
@@ -23,8 +29,9 @@ use herald::domain::{
 use herald::intake::accept_event;
 use herald::ports::{DeliveryQueue, DirectoryStore, QueueError, SettingsStore, StoreError};
 use herald_tests::{create_channel_queues, moto_sqs};
+use herald_tests::{emulator_config, emulator_url};
 use serde_json::json;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
@@ -59,6 +66,8 @@ struct Measurement {
     sqs: u64,
     duplicate_dynamodb: u64,
     duplicate_sqs: u64,
+    /// Requests the event waited through one after another (DynamoDB and SQS together).
+    round_trips: u64,
     seeding: Duration,
     intake: Duration,
     /// Of `intake`, the time spent in `enqueue`.
@@ -116,13 +125,25 @@ async fn measure(
     members: u64,
 ) -> Result<Measurement, Box<dyn std::error::Error>> {
     let harness = Harness::dynamodb().await?;
-    let Harness::DynamoDb { store, .. } = &harness else {
+    let Harness::DynamoDb { table, .. } = &harness else {
         return Err("Harness::dynamodb gave another kind of store".into());
     };
-    let store = store.clone();
+    // The same table and fresh queues, through clients that time every request on the wire.
+    let wire = Wire::default();
+    let dynamodb = aws_sdk_dynamodb::config::Builder::from(
+        &emulator_config(&emulator_url("HERALD_TEST_DYNAMODB_URL")).await,
+    )
+    .interceptor(wire.clone())
+    .build();
+    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::from_conf(dynamodb), table.clone());
     let queues = create_channel_queues(sqs, &format!("requests-{members}")).await?;
+    let timed_sqs = aws_sdk_sqs::config::Builder::from(
+        &emulator_config(&emulator_url("HERALD_TEST_MOTO_URL")).await,
+    )
+    .interceptor(wire.clone())
+    .build();
     let queue = TimedQueue {
-        inner: SqsQueue::new(sqs.clone(), queues.clone()),
+        inner: SqsQueue::new(aws_sdk_sqs::Client::from_conf(timed_sqs), queues.clone()),
         spent: Mutex::new(Duration::ZERO),
     };
 
@@ -133,9 +154,11 @@ async fn measure(
     // The first time.
     let event = scan_added(members)?;
     let (dynamodb_before, sqs_before) = (store.request_count(), queue.inner.request_count());
+    wire.take();
     let started = Instant::now();
     let answer = accept_event(&store, &queue, event.clone(), now_ms()).await?;
     let intake = started.elapsed();
+    let round_trips = longest_chain(&wire.take());
     let dynamodb = store.request_count() - dynamodb_before;
     let sqs_calls = queue.inner.request_count() - sqs_before;
     let enqueue = queue.spent();
@@ -210,6 +233,7 @@ async fn measure(
         sqs: sqs_calls,
         duplicate_dynamodb,
         duplicate_sqs,
+        round_trips,
         seeding,
         intake,
         enqueue,
@@ -266,12 +290,12 @@ fn assert_product_partition_is_one_page(members: u64) {
 
 fn table(measured: &[Measurement]) -> String {
     let mut table = String::from(
-        "| N | members | alerts | deliveries | DynamoDB requests | SQS calls | duplicate requests |\n\
-         |---:|---:|---:|---:|---:|---:|---:|\n",
+        "| N | members | alerts | deliveries | DynamoDB requests | SQS calls | duplicate requests | round trips |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for m in measured {
         table.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
             m.members,
             m.members + ADMINISTRATORS,
             m.alerts,
@@ -279,6 +303,7 @@ fn table(measured: &[Measurement]) -> String {
             m.dynamodb,
             m.sqs,
             m.duplicate_dynamodb + m.duplicate_sqs,
+            m.round_trips,
         ));
     }
     table
@@ -480,4 +505,93 @@ fn expected_requests_follow_the_documented_formula() {
     assert_eq!(expected.audience, 3 + 11);
     assert_eq!(expected.record, 2 + 81);
     assert_eq!(expected.total, 1 + 3 + 14 + 83 + 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// Round trips: each request's time on the wire, from an interceptor on both SDK clients
+
+/// When a request went out, kept in the request's own config bag until its answer comes.
+#[derive(Debug, Clone)]
+struct SentAt(Instant);
+
+impl Storable for SentAt {
+    type Storer = StoreReplace<Self>;
+}
+
+/// Every request's span on the wire (sent → answer received), DynamoDB and SQS alike.
+#[derive(Debug, Clone, Default)]
+struct Wire(Arc<Mutex<Vec<(Instant, Instant)>>>);
+
+impl Wire {
+    /// The spans recorded since the last call.
+    fn take(&self) -> Vec<(Instant, Instant)> {
+        self.0
+            .lock()
+            .map(|mut spans| std::mem::take(&mut *spans))
+            .unwrap_or_default()
+    }
+}
+
+impl Intercept for Wire {
+    fn name(&self) -> &'static str {
+        "Wire"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        cfg.interceptor_state().store_put(SentAt(Instant::now()));
+        Ok(())
+    }
+
+    fn read_after_transmit(
+        &self,
+        _context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(SentAt(sent)) = cfg.load::<SentAt>()
+            && let Ok(mut spans) = self.0.lock()
+        {
+            spans.push((*sent, Instant::now()));
+        }
+        Ok(())
+    }
+}
+
+/// The round trips a caller waited through: the longest chain of requests each sent after
+/// the previous one's answer arrived. Requests in flight together count once.
+fn longest_chain(spans: &[(Instant, Instant)]) -> u64 {
+    let mut spans = spans.to_vec();
+    spans.sort();
+    let mut chain = vec![0_u64; spans.len()];
+    for i in 0..spans.len() {
+        let before = (0..i)
+            .filter(|&j| spans[j].1 <= spans[i].0)
+            .map(|j| chain[j])
+            .max()
+            .unwrap_or(0);
+        chain[i] = before + 1;
+    }
+    chain.into_iter().max().unwrap_or(0)
+}
+
+#[test]
+fn requests_in_flight_together_are_one_round_trip() {
+    let t = Instant::now();
+    let at = |ms: u64| t + Duration::from_millis(ms);
+    // Three in a row, the middle one beside two overlapping others.
+    let spans = [
+        (at(0), at(10)),
+        (at(10), at(20)),
+        (at(11), at(19)),
+        (at(12), at(25)),
+        (at(25), at(30)),
+    ];
+    assert_eq!(longest_chain(&spans), 3);
+    assert_eq!(longest_chain(&spans[1..4]), 1);
+    assert_eq!(longest_chain(&[]), 0);
 }

@@ -67,7 +67,7 @@
 //! | delete user | DeleteItem the user, Query `USER#{u}` (links), BatchWriteItem links and their targets, 25 a call | 2 + ⌈L/25⌉ |
 //! | delete product | GetItem + TransactWriteItems (delete it, `ADD products -1` on its type), Query `PRODUCT#{p}`, BatchWriteItem the partition and its links | 3 + ⌈L/25⌉ |
 //! | delete product type | conditional DeleteItem (above), Query `PTYPE#{t}`, BatchWriteItem the partition and its links | 2 + ⌈L/25⌉ |
-//! | record an event once | (a) PutItem the event item, `status = recording`, conditioned on `attribute_not_exists` (`ReturnValuesOnConditionCheckFailure = ALL_OLD` returns the first record of a duplicate); (b) BatchWriteItem its alerts and deliveries, 25 a call, 8 calls at once; (c) UpdateItem `status = recorded`. An event with nothing to write is `recorded` in (a) | 2 + ⌈W/25⌉ (1 if W = 0, 1 for a duplicate) |
+//! | record an event once | (a) PutItem the event item, `status = recording`, conditioned on `attribute_not_exists` (`ReturnValuesOnConditionCheckFailure = ALL_OLD` returns the first record of a duplicate); (b) BatchWriteItem its alerts and deliveries, 25 a call, 32 calls at once; (c) UpdateItem `status = recorded`. An event with nothing to write is `recorded` in (a) | 2 + ⌈W/25⌉ (1 if W = 0, 1 for a duplicate) |
 //! | complete an event left `recording` by a crash | the same id and `accepted_at` again: (a) fails, (b) and (c) rewrite the same keys | 2 + ⌈W/25⌉ |
 //! | mark an event enqueued | UpdateItem `SET enqueued = true REMOVE GSI1PK, GSI1SK` (conditioned on `attribute_exists`: an unknown event is a no-op) | 1 |
 //! | events not enqueued, oldest first | Query `GSI1` `EVENTS_NOT_ENQUEUED` (eventually consistent) with `Limit` | 1 per page |
@@ -216,6 +216,10 @@ const BATCH_GET_LIMIT: usize = 100;
 const BATCH_WRITE_LIMIT: usize = 25;
 /// How many batch or single-item calls one operation keeps in flight.
 const CONCURRENT_CALLS: usize = 8;
+/// How many BatchWriteItem calls recording one event keeps in flight: 32 × 25 = 800 records
+/// go out together (one round trip), the 2,003 of a 1,000-member event in three. More would
+/// mean more connections, each a TLS handshake on a Lambda's fraction of a core.
+const WRITE_BATCHES_IN_FLIGHT: usize = 32;
 /// Items read per page when a filter may discard many (unread alerts).
 const FILTERED_PAGE: usize = 100;
 /// Attempts for unprocessed batch entries, transaction conflicts and optimistic retries.
@@ -1037,7 +1041,7 @@ impl DynamoDbStore {
     }
 
     /// Sends `requests` (distinct keys) with BatchWriteItem, 25 a call, up to
-    /// [`CONCURRENT_CALLS`] calls at once, each retrying its unprocessed entries.
+    /// [`WRITE_BATCHES_IN_FLIGHT`] calls at once, each retrying its unprocessed entries.
     async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
         const OPERATION: &str = "BatchWriteItem";
         if requests.len() <= BATCH_WRITE_LIMIT {
@@ -1049,7 +1053,7 @@ impl DynamoDbStore {
         }
         let mut calls = tokio::task::JoinSet::new();
         for chunk in requests.chunks(BATCH_WRITE_LIMIT) {
-            if calls.len() >= CONCURRENT_CALLS {
+            if calls.len() >= WRITE_BATCHES_IN_FLIGHT {
                 join_next(&mut calls, OPERATION).await.transpose()?;
             }
             let (store, chunk) = (self.clone(), chunk.to_vec());

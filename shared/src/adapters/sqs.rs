@@ -42,8 +42,9 @@ pub const SEND_BATCH_LIMIT: usize = 10;
 /// `SendMessageBatch` calls per batch of 10, the first included, before giving up on the
 /// entries that keep failing.
 pub const MAX_ATTEMPTS: u32 = 4;
-/// How many `SendMessageBatch` calls one `enqueue` has in flight at once.
-pub const MAX_CONCURRENT_BATCHES: usize = 8;
+/// How many `SendMessageBatch` calls one `enqueue` has in flight at once: 320 messages go
+/// out together (one round trip). More would mean more connections, each a TLS handshake.
+pub const MAX_CONCURRENT_BATCHES: usize = 32;
 /// How many failed delivery ids an error names before it says "and N more".
 const NAMED_FAILURES: usize = 5;
 /// The longest visibility timeout SQS accepts, in seconds (12 hours).
