@@ -31,6 +31,8 @@ pub struct TestApp {
     pub router: Router,
     pub herald: LocalHerald,
     keys: Arc<Hs256Keys>,
+    /// The data directory of an app over a store file ([`TestApp::on_disk`]).
+    data_dir: Option<tempfile::TempDir>,
 }
 
 /// A response: status and JSON body (`Value::Null` when empty).
@@ -87,6 +89,36 @@ impl TestApp {
             Ok(store) => store,
             Err(e) => panic!("cannot open the embedded store: {e}"),
         };
+        Self::over(store, None, clock, max_receives, allow_private)
+    }
+
+    /// A fresh app over a store file in a fresh temporary directory, so that a test can read
+    /// every row the app keeps ([`TestApp::store_dump`]); webhook pings may reach loopback.
+    pub fn on_disk() -> Self {
+        let dir = match tempfile::tempdir() {
+            Ok(dir) => dir,
+            Err(e) => panic!("cannot create a temporary directory: {e}"),
+        };
+        let store = match EmbeddedStore::open(&dir.path().join(herald_local::DATABASE_FILE)) {
+            Ok(store) => store,
+            Err(e) => panic!("cannot open the embedded store: {e}"),
+        };
+        Self::over(
+            store,
+            Some(dir),
+            Arc::new(SystemClock),
+            QueueConfig::default().max_receives,
+            true,
+        )
+    }
+
+    fn over(
+        store: EmbeddedStore,
+        data_dir: Option<tempfile::TempDir>,
+        clock: Arc<dyn herald::ports::Clock>,
+        max_receives: u32,
+        allow_private: bool,
+    ) -> Self {
         let config = QueueConfig {
             max_receives,
             ..QueueConfig::default()
@@ -103,6 +135,51 @@ impl TestApp {
             router: herald.router(Authenticator::Hs256(Arc::clone(&keys))),
             herald,
             keys,
+            data_dir,
+        }
+    }
+
+    /// Every row of every table of the store, one line per row (`table: values`), sorted: two
+    /// dumps are equal exactly when nothing was stored, changed or removed in between. Only
+    /// for an app made by [`TestApp::on_disk`].
+    pub fn store_dump(&self) -> Vec<String> {
+        let Some(dir) = &self.data_dir else {
+            panic!("store_dump needs an app made by TestApp::on_disk");
+        };
+        let path = dir.path().join(herald_local::DATABASE_FILE);
+        let dump = || -> rusqlite::Result<Vec<String>> {
+            let conn = rusqlite::Connection::open(&path)?;
+            let tables: Vec<String> = conn
+                .prepare(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' \
+                     AND name NOT LIKE 'sqlite_%' ORDER BY name",
+                )?
+                .query_map([], |row| row.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut lines = Vec::new();
+            for table in tables {
+                let mut statement = conn.prepare(&format!("SELECT * FROM \"{table}\""))?;
+                let columns = statement.column_count();
+                let mut rows = statement.query([])?;
+                while let Some(row) = rows.next()? {
+                    let values: Vec<String> = (0..columns)
+                        .map(|i| match row.get_ref(i) {
+                            Ok(rusqlite::types::ValueRef::Text(text)) => {
+                                format!("{:?}", String::from_utf8_lossy(text))
+                            }
+                            Ok(value) => format!("{value:?}"),
+                            Err(e) => format!("<{e}>"),
+                        })
+                        .collect();
+                    lines.push(format!("{table}: {}", values.join(" | ")));
+                }
+            }
+            lines.sort();
+            Ok(lines)
+        };
+        match dump() {
+            Ok(lines) => lines,
+            Err(e) => panic!("cannot dump the store: {e}"),
         }
     }
 

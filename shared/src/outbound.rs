@@ -5,9 +5,11 @@
 //! private targets are allowed, `HERALD_ALLOW_PRIVATE_TARGETS=1`) every address that is
 //! loopback, unspecified, private, link-local (instance metadata at 169.254.169.254 included),
 //! unique-local, shared (CGNAT), multicast, broadcast, reserved or for documentation, and the
-//! IPv4-mapped, -compatible, NAT64 and 6to4 IPv6 spellings of those. Literal IPv4 spellings
+//! IPv4-mapped, -compatible, NAT64 and 6to4 IPv6 spellings of those; IPv6 local-use NAT64 and
+//! Teredo addresses are refused outright. Literal IPv4 spellings
 //! (`2130706433`, `0177.0.0.1`, `0x7f.0.0.1`) are normalised by the `url` crate's WHATWG parser
-//! before the check, so they are caught like `127.0.0.1`.
+//! before the check, so they are caught like `127.0.0.1`. `localhost` and names under it
+//! (`x.localhost`) are refused before any lookup.
 //!
 //! **Pinning.** The answer, [`GuardedUrl`], carries the vetted socket addresses. The caller
 //! must connect only to them: with reqwest, `ClientBuilder::resolve_to_addrs(domain, addrs)`
@@ -70,9 +72,29 @@ pub fn allow_private_from_env() -> bool {
         .unwrap_or(false)
 }
 
-/// Checks `url` and resolves its host (see the module docs); `allow_private` skips the address
-/// check but still requires http(s) and a host that resolves.
+/// Checks `url` and resolves its host with the system's resolver (see the module docs);
+/// `allow_private` skips the address check but still requires http(s) and a host that
+/// resolves.
 pub async fn check_url(url: &str, allow_private: bool) -> Result<GuardedUrl, OutboundError> {
+    check_url_with(url, allow_private, |domain, port| async move {
+        tokio::net::lookup_host((domain.as_str(), port))
+            .await
+            .map(Iterator::collect)
+    })
+    .await
+}
+
+/// [`check_url`] with the host name resolved by `resolve` (given the name and the URL's
+/// port), so that what a name resolves to can be chosen, e.g. in tests.
+pub async fn check_url_with<F, Fut>(
+    url: &str,
+    allow_private: bool,
+    resolve: F,
+) -> Result<GuardedUrl, OutboundError>
+where
+    F: FnOnce(String, u16) -> Fut,
+    Fut: Future<Output = std::io::Result<Vec<SocketAddr>>>,
+{
     let url = Url::parse(url.trim()).map_err(|_| OutboundError::Invalid)?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(OutboundError::Scheme(url.scheme().to_owned()));
@@ -83,10 +105,14 @@ pub async fn check_url(url: &str, allow_private: bool) -> Result<GuardedUrl, Out
         Some(Host::Ipv4(ip)) => (None, vec![SocketAddr::new(IpAddr::V4(ip), port)]),
         Some(Host::Ipv6(ip)) => (None, vec![SocketAddr::new(IpAddr::V6(ip), port)]),
         Some(Host::Domain(domain)) => {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((domain, port))
+            // `localhost` and every name under it are loopback (RFC 6761), whatever a
+            // resolver says; some resolve `*.localhost` to 127.0.0.1, others not at all.
+            if !allow_private && is_localhost_name(domain) {
+                return Err(OutboundError::Forbidden("loopback (localhost)"));
+            }
+            let addrs = resolve(domain.to_owned(), port)
                 .await
-                .map_err(|_| OutboundError::Unresolved)?
-                .collect();
+                .map_err(|_| OutboundError::Unresolved)?;
             (Some(domain.to_owned()), addrs)
         }
     };
@@ -102,6 +128,12 @@ pub async fn check_url(url: &str, allow_private: bool) -> Result<GuardedUrl, Out
         }
     }
     Ok(GuardedUrl { url, domain, addrs })
+}
+
+/// Whether `domain` is `localhost` or a name under it (a trailing dot ignored).
+fn is_localhost_name(domain: &str) -> bool {
+    let name = domain.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost" || name.ends_with(".localhost")
 }
 
 /// What kind of non-public address `ip` is, or `None` for a public one.
@@ -157,6 +189,14 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
     // 6to4 (2002:a.b.c.d::/48) carries an IPv4 address in segments 1 and 2.
     if s[0] == 0x2002 {
         return forbidden_v4(embedded(s[1], s[2]));
+    }
+    // NAT64 for local use (64:ff9b:1::/48, RFC 8215) and Teredo (2001::/32) tunnel to IPv4
+    // addresses Herald cannot see; neither is ever a webhook's address.
+    if s[..3] == [0x64, 0xff9b, 1] {
+        return Some("NAT64 local-use (64:ff9b:1::/48)");
+    }
+    if s[..2] == [0x2001, 0] {
+        return Some("Teredo (2001::/32)");
     }
     let kind = match s[0] {
         0xfc00..=0xfdff => "unique-local (fc00::/7)",

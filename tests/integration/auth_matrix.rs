@@ -181,9 +181,18 @@ enum CallerKind {
     MissingRole,
     UnknownRole,
     Garbage,
+    /// `alg: RS256` in the header, signed with HMAC-SHA256 and the shared secret (the
+    /// public-key/HMAC confusion).
+    KeyConfusion,
+    /// `alg: none` in the header, with a valid HMAC-SHA256 signature after it.
+    AlgNoneSigned,
+    /// A valid signature, but no `exp`.
+    MissingExpiry,
+    /// A valid signature, `role: admin`, and an empty `sub`.
+    EmptySubject,
 }
 
-const CALLERS: [CallerKind; 13] = [
+const CALLERS: [CallerKind; 17] = [
     CallerKind::Admin,
     CallerKind::Service,
     CallerKind::TheUserThemself,
@@ -197,6 +206,10 @@ const CALLERS: [CallerKind; 13] = [
     CallerKind::MissingRole,
     CallerKind::UnknownRole,
     CallerKind::Garbage,
+    CallerKind::KeyConfusion,
+    CallerKind::AlgNoneSigned,
+    CallerKind::MissingExpiry,
+    CallerKind::EmptySubject,
 ];
 
 fn sign(claims: &Value, algorithm: Algorithm, secret: &[u8]) -> String {
@@ -216,6 +229,20 @@ fn unsigned(claims: &Value) -> String {
         b64.encode(br#"{"alg":"none","typ":"JWT"}"#),
         b64.encode(claims.to_string())
     )
+}
+
+/// `claims` under the raw JSON `header`, signed with HMAC-SHA256 and the test secret whatever
+/// the header says.
+fn hmac_signed(header: &str, claims: &Value) -> String {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let message = format!("{}.{}", b64.encode(header), b64.encode(claims.to_string()));
+    let signature = jsonwebtoken::crypto::sign(
+        message.as_bytes(),
+        &EncodingKey::from_secret(TEST_SECRET),
+        Algorithm::HS256,
+    )
+    .unwrap_or_default();
+    format!("{message}.{signature}")
 }
 
 fn token_for(app: &TestApp, caller: CallerKind) -> Option<String> {
@@ -262,6 +289,24 @@ fn token_for(app: &TestApp, caller: CallerKind) -> Option<String> {
             TEST_SECRET,
         )),
         CallerKind::Garbage => Some("not.a.token".to_owned()),
+        CallerKind::KeyConfusion => Some(hmac_signed(
+            r#"{"alg":"RS256","typ":"JWT"}"#,
+            &alice(json!({"role": "admin"})),
+        )),
+        CallerKind::AlgNoneSigned => Some(hmac_signed(
+            r#"{"alg":"none","typ":"JWT"}"#,
+            &alice(json!({"role": "admin"})),
+        )),
+        CallerKind::MissingExpiry => Some(sign(
+            &json!({"sub": "root", "role": "admin"}),
+            Algorithm::HS256,
+            TEST_SECRET,
+        )),
+        CallerKind::EmptySubject => Some(sign(
+            &json!({"sub": "", "role": "admin", "exp": now() + 600}),
+            Algorithm::HS256,
+            TEST_SECRET,
+        )),
     }
 }
 

@@ -107,6 +107,11 @@ impl WebhookClient {
         Self { allow_private }
     }
 
+    /// Whether URLs may point at loopback or private addresses.
+    pub fn allows_private(&self) -> bool {
+        self.allow_private
+    }
+
     /// Posts `post` to `endpoint` with the system's timeout and instance.
     pub async fn post(
         &self,

@@ -188,6 +188,8 @@ async fn get_system_settings(
 }
 
 /// Changes the fields named and keeps the others. `slack_token` is write-only (`null` clears it).
+/// A new `msteams_url` must not point at a loopback, private, link-local or metadata address
+/// (unless private targets are allowed).
 #[utoipa::path(put, path = "/v1/system/settings", tag = "settings", security(("bearer" = [])),
     request_body(content = Object, description = "Any of DefectDojo's system settings fields"),
     responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -199,9 +201,31 @@ async fn put_system_settings(
 ) -> Result<Json<Value>, ApiError> {
     caller.require_admin()?;
     let patch = body.parse()?;
-    let next = state.store.system_settings().await?.apply_patch(&patch)?;
+    let current = state.store.system_settings().await?;
+    let next = current.apply_patch(&patch)?;
+    if next.msteams_url != current.msteams_url {
+        check_teams_url(&next.msteams_url, state.webhooks.allows_private()).await?;
+    }
     state.store.put_system_settings(&next).await?;
     Ok(Json(next.to_view()))
+}
+
+/// Refuses a Teams URL the sender would never post to: through the outbound URL guard, so a
+/// loopback, private, link-local or metadata address (in any spelling) is a 422 naming
+/// `msteams_url`. A name that does not resolve now is accepted: the sender checks the URL
+/// again before every post.
+async fn check_teams_url(url: &str, allow_private: bool) -> Result<(), ApiError> {
+    if url.trim().is_empty() {
+        return Ok(());
+    }
+    match herald::outbound::check_url(url, allow_private).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_transient() => Ok(()),
+        Err(e) => Err(ApiError::Validation(FieldError::new(
+            "msteams_url",
+            e.to_string(),
+        ))),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
