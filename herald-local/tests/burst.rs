@@ -161,36 +161,70 @@ struct Tally {
 
 type Tallies = Arc<Mutex<HashMap<String, Tally>>>;
 
-/// A fake Slack Web API on loopback: `chat.postMessage` fails transiently as [`fault`] says,
-/// and every request and every success is counted per message text.
-async fn fake_slack() -> (String, Tallies) {
+/// A fake Slack Web API on loopback.
+struct FakeSlack {
+    url: String,
+    tallies: Tallies,
+    /// Armed with a sender, the next successful post reports itself on it and holds its
+    /// answer until `killed` flips: Slack has the message, Herald never hears so.
+    trip: Arc<Mutex<Option<tokio::sync::oneshot::Sender<()>>>>,
+    killed: tokio::sync::watch::Sender<bool>,
+}
+
+impl FakeSlack {
+    /// A receiver that hears when a post has reached Slack and its answer is held back.
+    fn arm(&self) -> tokio::sync::oneshot::Receiver<()> {
+        let (tripped, trip) = tokio::sync::oneshot::channel();
+        *self.trip.lock().unwrap_or_else(|e| e.into_inner()) = Some(tripped);
+        trip
+    }
+}
+
+/// Starts a [`FakeSlack`]: `chat.postMessage` fails transiently as [`fault`] says, and every
+/// request and every success is counted per message text.
+async fn fake_slack() -> FakeSlack {
     use axum::response::IntoResponse;
     use axum::routing::post;
     let tallies: Tallies = Arc::default();
-    let recorded = tallies.clone();
+    let trip: Arc<Mutex<Option<tokio::sync::oneshot::Sender<()>>>> = Arc::default();
+    let (killed, _) = tokio::sync::watch::channel(false);
+    let (recorded, armed, kill) = (tallies.clone(), trip.clone(), killed.clone());
     let app = axum::Router::new().route(
         "/api/chat.postMessage",
         post(move |body: axum::Json<serde_json::Value>| {
-            let recorded = recorded.clone();
+            let (recorded, armed, mut killed) = (recorded.clone(), armed.clone(), kill.subscribe());
             async move {
                 let text = body["text"].as_str().unwrap_or_default().to_owned();
-                let mut tallies = recorded.lock().unwrap_or_else(|e| e.into_inner());
-                let tally = tallies.entry(text.clone()).or_default();
-                tally.requests += 1;
-                match fault(&text, tally.requests) {
-                    Some(status) => (
+                let failure = {
+                    let mut tallies = recorded.lock().unwrap_or_else(|e| e.into_inner());
+                    let tally = tallies.entry(text.clone()).or_default();
+                    tally.requests += 1;
+                    let failure = fault(&text, tally.requests);
+                    if failure.is_none() {
+                        tally.delivered += 1;
+                    }
+                    failure
+                };
+                if let Some(status) = failure {
+                    return (
                         status,
                         axum::Json(
                             serde_json::json!({"ok": false, "error": "service_unavailable"}),
                         ),
                     )
-                        .into_response(),
-                    None => {
-                        tally.delivered += 1;
-                        axum::Json(serde_json::json!({"ok": true, "channel": "C1", "ts": "1.2"}))
-                            .into_response()
-                    }
+                        .into_response();
                 }
+                let tripped = armed.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some(tripped) = tripped {
+                    let _ = tripped.send(());
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(30),
+                        killed.wait_for(|killed| *killed),
+                    )
+                    .await;
+                }
+                axum::Json(serde_json::json!({"ok": true, "channel": "C1", "ts": "1.2"}))
+                    .into_response()
             }
         }),
     );
@@ -201,7 +235,12 @@ async fn fake_slack() -> (String, Tallies) {
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    (format!("http://{address}/api"), tallies)
+    FakeSlack {
+        url: format!("http://{address}/api"),
+        tallies,
+        trip,
+        killed,
+    }
 }
 
 /// Slack on for the system channel, and every event type to Slack only.
@@ -400,7 +439,8 @@ async fn given_a_burst_of_10000_events_and_a_slack_failing_one_request_in_five_t
  {
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let (slack_url, tallies) = fake_slack().await;
+    let slack = fake_slack().await;
+    let (slack_url, tallies) = (slack.url.clone(), slack.tallies.clone());
     let client = client();
     let admin = token(dir.path(), "admin", "admin");
     let service = token(dir.path(), "defectdojo", "service");
@@ -499,7 +539,8 @@ async fn given_a_kill_9_in_the_middle_of_a_burst_then_a_restart_delivers_every_a
     use herald_local::driver::BATCH_SIZE;
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let (slack_url, tallies) = fake_slack().await;
+    let slack = fake_slack().await;
+    let (slack_url, tallies) = (slack.url.clone(), slack.tallies.clone());
     let client = client();
     let admin = token(dir.path(), "admin", "admin");
     let service = token(dir.path(), "defectdojo", "service");
@@ -520,6 +561,15 @@ async fn given_a_kill_9_in_the_middle_of_a_burst_then_a_restart_delivers_every_a
         while accepted_count(&accepted) < EVENTS / 2 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        // The kill falls while a post Slack has taken waits for its answer: a send that
+        // succeeded with its `sent` not recorded, the crash window itself.
+        let tripped = slack.arm();
+        assert!(
+            tokio::time::timeout(Duration::from_secs(60), tripped)
+                .await
+                .is_ok_and(|t| t.is_ok()),
+            "no Slack post succeeded in the middle of the burst"
+        );
         // Child::kill is SIGKILL: no shutdown, no flush, senders stopped wherever they were.
         server
             .child
@@ -527,6 +577,7 @@ async fn given_a_kill_9_in_the_middle_of_a_burst_then_a_restart_delivers_every_a
             .unwrap_or_else(|e| panic!("cannot kill herald-local: {e}"));
         let _ = server.child.wait();
         stop.store(true, Ordering::Relaxed);
+        let _ = slack.killed.send(true);
     };
     tokio::join!(
         post_events(
@@ -625,6 +676,10 @@ async fn given_a_kill_9_in_the_middle_of_a_burst_then_a_restart_delivers_every_a
     assert!(
         duplicates <= window,
         "{duplicates} duplicates; the crash window is the {window} sends in flight"
+    );
+    assert!(
+        duplicates >= 1,
+        "the post Slack took just before the kill is sent again"
     );
 
     eprintln!(
