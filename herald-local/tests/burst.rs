@@ -330,8 +330,8 @@ async fn post_events(
 
 /// Waits, cheaply (nothing but the fake's own counts), until the fake Slack has seen every
 /// event through: delivered, or failed `MAX_ATTEMPTS` times; or until it has seen no request
-/// for `quiet` (messages a killed process had received come back only after the visibility
-/// timeout); or until `deadline`.
+/// for `quiet` (messages a killed process had received but not claimed come back only after
+/// the visibility timeout); or until `deadline`.
 async fn await_sink(tallies: &Tallies, quiet: Duration, deadline: Instant) {
     let (mut last_requests, mut last_change) = (0, Instant::now());
     while Instant::now() < deadline && last_change.elapsed() < quiet {
@@ -622,8 +622,8 @@ async fn given_a_kill_9_in_the_middle_of_a_burst_then_a_restart_delivers_every_a
     .await;
     assert_eq!(accepted_count(&accepted), EVENTS);
 
-    // Messages the killed process had received stay hidden for the queue's 60 s visibility
-    // timeout, as on SQS; then they come back.
+    // The messages the killed process was sending come back at the restart; any it had
+    // received but not yet claimed stay hidden for the queue's 60 s visibility timeout.
     await_sink(
         &tallies,
         Duration::from_secs(5),

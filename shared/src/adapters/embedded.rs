@@ -390,14 +390,26 @@ impl EmbeddedStore {
 
     /// Ends every send claim; returns how many there were. Call at start-up only: one
     /// process owns the database, so a claim found then belonged to a process that died
-    /// mid-send, and its delivery should not wait for the claim to lapse.
+    /// mid-send. Its delivery should not wait for the claim to lapse, nor its queue message
+    /// (received by the dead process, so hidden) for the visibility timeout: the message
+    /// becomes visible again at once, in the order it was first queued.
     pub async fn release_claims(&self) -> Result<usize, StoreError> {
         self.run(|conn| {
-            conn.execute(
-                "UPDATE deliveries SET lease_until = 0 WHERE lease_until > 0",
+            let tx = conn.savepoint().map_err(backend)?;
+            tx.execute(
+                "UPDATE queue_messages SET visible_at = enqueued_at
+                 WHERE dead = 0 AND id IN (SELECT id FROM deliveries WHERE lease_until > 0)",
                 [],
             )
-            .map_err(backend)
+            .map_err(backend)?;
+            let released = tx
+                .execute(
+                    "UPDATE deliveries SET lease_until = 0 WHERE lease_until > 0",
+                    [],
+                )
+                .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(released)
         })
         .await
     }
