@@ -117,13 +117,14 @@ impl LocalHerald {
     }
 
     /// Finishes the fan-out of events a crash interrupted, and ends the send claims of a
-    /// process that died mid-send; run before serving.
+    /// process that died mid-send, their queue messages visible again at once; run before
+    /// serving.
     pub async fn recover(&self) -> Result<usize, IntakeError> {
         let released = self.store.release_claims().await?;
         if released > 0 {
             tracing::info!(
                 released,
-                "released the send claims of a process that stopped mid-send"
+                "released the send claims of a process that stopped mid-send; their messages are back on the queue"
             );
         }
         recover_unenqueued(self.store.as_ref(), self.queue.as_ref()).await

@@ -230,8 +230,8 @@ async fn given_a_kill_9_during_a_burst_then_a_restart_delivers_every_accepted_ev
     drop(server);
 
     let server = start_with(dir.path(), &env);
-    // Messages a sender had received when the process died stay hidden for the 60 s
-    // visibility timeout, as on SQS; then they come back.
+    // Messages a sender had claimed when the process died come back at the restart; any it
+    // had received but not yet claimed stay hidden for the 60 s visibility timeout, as on SQS.
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     let mut unsent = Vec::new();
     while std::time::Instant::now() < deadline {

@@ -42,6 +42,7 @@
 //! | an event's deliveries | `deliveries` primary key `(event_id, id)` |
 //! | one delivery | `deliveries` primary key `(event_id, id)` |
 //! | claim a delivery for one send | one `UPDATE .. SET lease_until WHERE status NOT IN (final) AND lease_until <= now RETURNING ..`; when it matches nothing, one primary-key read tells final, held and unknown apart |
+//! | at start-up, end a dead process's claims and bring their queue messages back | one transaction: `UPDATE queue_messages SET visible_at = enqueued_at WHERE id IN (claimed deliveries)`, then `UPDATE deliveries SET lease_until = 0`; both scan, once per start |
 //! | record an attempt unless the delivery is final (ending its claim) | one `UPDATE .. WHERE status NOT IN (final) RETURNING ..` on the primary key: the check, the write and the read-back are one statement |
 //! | expired events and deliveries (the cleanup job) | index `events_by_expiry`; deliveries go with `ON DELETE CASCADE` |
 //! | a user's alerts, newest first, from a cursor | `alerts` primary key `(username, id)` read backwards (ids sort by time) |
@@ -390,14 +391,26 @@ impl EmbeddedStore {
 
     /// Ends every send claim; returns how many there were. Call at start-up only: one
     /// process owns the database, so a claim found then belonged to a process that died
-    /// mid-send, and its delivery should not wait for the claim to lapse.
+    /// mid-send. Its delivery should not wait for the claim to lapse, nor its queue message
+    /// (received by the dead process, so hidden) for the visibility timeout: the message
+    /// becomes visible again at once, in the order it was first queued.
     pub async fn release_claims(&self) -> Result<usize, StoreError> {
         self.run(|conn| {
-            conn.execute(
-                "UPDATE deliveries SET lease_until = 0 WHERE lease_until > 0",
+            let tx = conn.savepoint().map_err(backend)?;
+            tx.execute(
+                "UPDATE queue_messages SET visible_at = enqueued_at
+                 WHERE dead = 0 AND id IN (SELECT id FROM deliveries WHERE lease_until > 0)",
                 [],
             )
-            .map_err(backend)
+            .map_err(backend)?;
+            let released = tx
+                .execute(
+                    "UPDATE deliveries SET lease_until = 0 WHERE lease_until > 0",
+                    [],
+                )
+                .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(released)
         })
         .await
     }

@@ -594,6 +594,69 @@ mod tests {
         Ok(())
     }
 
+    /// A process killed mid-send leaves its message hidden for the visibility timeout and its
+    /// delivery claimed. At the next start the claim ends and the message is visible at once,
+    /// while a message merely waiting for its retry keeps waiting.
+    #[tokio::test]
+    async fn given_claims_of_a_dead_process_then_releasing_them_makes_their_messages_visible()
+    -> Result<(), Box<dyn std::error::Error>> {
+        use crate::domain::{Delivery, Destination, Event};
+        use crate::ports::{Claim, EventRecord, EventStore};
+        let store = EmbeddedStore::in_memory()?;
+        let queue = EmbeddedQueue::new(&store, QueueConfig::default())?;
+        let mut deliveries = Vec::new();
+        for id in ["sending", "waiting"] {
+            let body = serde_json::json!({"id": id, "type": "scan_added", "title": "Scan"});
+            let event = Event::from_request(&body, || "generated".to_owned())?;
+            let delivery = Delivery::queued(&event.id, Destination::Teams, 1_000);
+            let record = EventRecord {
+                event,
+                accepted_at: 1_000,
+                delivery_count: 1,
+                alert_count: 0,
+                enqueued: false,
+                complete: true,
+            };
+            store
+                .record_event(&record, &[], std::slice::from_ref(&delivery))
+                .await?;
+            deliveries.push(delivery);
+        }
+        // GIVEN both messages received; the first claimed for its send, the second failed
+        // and delayed for its retry.
+        let received = queue.receive(Channel::Msteams, 10, 2_000).await?;
+        assert_eq!(received.len(), 2);
+        let lease = Duration::from_secs(120);
+        let (sending, waiting) = (&deliveries[0], &deliveries[1]);
+        let claim = store
+            .claim_delivery(&sending.event_id, &sending.id, 2_000, lease)
+            .await?;
+        assert!(matches!(claim, Claim::Claimed(_)));
+        let retry = received
+            .iter()
+            .find(|m| m.message_id == waiting.id.as_str())
+            .ok_or("the waiting message was not received")?;
+        queue
+            .change_visibility(&retry.receipt_handle, Duration::from_secs(600), 2_000)
+            .await?;
+
+        // WHEN the next process starts, THEN the claimed message comes back at once, alone.
+        assert_eq!(store.release_claims().await?, 1);
+        let again = queue.receive(Channel::Msteams, 10, 3_000).await?;
+        assert_eq!(
+            again
+                .iter()
+                .map(|m| m.message_id.as_str())
+                .collect::<Vec<_>>(),
+            [sending.id.as_str()]
+        );
+        let claim = store
+            .claim_delivery(&sending.event_id, &sending.id, 3_000, lease)
+            .await?;
+        assert!(matches!(claim, Claim::Claimed(_)));
+        Ok(())
+    }
+
     #[tokio::test]
     async fn given_a_fixed_clock_then_enqueue_queues_at_its_time()
     -> Result<(), Box<dyn std::error::Error>> {
