@@ -11,14 +11,13 @@
 //!
 //! `cargo test -p herald-local --test burst -- --nocapture` prints the measured numbers.
 
+mod common;
+
+use common::Server;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_herald-local");
 
 /// Events in a burst.
 const EVENTS: usize = 10_000;
@@ -40,72 +39,22 @@ fn event_id(run: &str, i: usize) -> String {
     format!("{run}-{i}")
 }
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `herald-local` on a free loopback port with Slack at `slack_url`, and waits for its
-/// "listening" line.
+/// Starts `herald-local` with Slack at `slack_url`, fast retries and no scheduled checks.
 fn start(data_dir: &std::path::Path, slack_url: &str) -> Server {
-    let mut child = Command::new(BIN)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--check-interval",
-            "0",
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .env_remove("HERALD_JWT_SECRET")
-        .env("SLACK_API_URL", slack_url)
-        .env("HERALD_RETRY_BASE_SECONDS", RETRY_BASE_SECONDS)
-        .env("HERALD_MAX_ATTEMPTS", MAX_ATTEMPTS.to_string())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"));
-    let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
-    let mut lines = BufReader::new(stderr).lines();
-    let base = loop {
-        match lines.next() {
-            Some(Ok(line)) => {
-                if let Some(rest) = line.strip_prefix("herald-local listening on ") {
-                    break rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                }
-            }
-            other => panic!("herald-local stopped before listening: {other:?}"),
-        }
-    };
-    // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, base }
+    let attempts = MAX_ATTEMPTS.to_string();
+    common::start(
+        data_dir,
+        &["--check-interval", "0"],
+        &[
+            ("SLACK_API_URL", slack_url),
+            ("HERALD_RETRY_BASE_SECONDS", RETRY_BASE_SECONDS),
+            ("HERALD_MAX_ATTEMPTS", &attempts),
+        ],
+    )
 }
 
 fn token(data_dir: &std::path::Path, sub: &str, role: &str) -> String {
-    let output = Command::new(BIN)
-        .args(["token", "--sub", sub, "--role", role, "--data-dir"])
-        .arg(data_dir)
-        .env_remove("HERALD_JWT_SECRET")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run the token command: {e}"));
-    assert!(
-        output.status.success(),
-        "token failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    common::token(data_dir, sub, role, &[])
 }
 
 fn client() -> reqwest::Client {

@@ -1,86 +1,23 @@
 //! `herald-local` as a user runs it: start the binary on a fresh data directory, mint a token
 //! with its `token` subcommand, use the API, stop it, start it again on the same directory.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use common::{BIN, Server};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_herald-local");
-
-struct Server {
-    child: Child,
-    base: String,
+fn start(data_dir: &Path) -> Server {
+    common::start(data_dir, &[], &[])
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+    common::start(data_dir, &[], env)
 }
 
-/// Starts `herald-local` on a free loopback port and waits for its "listening" line.
-fn start(data_dir: &std::path::Path) -> Server {
-    start_with(data_dir, &[])
-}
-
-/// Starts `herald-local` with extra environment variables.
-fn start_with(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
-    start_with_args(data_dir, &[], env)
-}
-
-/// Starts `herald-local` with extra flags and environment variables.
-fn start_with_args(data_dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Server {
-    let mut command = Command::new(BIN);
-    command
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .args(args)
-        .env_remove("HERALD_JWT_SECRET")
-        // No request ever leaves this machine: Slack is faked on loopback where a test needs it.
-        .env("SLACK_API_URL", "http://127.0.0.1:9/api");
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let mut child = command
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"));
-    let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
-    let mut lines = BufReader::new(stderr).lines();
-    let base = loop {
-        match lines.next() {
-            Some(Ok(line)) => {
-                if let Some(rest) = line.strip_prefix("herald-local listening on ") {
-                    break rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                }
-            }
-            other => panic!("herald-local stopped before listening: {other:?}"),
-        }
-    };
-    // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, base }
-}
-
-fn token(data_dir: &std::path::Path, sub: &str, role: &str) -> String {
-    let output = Command::new(BIN)
-        .args(["token", "--sub", sub, "--role", role, "--data-dir"])
-        .arg(data_dir)
-        .env_remove("HERALD_JWT_SECRET")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run the token command: {e}"));
-    assert!(
-        output.status.success(),
-        "token failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+fn token(data_dir: &Path, sub: &str, role: &str) -> String {
+    common::token(data_dir, sub, role, &[])
 }
 
 #[tokio::test]
@@ -450,7 +387,7 @@ async fn given_a_check_interval_then_herald_local_runs_the_checks_and_reminds_on
         .unwrap_or_else(|e| panic!("{e}"));
     let service = token(dir.path(), "dojo", "service");
     let alice = token(dir.path(), "alice", "user");
-    let server = start_with_args(dir.path(), &["--check-interval", "1"], &[]);
+    let server = common::start(dir.path(), &["--check-interval", "1"], &[]);
     let start = time::OffsetDateTime::now_utc().date() + time::Duration::days(3);
     let end = start + time::Duration::days(7);
     for (path, body) in [

@@ -5,16 +5,15 @@
 //! creates, updates, reads, validation errors, pings and deliveries that fail and are retried.
 //! Then every response body and all of the process's stdout and stderr are searched for them.
 
+mod common;
+
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use common::{Server, lock};
 use serde_json::{Value, json};
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-const BIN: &str = env!("CARGO_BIN_EXE_herald-local");
 
 const JWT_SECRET: &str = "jwt-SECRET-for-the-secrets-suite-0123456789";
 const SLACK_TOKEN: &str = "xoxb-SECRET-slack-7f3a9c5e";
@@ -48,10 +47,6 @@ fn secrets() -> Vec<&'static str> {
 #[derive(Default)]
 struct Fakes {
     received: Mutex<Vec<(String, HeaderMap)>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Every header as `name: value` lines: what an echoing server would put in its answer.
@@ -119,94 +114,25 @@ async fn start_fakes() -> (String, Arc<Fakes>) {
     (format!("http://{address}"), fakes)
 }
 
-/// The running binary, and everything it wrote so far.
-struct Server {
-    child: Child,
-    base: String,
-    stdout: Arc<Mutex<String>>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Reads `stream` to its end into `into`, as it comes.
-fn collect(mut stream: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
-    std::thread::spawn(move || {
-        let mut buffer = [0u8; 8192];
-        loop {
-            match stream.read(&mut buffer) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => lock(&into).push_str(&String::from_utf8_lossy(&buffer[..n])),
-            }
-        }
-    });
-}
-
 fn start(data_dir: &std::path::Path, fakes_base: &str) -> Server {
-    let mut child = Command::new(BIN)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--check-interval",
-            "1",
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .env("HERALD_JWT_SECRET", JWT_SECRET)
-        .env("RUST_LOG", "trace")
-        .env("HERALD_ALLOW_PRIVATE_TARGETS", "1")
-        .env("HERALD_RETRY_BASE_SECONDS", "1")
-        .env("HERALD_MAX_ATTEMPTS", "3")
-        .env("SLACK_API_URL", format!("{fakes_base}/api"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"));
-    let stdout = Arc::new(Mutex::new(String::new()));
-    let stderr = Arc::new(Mutex::new(String::new()));
-    if let Some(out) = child.stdout.take() {
-        collect(out, Arc::clone(&stdout));
-    }
-    if let Some(err) = child.stderr.take() {
-        collect(err, Arc::clone(&stderr));
-    }
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let base = loop {
-        let text = lock(&stderr).clone();
-        if let Some(rest) = text.split("herald-local listening on ").nth(1) {
-            break rest
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "herald-local did not start listening: {text}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    Server {
-        child,
-        base,
-        stdout,
-        stderr,
-    }
+    let slack = format!("{fakes_base}/api");
+    common::start(
+        data_dir,
+        &["--check-interval", "1"],
+        &[
+            ("HERALD_JWT_SECRET", JWT_SECRET),
+            ("RUST_LOG", "trace"),
+            ("HERALD_ALLOW_PRIVATE_TARGETS", "1"),
+            ("HERALD_RETRY_BASE_SECONDS", "1"),
+            ("HERALD_MAX_ATTEMPTS", "3"),
+            ("SLACK_API_URL", &slack),
+        ],
+    )
 }
 
 fn token(data_dir: &std::path::Path, sub: &str, role: &str) -> String {
-    let output = Command::new(BIN)
-        .args(["token", "--sub", sub, "--role", role, "--data-dir"])
-        .arg(data_dir)
-        .env("HERALD_JWT_SECRET", JWT_SECRET)
-        .env("RUST_LOG", "trace")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run the token command: {e}"));
+    let env = [("HERALD_JWT_SECRET", JWT_SECRET), ("RUST_LOG", "trace")];
+    let output = common::token_output(data_dir, sub, role, &env);
     assert!(output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     for secret in secrets() {
