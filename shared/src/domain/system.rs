@@ -7,7 +7,7 @@
 
 use super::catalogue::EventType;
 use super::channel::Channel;
-use super::validation::{FieldError, expect_object, json_type_name};
+use super::validation::{FieldError, expect_object, join_path, json_type_name};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
@@ -233,7 +233,12 @@ impl SystemSettings {
                 }
                 "system_level_trump" => next.system_level_trump = event_names(field, value)?,
                 _ if READ_ONLY_FIELDS.contains(&field) => {}
-                _ => return Err(FieldError::new(field, "unknown system setting")),
+                _ => {
+                    return Err(FieldError::new(
+                        join_path("", field),
+                        "unknown system setting",
+                    ));
+                }
             }
         }
         Ok(next)
@@ -404,6 +409,14 @@ fn event_names(field: &str, value: &Value) -> Result<Vec<String>, FieldError> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn given_an_unknown_empty_key_then_the_error_names_it_rather_than_the_whole_body() {
+        // The `system_settings` fuzz target's input (keys are read in order, so "" came first).
+        let patch = json!({"engagement_auto_clibackoff": true, "": ["user_mentioned"]});
+        let err = SystemSettings::default().apply_patch(&patch).err();
+        assert_eq!(err.map(|e| e.field).as_deref(), Some("\"\""));
+    }
 
     #[test]
     fn given_defaults_then_they_match_defectdojo() {
