@@ -356,23 +356,32 @@ fn absolute(state: &State, url: &Value) -> Option<String> {
     is_web_url(url).then(|| url.to_owned())
 }
 
-/// `link(url, label, limit=200)`: `<url|label>` with the label escaped and cut to `limit`;
-/// just the label when `url` is not a web address (or a path without `site_url`). An empty
-/// label shows the URL.
+/// The fewest label characters a link leaves room for; a URL that leaves fewer is not linked.
+const MIN_LINK_LABEL: usize = 20;
+
+/// `link(url, label, limit=200)`: `<url|label>` with the label escaped, the whole at most
+/// `limit` characters (the label is cut to what the URL leaves), so a long URL cannot push a
+/// block past Block Kit's limits; just the label when `url` is not a web address (or a path
+/// without `site_url`) or is too long to leave [`MIN_LINK_LABEL`] characters. An empty label
+/// shows the URL.
 fn link(state: &State, url: Value, label: Value, limit: Option<usize>) -> String {
     let limit = limit.unwrap_or(200);
     let label = oneline(label);
-    match absolute(state, &url) {
-        Some(url) => {
-            let shown = if label.trim().is_empty() {
-                url.clone()
-            } else {
-                label
-            };
-            format!("<{}|{}>", link_target(&url), mrkdwn(&shown, limit))
-        }
-        None => mrkdwn(&label, limit),
+    let Some(url) = absolute(state, &url) else {
+        return mrkdwn(&label, limit);
+    };
+    let shown = if label.trim().is_empty() {
+        url.clone()
+    } else {
+        label
+    };
+    let target = link_target(&url);
+    // `<`, `|` and `>` around the target and the label.
+    let room = limit.saturating_sub(target.chars().count() + 3);
+    if room < MIN_LINK_LABEL {
+        return mrkdwn(&shown, limit);
     }
+    format!("<{target}|{}>", mrkdwn(&shown, room))
 }
 
 /// `ref(thing)`: a product type, product, engagement, test or finding as posted (an object
@@ -473,6 +482,46 @@ mod tests {
                 .render(&sample_event(name), &sample_system())
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             insta::assert_json_snapshot!(name, message);
+        }
+    }
+
+    #[test]
+    fn given_long_urls_then_links_keep_blocks_within_block_kit_limits() {
+        // Inputs to the `render` fuzz target: a long event URL with a title of characters that
+        // escaping lengthens made the first section 4,819 characters; a long engagement URL
+        // made a context element 5,036. Block Kit refuses either (over 3,000).
+        let long_url = |n: usize| format!("https://a.example/{}", "b".repeat(n));
+        let title_link = event(json!({"type": "scan_added", "title": "&".repeat(999),
+            "url": long_url(1_900)}));
+        let engagement_link = event(json!({"type": "scan_added", "title": "x",
+            "engagement": {"id": 1, "name": "E", "url": long_url(5_000)}}));
+        for (e, first_text) in [
+            (title_link, "*<https://a.example/b"),
+            (engagement_link, "*x*"),
+        ] {
+            let message = templates()
+                .render(&e, &sample_system())
+                .unwrap_or_else(|e| panic!("{e}"));
+            for block in &message.blocks {
+                let texts = block.pointer("/text/text").into_iter().chain(
+                    block["elements"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|e| &e["text"]),
+                );
+                for text in texts.filter_map(|t| t.as_str()) {
+                    let n = text.chars().count();
+                    assert!(n <= SECTION_TEXT_LIMIT, "{n} characters: {text}");
+                }
+            }
+            let first = message.blocks[0]
+                .pointer("/text/text")
+                .and_then(|t| t.as_str());
+            assert!(
+                first.is_some_and(|t| t.starts_with(first_text)),
+                "{first:?}"
+            );
         }
     }
 
@@ -600,6 +649,13 @@ mod tests {
                 json!({"p": {"id": 4}})
             ),
             "#4||Plain &lt;b&gt;"
+        );
+        assert_eq!(
+            render_str(
+                "{{ link('https://a.example/x', 'Label', 45) }}|{{ link('https://a.example/x', 'Label', 40) }}",
+                json!({})
+            ),
+            "<https://a.example/x|Label>|Label"
         );
         assert_eq!(render_str("{{ field('Lead', '') }}", json!({})), "");
         assert_eq!(

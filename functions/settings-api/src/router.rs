@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use herald::domain::catalogue::EVENT_TYPES;
 use herald::domain::directory::{product_from_request, product_type_from_request};
+use herald::domain::validation::join_path;
 use herald::domain::{
     Channel, EffectiveSettings, FieldError, NotificationSettings, ProductType, ResourceId,
     SettingsScope, User, UserProfile, Username,
@@ -923,7 +924,7 @@ fn alert_ids(body: &Value) -> Result<Vec<String>, ApiError> {
     })?;
     if let Some(key) = object.keys().find(|k| k.as_str() != "ids") {
         return Err(ApiError::Validation(FieldError::new(
-            key.clone(),
+            join_path("", key),
             "unknown field; expected ids",
         )));
     }

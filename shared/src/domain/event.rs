@@ -488,6 +488,19 @@ mod tests {
     }
 
     #[test]
+    fn given_an_unknown_empty_key_then_the_error_names_it_rather_than_the_whole_body() {
+        // The `event` fuzz target's input: an empty key was reported as field "", which means
+        // the whole body.
+        let e = parse(
+            json!({"type": "user_mentioned", "title": "bob jotted a note",
+            "": "/u rlfinding/101", "recipients": ["alice", "carol"]}),
+        );
+        assert_eq!(e.err().map(|e| e.field).as_deref(), Some("\"\""));
+        let e = parse(json!({"type": "scan_added", "title": "x", "findings": {"": []}}));
+        assert_eq!(e.err().map(|e| e.field).as_deref(), Some("findings.\"\""));
+    }
+
+    #[test]
     fn given_duplicate_recipients_then_each_is_kept_once() {
         let e =
             parse(json!({"type": "user_mentioned", "title": "x", "recipients": ["a", "b", "a"]}));

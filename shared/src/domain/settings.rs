@@ -9,7 +9,9 @@
 use super::catalogue::{EVENT_TYPE_COUNT, EVENT_TYPES, EventType, channel_allowed_at_scope};
 use super::channel::{Channel, ChannelSet};
 use super::system::SystemSettings;
-use super::validation::{FieldError, expect_object, json_type_name, reject_unknown_fields};
+use super::validation::{
+    FieldError, expect_object, join_path, json_type_name, reject_unknown_fields,
+};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -96,7 +98,7 @@ impl NotificationSettings {
         };
         let events = expect_object(events, "events")?;
         for (name, channels) in events {
-            let field = format!("events.{name}");
+            let field = join_path("events", name);
             let event = EventType::from_name(name).ok_or_else(|| {
                 FieldError::new(
                     &field,
@@ -350,6 +352,9 @@ mod tests {
                 "events.scan_added[1]",
             ),
             (json!({"events": {"other": ["msteams"]}}), "events.other[0]"),
+            // Empty keys are named `""`: an empty field would mean the whole body.
+            (json!({"": {}}), "\"\""),
+            (json!({"events": {"": ["alert"]}}), "events.\"\""),
         ];
         for (body, field) in cases {
             let err = NotificationSettings::from_request(&body, SettingsScope::Personal)

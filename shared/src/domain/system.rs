@@ -7,7 +7,7 @@
 
 use super::catalogue::EventType;
 use super::channel::Channel;
-use super::validation::{FieldError, expect_object, json_type_name};
+use super::validation::{FieldError, expect_object, join_path, json_type_name};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
@@ -206,7 +206,11 @@ impl SystemSettings {
                 "slack_token" => next.slack_token = secret(field, value)?,
                 "msteams_url" => next.msteams_url = optional_url(field, value)?,
                 "site_url" => {
-                    next.site_url = optional_url(field, value)?.trim_end_matches('/').to_owned()
+                    let url = optional_url(field, value)?;
+                    // Checked again without its trailing slashes: `https://` would be kept as
+                    // `https:`, which no later request could send back.
+                    let trimmed = Value::String(url.trim_end_matches('/').to_owned());
+                    next.site_url = optional_url(field, &trimmed)?;
                 }
                 "disclaimer_notifications" => {
                     next.disclaimer_notifications = text(field, value, MAX_DISCLAIMER)?
@@ -233,7 +237,12 @@ impl SystemSettings {
                 }
                 "system_level_trump" => next.system_level_trump = event_names(field, value)?,
                 _ if READ_ONLY_FIELDS.contains(&field) => {}
-                _ => return Err(FieldError::new(field, "unknown system setting")),
+                _ => {
+                    return Err(FieldError::new(
+                        join_path("", field),
+                        "unknown system setting",
+                    ));
+                }
             }
         }
         Ok(next)
@@ -404,6 +413,28 @@ fn event_names(field: &str, value: &Value) -> Result<Vec<String>, FieldError> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn given_a_site_url_of_only_a_scheme_then_it_is_refused_rather_than_kept_as_no_url() {
+        // An input to the `system_settings` fuzz target: `https://` was kept as `https:`, so
+        // the settings `GET` answers could not be sent back.
+        let err = SystemSettings::default().apply_patch(&json!({"site_url": "https://"}));
+        assert_eq!(err.err().map(|e| e.field).as_deref(), Some("site_url"));
+        let err = SystemSettings::default().apply_patch(&json!({"site_url": "http:///"}));
+        assert_eq!(err.err().map(|e| e.field).as_deref(), Some("site_url"));
+        let ok = SystemSettings::default().apply_patch(&json!({"site_url": "https://d.example//"}));
+        let ok = ok.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ok.site_url, "https://d.example");
+        assert_eq!(ok.apply_patch(&ok.to_view()), Ok(ok.clone()));
+    }
+
+    #[test]
+    fn given_an_unknown_empty_key_then_the_error_names_it_rather_than_the_whole_body() {
+        // The `system_settings` fuzz target's input (keys are read in order, so "" came first).
+        let patch = json!({"engagement_auto_clibackoff": true, "": ["user_mentioned"]});
+        let err = SystemSettings::default().apply_patch(&patch).err();
+        assert_eq!(err.map(|e| e.field).as_deref(), Some("\"\""));
+    }
 
     #[test]
     fn given_defaults_then_they_match_defectdojo() {

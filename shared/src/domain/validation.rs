@@ -76,8 +76,10 @@ pub fn reject_unknown_fields(
     Ok(())
 }
 
-/// `prefix.key`, or `key` at the top level.
+/// `prefix.key`, or `key` at the top level. An empty key is written `""`, so that it is never
+/// taken for the whole body (the empty path).
 pub fn join_path(prefix: &str, key: &str) -> String {
+    let key = if key.is_empty() { "\"\"" } else { key };
     if prefix.is_empty() {
         key.to_owned()
     } else {

@@ -24,7 +24,7 @@
 
 use super::directory::Username;
 use super::system::Secret;
-use super::validation::{FieldError, expect_object, json_type_name};
+use super::validation::{FieldError, expect_object, join_path, json_type_name};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
@@ -405,7 +405,7 @@ impl WebhookRequest {
         for key in object.keys() {
             if !FIELDS.contains(&key.as_str()) && !READ_ONLY_FIELDS.contains(&key.as_str()) {
                 return Err(FieldError::new(
-                    key.clone(),
+                    join_path("", key),
                     format!("unknown field; expected one of: {}", FIELDS.join(", ")),
                 ));
             }
@@ -879,6 +879,8 @@ mod tests {
         assert_eq!(field_of(with("url", json!("not a url"))), "url");
         assert_eq!(field_of(with("url", json!(7))), "url");
         assert_eq!(field_of(with("unknown", json!(1))), "unknown");
+        // An empty key is named `""`: an empty field would mean the whole body.
+        assert_eq!(field_of(with("", json!(1))), "\"\"");
         assert_eq!(field_of(with("owner", json!("no spaces please"))), "owner");
     }
 
