@@ -10,7 +10,7 @@ use herald_http::{Authenticator, Hs256Keys, Role};
 use herald_local::LocalHerald;
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::sync::Arc;
 use tower::ServiceExt;
 
@@ -261,6 +261,33 @@ impl TestApp {
             response.body
         );
         response
+    }
+
+    /// The directory most tests start from: `users` (`{name}@example.com`), product type 1
+    /// "Web" with product 1 "Shop", and `alice` a member of product 1.
+    pub async fn seed_shop(&self, users: &[&str]) {
+        for user in users {
+            self.service_ok(
+                Method::PUT,
+                &format!("/v1/users/{user}"),
+                Some(&json!({"email": format!("{user}@example.com")})),
+            )
+            .await;
+        }
+        self.service_ok(
+            Method::PUT,
+            "/v1/product-types/1",
+            Some(&json!({"name": "Web"})),
+        )
+        .await;
+        self.service_ok(
+            Method::PUT,
+            "/v1/products/1",
+            Some(&json!({"name": "Shop", "product_type_id": 1})),
+        )
+        .await;
+        self.service_ok(Method::PUT, "/v1/products/1/members/alice", None)
+            .await;
     }
 }
 

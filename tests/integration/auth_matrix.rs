@@ -349,28 +349,7 @@ fn has_valid_token(caller: CallerKind) -> bool {
 /// webhook of alice's posting to `receiver`.
 async fn seeded_app(receiver: &WebhookReceiver) -> TestApp {
     let app = TestApp::with_private_targets();
-    for user in ["alice", "bob"] {
-        app.service_ok(
-            Method::PUT,
-            &format!("/v1/users/{user}"),
-            Some(&json!({"email": format!("{user}@example.com")})),
-        )
-        .await;
-    }
-    app.service_ok(
-        Method::PUT,
-        "/v1/product-types/1",
-        Some(&json!({"name": "Web"})),
-    )
-    .await;
-    app.service_ok(
-        Method::PUT,
-        "/v1/products/1",
-        Some(&json!({"name": "Shop", "product_type_id": 1})),
-    )
-    .await;
-    app.service_ok(Method::PUT, "/v1/products/1/members/alice", None)
-        .await;
+    app.seed_shop(&["alice", "bob"]).await;
     app.service_ok(
         Method::PUT,
         "/v1/product-types/2",

@@ -1034,28 +1034,7 @@ fn corpus(webhook_path: &str, receiver: &WebhookReceiver) -> Vec<Case> {
 /// product 1, an event that gave alice an alert, engagement 1, finding 1, risk acceptance 1
 /// and a webhook of alice's. Answers the webhook's path.
 async fn seed(app: &TestApp, receiver: &WebhookReceiver) -> String {
-    for user in ["alice", "bob"] {
-        app.service_ok(
-            Method::PUT,
-            &format!("/v1/users/{user}"),
-            Some(&json!({"email": format!("{user}@example.com")})),
-        )
-        .await;
-    }
-    app.service_ok(
-        Method::PUT,
-        "/v1/product-types/1",
-        Some(&json!({"name": "Web"})),
-    )
-    .await;
-    app.service_ok(
-        Method::PUT,
-        "/v1/products/1",
-        Some(&json!({"name": "Shop", "product_type_id": 1})),
-    )
-    .await;
-    app.service_ok(Method::PUT, "/v1/products/1/members/alice", None)
-        .await;
+    app.seed_shop(&["alice", "bob"]).await;
     let doc = json!({"events": {"scan_added": ["alert", "mail"]}});
     let r = app
         .admin(

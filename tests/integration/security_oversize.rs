@@ -55,26 +55,7 @@ fn valid_body(method: &str, template: &str, receiver: &WebhookReceiver) -> Value
 /// alice, product type 1 with product 1 (alice a member), and a webhook of alice's; answers
 /// the webhook's path.
 async fn seed(app: &TestApp, receiver: &WebhookReceiver) -> String {
-    app.service_ok(
-        Method::PUT,
-        "/v1/users/alice",
-        Some(&json!({"email": "alice@example.com"})),
-    )
-    .await;
-    app.service_ok(
-        Method::PUT,
-        "/v1/product-types/1",
-        Some(&json!({"name": "Web"})),
-    )
-    .await;
-    app.service_ok(
-        Method::PUT,
-        "/v1/products/1",
-        Some(&json!({"name": "Shop", "product_type_id": "1"})),
-    )
-    .await;
-    app.service_ok(Method::PUT, "/v1/products/1/members/alice", None)
-        .await;
+    app.seed_shop(&["alice"]).await;
     let hook = json!({"name": "alice's hook", "url": receiver.url("/alice")});
     let created = app
         .user("alice", Method::POST, "/v1/webhooks", Some(&hook))
