@@ -216,10 +216,12 @@ const BATCH_GET_LIMIT: usize = 100;
 const BATCH_WRITE_LIMIT: usize = 25;
 /// How many batch or single-item calls one operation keeps in flight.
 const CONCURRENT_CALLS: usize = 8;
-/// How many BatchWriteItem calls recording one event keeps in flight: 32 × 25 = 800 records
-/// go out together (one round trip), the 2,003 of a 1,000-member event in three. More would
-/// mean more connections, each a TLS handshake on a Lambda's fraction of a core.
-const WRITE_BATCHES_IN_FLIGHT: usize = 32;
+/// How many BatchWriteItem calls recording one event keeps in flight: 128 × 25 = 3,200
+/// records go out together (one round trip), so the 2,003 of a 1,000-member event take as
+/// many round trips as the 23 of a 10-member one. Past that, one more round trip per 3,200
+/// records; each connection the pool has to open costs a TLS handshake once per Lambda
+/// instance, on its fraction of a core.
+const WRITE_BATCHES_IN_FLIGHT: usize = 128;
 /// Items read per page when a filter may discard many (unread alerts).
 const FILTERED_PAGE: usize = 100;
 /// Attempts for unprocessed batch entries, transaction conflicts and optimistic retries.

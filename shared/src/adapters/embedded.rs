@@ -11,10 +11,14 @@
 //!   the commit.
 //! - **Readers apart.** Reads run on read-only connections (two for a file database), which
 //!   in WAL mode see every committed write and never wait for the writer.
-//! - **Checkpoints mostly off the commit path.** A thread copies the log into the database
-//!   every 200 ms, passively, never blocking a reader or the writer. The writer keeps
-//!   SQLite's automatic checkpoint (past 1,000 pages of log), which then finds little left
-//!   to copy; being the writer's, it completes, so the log starts over instead of growing.
+//! - **Checkpoints off the commit path.** A thread copies the log into the database every
+//!   200 ms, passively, never blocking a reader or the writer; once it has copied everything,
+//!   the next write starts the log over. The writer's own automatic checkpoint waits for
+//!   16,384 pages of log (64 MiB), a backstop for when writes never pause.
+//! - **Writes that sit together.** The rows one event adds are keyed so they land side by
+//!   side: deliveries under their event, queue messages in queue order and unique by (event,
+//!   delivery). Alerts are clustered by (user, id) — one page per recipient, the price of
+//!   reading a user's bell with one seek — without a second index.
 //! - **A cache** of what every event reads and rarely changes: system settings, the system
 //!   and template documents, the administrators (with their personal settings). Writes that
 //!   could change them empty it after they commit.
@@ -32,7 +36,7 @@
 //! | product / product type by id | primary keys |
 //! | products of a type (refuse deleting a used type) | index `products_by_type` |
 //! | membership checks | `product_members`, `product_type_members` primary keys |
-//! | everyone who may view a product, with settings | one query over the member tables, the admin index and `product_notifications` |
+//! | everyone who may view a product, with settings | one query over the member tables, the admin index and `product_notifications`; kept in the cache until a directory or settings write |
 //! | a user's memberships and settings (delete user) | `ON DELETE CASCADE` with `*_by_user` indexes |
 //! | administrators with their personal settings | partial index `users_admin` |
 //! | named recipients with their personal settings | `users` primary key, one lookup each in one task |
@@ -46,7 +50,7 @@
 //! | record an attempt unless the delivery is final (ending its claim) | one `UPDATE .. WHERE status NOT IN (final) RETURNING ..` on the primary key: the check, the write and the read-back are one statement |
 //! | expired events and deliveries (the cleanup job) | index `events_by_expiry`; deliveries go with `ON DELETE CASCADE` |
 //! | a user's alerts, newest first, from a cursor | `alerts` primary key `(username, id)` read backwards (ids sort by time) |
-//! | a user's unread alerts and counts | partial index `alerts_unread` |
+//! | a user's unread alerts and counts | the `alerts` key `(username, id)`, filtering `read` (a user has at most the clean-up's maximum of alerts) |
 //! | add alerts raised outside intake, once each | one transaction of `INSERT .. ON CONFLICT(username, id) DO NOTHING`, counting the rows inserted |
 
 use crate::domain::{
@@ -72,8 +76,10 @@ mod webhooks;
 #[path = "embedded_schedule.rs"]
 mod schedule;
 
-/// 1: the first schema; 2: `deliveries.lease_until` (send claims).
-const SCHEMA_VERSION: i64 = 2;
+/// 1: the first schema; 2: `deliveries.lease_until` (send claims); 3: `alerts` clustered by
+/// its key without the unread index, queue messages unique by (event, delivery) (the writes of
+/// one event sit together instead of one page per row).
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS documents (
@@ -158,8 +164,30 @@ CREATE TABLE IF NOT EXISTS alerts (
     created_at INTEGER NOT NULL,
     read INTEGER NOT NULL,
     PRIMARY KEY (username, id)
-);
-CREATE INDEX IF NOT EXISTS alerts_unread ON alerts(username, id) WHERE read = 0;
+) WITHOUT ROWID;
+"#;
+
+/// Schema 2's `alerts` (a rowid table with two indexes on `(username, id)`) moved to
+/// [`SCHEMA`]'s, clustered by its key. Run inside the upgrade transaction.
+const ALERTS_UPGRADE_FROM_2: &str = r#"
+DROP INDEX IF EXISTS alerts_unread;
+ALTER TABLE alerts RENAME TO alerts_v2;
+CREATE TABLE alerts (
+    username TEXT NOT NULL,
+    id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    title TEXT NOT NULL,
+    description TEXT NOT NULL,
+    url TEXT NOT NULL,
+    icon TEXT NOT NULL,
+    source TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    read INTEGER NOT NULL,
+    PRIMARY KEY (username, id)
+) WITHOUT ROWID;
+INSERT INTO alerts SELECT username, id, event_id, title, description, url, icon, source, created_at, read
+    FROM alerts_v2;
+DROP TABLE alerts_v2;
 "#;
 
 const DOC_SYSTEM_SETTINGS: &str = "system_settings";
@@ -195,8 +223,8 @@ struct Inner {
     lock: Option<std::fs::File>,
 }
 
-/// The system settings, system and template documents and the administrators, parsed, as
-/// last read. Every write that could change them empties the cache after it commits, and a
+/// The system settings, system and template documents, the administrators and the audiences
+/// of the products events named lately (members with their settings), parsed, as last read. Every write that could change them empties the cache after it commits, and a
 /// value read before such a write is never stored after it (the generation check), so a
 /// caller told a write is done reads the new value. Sound because one process owns the
 /// database: `open` locks the data directory's lock file.
@@ -208,7 +236,12 @@ struct Cache {
     template_notifications: Option<NotificationSettings>,
     administrators: Option<Vec<User>>,
     administrator_audience: Option<Vec<AudienceMember>>,
+    /// Product audiences by product id, at most [`CACHED_AUDIENCES`] (emptied when full).
+    audiences: std::collections::HashMap<String, ProductAudience>,
 }
+
+/// How many products' audiences the cache keeps.
+const CACHED_AUDIENCES: usize = 256;
 
 impl Drop for Inner {
     fn drop(&mut self) {
@@ -224,6 +257,14 @@ impl std::fmt::Debug for EmbeddedStore {
 
 /// How many read-only connections a file database gets.
 const READERS: usize = 2;
+/// The writer's page cache, at most (KiB): the pages one event of a thousand recipients
+/// touches stay in memory instead of being spilled and read back mid-transaction.
+const WRITER_CACHE_KIB: i64 = 65_536;
+/// Each reader's page cache, at most (KiB).
+const READER_CACHE_KIB: i64 = 16_384;
+/// The writer checkpoints itself only past this many pages of log (64 MiB); below it the
+/// checkpoint thread does the copying, off the commit path.
+const WRITER_AUTOCHECKPOINT_PAGES: i64 = 16_384;
 /// How often the checkpoint thread copies the write-ahead log into the database.
 const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
 
@@ -294,6 +335,10 @@ impl EmbeddedStore {
             .map_err(backend)?;
         conn.pragma_update(None, "temp_store", "MEMORY")
             .map_err(backend)?;
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
+            .map_err(backend)?;
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)
+            .map_err(backend)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(backend)?;
         let version: i64 = conn
@@ -304,23 +349,35 @@ impl EmbeddedStore {
                 "the data directory was written by a newer Herald (schema {version}, this one knows {SCHEMA_VERSION})"
             )));
         }
-        conn.execute_batch(SCHEMA).map_err(backend)?;
-        if version == 1 {
-            // Schema 1 had no send claims: every delivery starts unclaimed.
-            conn.execute_batch(
-                "ALTER TABLE deliveries ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0",
-            )
-            .map_err(backend)?;
+        // One transaction: an upgrade is done whole or not at all.
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(backend)?;
+        let upgraded = (|| {
+            if version == 1 {
+                // Schema 1 had no send claims: every delivery starts unclaimed.
+                conn.execute_batch(
+                    "ALTER TABLE deliveries ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0",
+                )?;
+            }
+            if (1..3).contains(&version) {
+                conn.execute_batch(ALERTS_UPGRADE_FROM_2)?;
+                conn.execute_batch(crate::adapters::embedded_queue::QUEUE_UPGRADE_FROM_2)?;
+            }
+            conn.execute_batch(SCHEMA)?;
+            // The embedded queue's table lives here too, so `record_event` can queue in its
+            // transaction.
+            conn.execute_batch(crate::adapters::embedded_queue::QUEUE_SCHEMA)?;
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            conn.execute_batch("COMMIT")
+        })();
+        if let Err(e) = upgraded {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(StoreError::Backend(format!(
+                "cannot bring the database from schema {version} to {SCHEMA_VERSION}: {e}"
+            )));
         }
-        // The embedded queue's table lives here too, so `record_event` can queue in its
-        // transaction.
-        conn.execute_batch(crate::adapters::embedded_queue::QUEUE_SCHEMA)
-            .map_err(backend)?;
         conn.execute_batch(webhooks::WEBHOOK_SCHEMA)
             .map_err(backend)?;
         conn.execute_batch(schedule::SCHEDULE_SCHEMA)
-            .map_err(backend)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(backend)?;
         let readers = (0..readers)
             .map(|_| {
@@ -331,6 +388,9 @@ impl EmbeddedStore {
                 .map_err(backend)?;
                 reader
                     .busy_timeout(std::time::Duration::from_secs(5))
+                    .map_err(backend)?;
+                reader
+                    .pragma_update(None, "cache_size", -READER_CACHE_KIB)
                     .map_err(backend)?;
                 Ok(Mutex::new(reader))
             })
@@ -351,11 +411,11 @@ impl EmbeddedStore {
         })
     }
 
-    /// Moves most checkpoint work off the commit path: a thread of its own copies the log
-    /// into the database, passively (never waiting for readers or writers), every
-    /// [`CHECKPOINT_INTERVAL`], until the store is dropped. It alone cannot let the log
-    /// start over (the writer keeps appending while it copies); the writer's automatic
-    /// checkpoint, left on, finishes the little that is left and does.
+    /// Moves checkpoint work off the commit path: a thread of its own copies the log into the
+    /// database, passively (never waiting for readers or writers), every
+    /// [`CHECKPOINT_INTERVAL`], until the store is dropped. When it has copied the whole log,
+    /// the next write starts the log over; when writes never pause long enough, the writer's
+    /// automatic checkpoint ([`WRITER_AUTOCHECKPOINT_PAGES`]) does.
     fn start_checkpoints(&self, path: &Path) -> Result<(), StoreError> {
         let checkpointer = Connection::open(path).map_err(backend)?;
         let stop = Arc::clone(&self.inner.stop);
@@ -399,7 +459,8 @@ impl EmbeddedStore {
             let tx = conn.savepoint().map_err(backend)?;
             tx.execute(
                 "UPDATE queue_messages SET visible_at = enqueued_at
-                 WHERE dead = 0 AND id IN (SELECT id FROM deliveries WHERE lease_until > 0)",
+                 WHERE dead = 0
+                   AND (event_id, id) IN (SELECT event_id, id FROM deliveries WHERE lease_until > 0)",
                 [],
             )
             .map_err(backend)?;
@@ -565,6 +626,45 @@ impl EmbeddedStore {
             )
             .map(|_| ())
             .map_err(backend)
+        })
+        .await
+    }
+
+    /// Everyone who may view `product_id`, with their settings, from the database.
+    async fn read_product_audience(
+        &self,
+        product_id: String,
+    ) -> Result<Option<ProductAudience>, StoreError> {
+        self.read(move |conn| {
+            let Some(product) = read_product(conn, &product_id)? else {
+                return Ok(None);
+            };
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT u.username, u.email, u.first_name, u.last_name, u.slack_email,
+                        u.slack_user_id, u.is_active, u.is_admin, u.personal, pn.body FROM users u
+                     LEFT JOIN product_notifications pn ON pn.username = u.username AND pn.product_id = ?1
+                     WHERE u.is_admin = 1
+                        OR u.username IN (SELECT username FROM product_members WHERE product_id = ?1)
+                        OR u.username IN (SELECT username FROM product_type_members WHERE product_type_id = ?2)
+                     ORDER BY u.username",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![product_id, product.product_type_id.as_str()], |row| {
+                    Ok((user_from_row(row)?, row.get::<_, String>(8)?, row.get::<_, Option<String>>(9)?))
+                })
+                .map_err(backend)?;
+            let mut members = Vec::new();
+            for row in rows {
+                let (user, personal, product_settings) = row.map_err(backend)?;
+                members.push(AudienceMember {
+                    user,
+                    personal: parse_settings(&personal)?,
+                    product_settings: product_settings.as_deref().map(parse_settings).transpose()?,
+                });
+            }
+            Ok(Some(ProductAudience { product, members }))
         })
         .await
     }
@@ -853,7 +953,7 @@ impl SettingsStore for EmbeddedStore {
         let (username, product_id) = (user.as_str().to_owned(), product.as_str().to_owned());
         let (user_label, product_label) = (format!("user {user}"), format!("product {product}"));
         let body = settings.to_stored();
-        self.run(move |conn| {
+        self.run_invalidating(move |conn| {
             let tx = conn.savepoint().map_err(backend)?;
             require(&tx, USER_EXISTS, &username, user_label)?;
             require(&tx, PRODUCT_EXISTS, &product_id, product_label)?;
@@ -874,7 +974,7 @@ impl SettingsStore for EmbeddedStore {
         product: &ResourceId,
     ) -> Result<bool, StoreError> {
         let (username, product_id) = (user.as_str().to_owned(), product.as_str().to_owned());
-        self.run(move |conn| {
+        self.run_invalidating(move |conn| {
             conn.execute(
                 "DELETE FROM product_notifications WHERE username = ?1 AND product_id = ?2",
                 params![username, product_id],
@@ -1002,7 +1102,7 @@ impl DirectoryStore for EmbeddedStore {
     async fn delete_product_type(&self, id: &ResourceId) -> Result<bool, StoreError> {
         let key = id.as_str().to_owned();
         let label = id.to_string();
-        self.run(move |conn| {
+        self.run_invalidating(move |conn| {
             let tx = conn.savepoint().map_err(backend)?;
             if exists(
                 &tx,
@@ -1049,7 +1149,7 @@ impl DirectoryStore for EmbeddedStore {
 
     async fn put_product(&self, product: &Product) -> Result<bool, StoreError> {
         let p = product.clone();
-        self.run(move |conn| {
+        self.run_invalidating(move |conn| {
             let tx = conn.savepoint().map_err(backend)?;
             require(
                 &tx,
@@ -1078,7 +1178,7 @@ impl DirectoryStore for EmbeddedStore {
 
     async fn delete_product(&self, id: &ResourceId) -> Result<bool, StoreError> {
         let id = id.as_str().to_owned();
-        self.run(move |conn| {
+        self.run_invalidating(move |conn| {
             conn.execute("DELETE FROM products WHERE id = ?1", [id])
                 .map(|n| n > 0)
                 .map_err(backend)
@@ -1153,38 +1253,24 @@ impl DirectoryStore for EmbeddedStore {
         product: &ResourceId,
     ) -> Result<Option<ProductAudience>, StoreError> {
         let product_id = product.as_str().to_owned();
-        self.read(move |conn| {
-            let Some(product) = read_product(conn, &product_id)? else {
-                return Ok(None);
-            };
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT u.username, u.email, u.first_name, u.last_name, u.slack_email,
-                        u.slack_user_id, u.is_active, u.is_admin, u.personal, pn.body FROM users u
-                     LEFT JOIN product_notifications pn ON pn.username = u.username AND pn.product_id = ?1
-                     WHERE u.is_admin = 1
-                        OR u.username IN (SELECT username FROM product_members WHERE product_id = ?1)
-                        OR u.username IN (SELECT username FROM product_type_members WHERE product_type_id = ?2)
-                     ORDER BY u.username",
-                )
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map(params![product_id, product.product_type_id.as_str()], |row| {
-                    Ok((user_from_row(row)?, row.get::<_, String>(8)?, row.get::<_, Option<String>>(9)?))
-                })
-                .map_err(backend)?;
-            let mut members = Vec::new();
-            for row in rows {
-                let (user, personal, product_settings) = row.map_err(backend)?;
-                members.push(AudienceMember {
-                    user,
-                    personal: parse_settings(&personal)?,
-                    product_settings: product_settings.as_deref().map(parse_settings).transpose()?,
-                });
+        let generation = {
+            let cache = self.inner.cache.lock().map_err(|_| poisoned())?;
+            if let Some(audience) = cache.audiences.get(&product_id) {
+                return Ok(Some(audience.clone()));
             }
-            Ok(Some(ProductAudience { product, members }))
-        })
-        .await
+            cache.generation
+        };
+        let audience = self.read_product_audience(product_id.clone()).await?;
+        if let Some(audience) = &audience {
+            let mut cache = self.inner.cache.lock().map_err(|_| poisoned())?;
+            if cache.generation == generation {
+                if cache.audiences.len() >= CACHED_AUDIENCES {
+                    cache.audiences.clear();
+                }
+                cache.audiences.insert(product_id, audience.clone());
+            }
+        }
+        Ok(audience)
     }
 
     async fn administrator_audience(&self) -> Result<Vec<AudienceMember>, StoreError> {
@@ -1300,7 +1386,7 @@ impl EmbeddedStore {
     ) -> Result<bool, StoreError> {
         let (key, username) = (id.as_str().to_owned(), user.as_str().to_owned());
         let (parent_label, user_label) = (format!("{parent_kind} {id}"), format!("user {user}"));
-        self.run(move |conn| {
+        self.run_invalidating(move |conn| {
             let tx = conn.savepoint().map_err(backend)?;
             require(&tx, parent_exists, &key, parent_label)?;
             require(&tx, USER_EXISTS, &username, user_label)?;
@@ -1324,7 +1410,7 @@ impl EmbeddedStore {
         user: &Username,
     ) -> Result<bool, StoreError> {
         let (key, username) = (id.as_str().to_owned(), user.as_str().to_owned());
-        self.run(move |conn| {
+        self.run_invalidating(move |conn| {
             conn.execute(
                 &format!("DELETE FROM {table} WHERE {column} = ?1 AND username = ?2"),
                 params![key, username],
@@ -1987,6 +2073,103 @@ mod tests {
             Claim::Held { until: 122_000 }
         );
         assert_eq!(store.release_claims().await?, 1);
+        Ok(())
+    }
+
+    /// Schema 2's tables, as that version created them (for the upgrade test).
+    const SCHEMA_2_ALERTS_AND_QUEUE: &str = r#"
+        CREATE TABLE alerts (
+            username TEXT NOT NULL, id TEXT NOT NULL, event_id TEXT NOT NULL,
+            title TEXT NOT NULL, description TEXT NOT NULL, url TEXT NOT NULL,
+            icon TEXT NOT NULL, source TEXT NOT NULL, created_at INTEGER NOT NULL,
+            read INTEGER NOT NULL, PRIMARY KEY (username, id));
+        CREATE INDEX alerts_unread ON alerts(username, id) WHERE read = 0;
+        CREATE TABLE queue_messages (
+            id TEXT PRIMARY KEY, channel TEXT NOT NULL, body TEXT NOT NULL,
+            visible_at INTEGER NOT NULL, receive_count INTEGER NOT NULL DEFAULT 0,
+            receipt TEXT, enqueued_at INTEGER NOT NULL, dead INTEGER NOT NULL DEFAULT 0);
+        CREATE INDEX queue_messages_ready ON queue_messages(channel, dead, visible_at);
+    "#;
+
+    #[tokio::test]
+    async fn given_a_schema_2_database_then_opening_it_keeps_its_alerts_and_queue()
+    -> Result<(), Box<dyn std::error::Error>> {
+        use crate::adapters::{EmbeddedQueue, QueueConfig};
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("herald.db");
+        let user = Username("ann".into());
+        let body = serde_json::json!({"id": "e1", "type": "scan_added", "title": "Scan"});
+        let event = Event::from_request(&body, || "generated".to_owned())?;
+        let (old, new) = (
+            Alert::for_event(&event, &user, 1_000),
+            Alert::for_event(&event, &user, 2_000),
+        );
+        let delivery = Delivery::queued(&event.id, Destination::Teams, 1_000);
+        {
+            let store = EmbeddedStore::open(&path)?;
+            store.with_writer(|conn| {
+                conn.execute_batch(&format!(
+                    "DROP TABLE alerts; DROP TABLE queue_messages; {SCHEMA_2_ALERTS_AND_QUEUE}
+                     PRAGMA user_version = 2;"
+                ))
+                .map_err(backend)?;
+                insert_alerts(conn, &[old.clone(), new.clone()])?;
+                conn.execute(
+                    "UPDATE alerts SET read = 1 WHERE id = ?1",
+                    [old.id.as_str()],
+                )
+                .map_err(backend)?;
+                conn.execute(
+                    "INSERT INTO queue_messages (id, channel, body, visible_at, enqueued_at)
+                     VALUES (?1, 'msteams', ?2, 1000, 1000)",
+                    params![
+                        delivery.id.as_str(),
+                        serde_json::to_string(&delivery.message())
+                            .map_err(|e| { StoreError::Backend(e.to_string()) })?
+                    ],
+                )
+                .map_err(backend)
+            })?;
+        }
+        let store = EmbeddedStore::open(&path)?;
+        let version: i64 = store.with_writer(|conn| {
+            conn.pragma_query_value(None, "user_version", |row| row.get(0))
+                .map_err(backend)
+        })?;
+        assert_eq!(version, SCHEMA_VERSION);
+        // The alerts, their read state and order.
+        let page = store.alerts(&user, false, 10, None).await?;
+        assert_eq!(page.items.len(), 2);
+        assert_eq!(
+            (page.items[0].id.as_str(), page.items[0].read),
+            (new.id.as_str(), false)
+        );
+        assert_eq!(
+            (page.items[1].id.as_str(), page.items[1].read),
+            (old.id.as_str(), true)
+        );
+        assert_eq!(
+            store.alert_counts(&user).await?,
+            AlertCounts {
+                total: 2,
+                unread: 1
+            }
+        );
+        // The queued message: still there once, receivable and deletable by its new handle.
+        let queue = EmbeddedQueue::new(&store, QueueConfig::default())?;
+        queue
+            .enqueue_at(std::slice::from_ref(&delivery.message()), 1_500)
+            .await?;
+        let received = queue.receive(Channel::Msteams, 10, 2_000).await?;
+        assert_eq!(received.len(), 1, "one message, not queued a second time");
+        assert_eq!(received[0].message_id, delivery.id.as_str());
+        assert!(queue.delete(&received[0].receipt_handle).await?);
+        assert!(
+            queue
+                .receive(Channel::Msteams, 10, 200_000)
+                .await?
+                .is_empty()
+        );
         Ok(())
     }
 

@@ -3,16 +3,16 @@
 //!
 //! The messages live in the table `queue_messages` of the same database file as
 //! [`EmbeddedStore`], so recording an event and queueing its deliveries can commit in one
-//! transaction ([`enqueue_in`]). One row per delivery id: queueing a delivery again while it is
-//! queued (or dead) adds nothing.
+//! transaction ([`enqueue_in`]). One row per delivery: queueing a delivery again while it is
+//! queued (or dead) adds nothing. Rows are numbered in the order they were queued (`seq`).
 //!
 //! What SQS does, and how:
 //! | SQS | here |
 //! |---|---|
-//! | `SendMessageBatch` | `INSERT OR IGNORE`, keyed by delivery id |
+//! | `SendMessageBatch` | `INSERT OR IGNORE`, unique by (event id, delivery id): the messages of one event sit together in that index, so queueing a thousand of them touches a few pages, not a thousand |
 //! | `ReceiveMessage` (≤ 10) | one write in the store's group commit (inside its `BEGIN IMMEDIATE`): pick visible, live messages in the order they became visible (index `queue_messages_ready`), hide each for the visibility timeout, count the receive, hand out a new receipt handle |
 //! | redrive after `maxReceiveCount` | a picked message already received `max_receives` times is marked dead instead of delivered |
-//! | `DeleteMessage`, `DeleteMessageBatch` | only the newest receipt handle works: the id is part of the handle, so the delete is a primary-key lookup; a batch is one write |
+//! | `DeleteMessage`, `DeleteMessageBatch` | only the newest receipt handle works: the row's sequence is part of the handle, so the delete is a primary-key lookup; a batch is one write |
 //! | `ChangeMessageVisibility` | same check; `0` makes the message visible at once |
 //! | a retry with backoff ([`RedeliveryDelay`]) | `ChangeMessageVisibility` as of the queue's [`Clock`], at most 12 hours as on SQS; a stale receipt changes nothing and is not an error |
 //! | dead-letter queue | rows with `dead = 1`, listed by [`EmbeddedQueue::dead_letters`] |
@@ -37,7 +37,9 @@ use std::time::Duration;
 /// [`EmbeddedQueue::new`] runs it too (it is idempotent).
 pub const QUEUE_SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS queue_messages (
-    id TEXT PRIMARY KEY,
+    seq INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    id TEXT NOT NULL,
     channel TEXT NOT NULL,
     body TEXT NOT NULL,
     visible_at INTEGER NOT NULL,
@@ -46,7 +48,33 @@ CREATE TABLE IF NOT EXISTS queue_messages (
     enqueued_at INTEGER NOT NULL,
     dead INTEGER NOT NULL DEFAULT 0
 );
+CREATE UNIQUE INDEX IF NOT EXISTS queue_messages_by_delivery ON queue_messages(event_id, id);
 CREATE INDEX IF NOT EXISTS queue_messages_ready ON queue_messages(channel, dead, visible_at);
+"#;
+
+/// Schema 2's queue table (keyed by delivery id) moved to [`QUEUE_SCHEMA`]'s: rows keep their
+/// order (`seq` is the old rowid), the event id comes from the message body. Run inside the
+/// store's upgrade transaction, before [`QUEUE_SCHEMA`].
+pub(crate) const QUEUE_UPGRADE_FROM_2: &str = r#"
+ALTER TABLE queue_messages RENAME TO queue_messages_v2;
+DROP INDEX IF EXISTS queue_messages_ready;
+CREATE TABLE queue_messages (
+    seq INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    body TEXT NOT NULL,
+    visible_at INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    receipt TEXT,
+    enqueued_at INTEGER NOT NULL,
+    dead INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO queue_messages (seq, event_id, id, channel, body, visible_at, receive_count, receipt, enqueued_at, dead)
+    SELECT rowid, COALESCE(json_extract(body, '$.event_id'), ''), id, channel, body, visible_at,
+           receive_count, receipt, enqueued_at, dead
+    FROM queue_messages_v2 ORDER BY rowid;
+DROP TABLE queue_messages_v2;
 "#;
 
 /// The most messages one receive returns, as in SQS.
@@ -64,8 +92,8 @@ pub(crate) fn enqueue_in(
 ) -> Result<(), StoreError> {
     let mut insert = conn
         .prepare_cached(
-            "INSERT OR IGNORE INTO queue_messages (id, channel, body, visible_at, enqueued_at)
-             VALUES (?1, ?2, ?3, ?4, ?4)",
+            "INSERT OR IGNORE INTO queue_messages (event_id, id, channel, body, visible_at, enqueued_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
         )
         .map_err(backend)?;
     let now = sql_millis(now_ms);
@@ -81,6 +109,7 @@ pub(crate) fn enqueue_in(
             .map_err(|e| StoreError::Backend(format!("unwritable queue message: {e}")))?;
         insert
             .execute(params![
+                message.event_id.as_str(),
                 message.delivery_id.as_str(),
                 channel.name(),
                 body,
@@ -248,15 +277,15 @@ impl EmbeddedQueue {
     /// Deletes the message `receipt_handle` was handed out with. `false` when the handle is
     /// not the message's newest (it was received again since) or the message is gone or dead.
     pub async fn delete(&self, receipt_handle: &str) -> Result<bool, QueueError> {
-        let Some(id) = message_id_of(receipt_handle) else {
+        let Some(seq) = message_seq_of(receipt_handle) else {
             return Ok(false);
         };
-        let (id, receipt) = (id.to_owned(), receipt_handle.to_owned());
+        let receipt = receipt_handle.to_owned();
         self.run(move |conn| {
             conn.prepare_cached(
-                "DELETE FROM queue_messages WHERE id = ?1 AND receipt = ?2 AND dead = 0",
+                "DELETE FROM queue_messages WHERE seq = ?1 AND receipt = ?2 AND dead = 0",
             )
-            .and_then(|mut delete| delete.execute(params![id, receipt]))
+            .and_then(|mut delete| delete.execute(params![seq, receipt]))
             .map(|deleted| deleted == 1)
             .map_err(backend)
         })
@@ -266,9 +295,9 @@ impl EmbeddedQueue {
     /// Deletes the messages `receipt_handles` were handed out with, in one write; returns
     /// how many were deleted (see [`EmbeddedQueue::delete`] for when one is not).
     pub async fn delete_batch(&self, receipt_handles: &[String]) -> Result<usize, QueueError> {
-        let targets: Vec<(String, String)> = receipt_handles
+        let targets: Vec<(i64, String)> = receipt_handles
             .iter()
-            .filter_map(|receipt| message_id_of(receipt).map(|id| (id.to_owned(), receipt.clone())))
+            .filter_map(|receipt| message_seq_of(receipt).map(|seq| (seq, receipt.clone())))
             .collect();
         if targets.is_empty() {
             return Ok(0);
@@ -276,12 +305,12 @@ impl EmbeddedQueue {
         self.run(move |conn| {
             let mut delete = conn
                 .prepare_cached(
-                    "DELETE FROM queue_messages WHERE id = ?1 AND receipt = ?2 AND dead = 0",
+                    "DELETE FROM queue_messages WHERE seq = ?1 AND receipt = ?2 AND dead = 0",
                 )
                 .map_err(backend)?;
             let mut deleted = 0;
-            for (id, receipt) in &targets {
-                deleted += delete.execute(params![id, receipt]).map_err(backend)?;
+            for (seq, receipt) in &targets {
+                deleted += delete.execute(params![seq, receipt]).map_err(backend)?;
             }
             Ok(deleted)
         })
@@ -297,17 +326,17 @@ impl EmbeddedQueue {
         timeout: Duration,
         now_ms: u64,
     ) -> Result<bool, QueueError> {
-        let Some(id) = message_id_of(receipt_handle) else {
+        let Some(seq) = message_seq_of(receipt_handle) else {
             return Ok(false);
         };
-        let (id, receipt) = (id.to_owned(), receipt_handle.to_owned());
+        let receipt = receipt_handle.to_owned();
         let visible_at = sql_millis(now_ms.saturating_add(duration_millis(timeout)));
         self.run(move |conn| {
             conn.prepare_cached(
                 "UPDATE queue_messages SET visible_at = ?3
-                 WHERE id = ?1 AND receipt = ?2 AND dead = 0",
+                 WHERE seq = ?1 AND receipt = ?2 AND dead = 0",
             )
-            .and_then(|mut update| update.execute(params![id, receipt, visible_at]))
+            .and_then(|mut update| update.execute(params![seq, receipt, visible_at]))
             .map(|changed| changed == 1)
             .map_err(backend)
         })
@@ -432,20 +461,20 @@ fn receive_in(
         sql_millis(now_ms.saturating_add(duration_millis(config.visibility_timeout)));
     let mut select = conn
         .prepare_cached(
-            "SELECT rowid, id, body, receive_count FROM queue_messages
+            "SELECT seq, id, body, receive_count FROM queue_messages
              WHERE channel = ?1 AND dead = 0 AND visible_at <= ?2
-             ORDER BY visible_at, rowid LIMIT ?3",
+             ORDER BY visible_at, seq LIMIT ?3",
         )
         .map_err(backend)?;
     let mut hide = conn
         .prepare_cached(
             "UPDATE queue_messages
              SET visible_at = ?2, receive_count = receive_count + 1, receipt = ?3
-             WHERE rowid = ?1",
+             WHERE seq = ?1",
         )
         .map_err(backend)?;
     let mut bury = conn
-        .prepare_cached("UPDATE queue_messages SET dead = 1, receipt = NULL WHERE rowid = ?1")
+        .prepare_cached("UPDATE queue_messages SET dead = 1, receipt = NULL WHERE seq = ?1")
         .map_err(backend)?;
 
     let mut received = Vec::with_capacity(max_messages);
@@ -468,21 +497,21 @@ fn receive_in(
             .map_err(backend)?;
         let mut buried_any = false;
         let mut fresh_any = false;
-        for (rowid, id, body, receive_count) in candidates {
+        for (seq, id, body, receive_count) in candidates {
             if received.len() == max_messages {
                 break;
             }
-            if !picked.insert(rowid) {
+            if !picked.insert(seq) {
                 continue;
             }
             fresh_any = true;
             if receive_count >= config.max_receives {
-                bury.execute([rowid]).map_err(backend)?;
+                bury.execute([seq]).map_err(backend)?;
                 buried_any = true;
                 continue;
             }
-            let receipt_handle = new_receipt_handle(&id);
-            hide.execute(params![rowid, hidden_until, receipt_handle])
+            let receipt_handle = new_receipt_handle(seq);
+            hide.execute(params![seq, hidden_until, receipt_handle])
                 .map_err(backend)?;
             received.push(ReceivedMessage {
                 message_id: id,
@@ -498,9 +527,10 @@ fn receive_in(
     }
 }
 
-/// A receipt handle: `{message id}.{128 random bits in hex}`. The id lets delete and change
-/// visibility find the row by primary key; the random part makes every receive's handle new.
-fn new_receipt_handle(message_id: &str) -> String {
+/// A receipt handle: `{row sequence}.{128 random bits in hex}`. The sequence lets delete and
+/// change visibility find the row by primary key; the random part makes every receive's handle
+/// new (a sequence reused after a delete never matches an old handle).
+fn new_receipt_handle(seq: i64) -> String {
     use std::hash::{BuildHasher, Hasher};
     static SEQUENCE: AtomicU64 = AtomicU64::new(0);
     let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
@@ -512,15 +542,14 @@ fn new_receipt_handle(message_id: &str) -> String {
         hasher.write_u64(SystemClock.now_ms());
         hasher.finish()
     };
-    format!("{message_id}.{:016x}{:016x}", random(0), random(1))
+    format!("{seq}.{:016x}{:016x}", random(0), random(1))
 }
 
-/// The message id a receipt handle names.
-fn message_id_of(receipt_handle: &str) -> Option<&str> {
+/// The row sequence a receipt handle names.
+fn message_seq_of(receipt_handle: &str) -> Option<i64> {
     receipt_handle
-        .rsplit_once('.')
-        .map(|(id, _)| id)
-        .filter(|id| !id.is_empty())
+        .split_once('.')
+        .and_then(|(seq, _)| seq.parse().ok())
 }
 
 fn duration_millis(duration: Duration) -> u64 {
@@ -542,11 +571,12 @@ mod tests {
 
     #[test]
     fn given_a_receipt_handle_then_it_names_its_message() {
-        let handle = new_receipt_handle("0123abcd");
-        assert_eq!(message_id_of(&handle), Some("0123abcd"));
-        assert_ne!(handle, new_receipt_handle("0123abcd"));
-        assert_eq!(message_id_of("no-dot"), None);
-        assert_eq!(message_id_of(".abc"), None);
+        let handle = new_receipt_handle(4711);
+        assert_eq!(message_seq_of(&handle), Some(4711));
+        assert_ne!(handle, new_receipt_handle(4711));
+        assert_eq!(message_seq_of("no-dot"), None);
+        assert_eq!(message_seq_of(".abc"), None);
+        assert_eq!(message_seq_of("d0.abc"), None);
     }
 
     fn messages(n: usize) -> Vec<DeliveryMessage> {

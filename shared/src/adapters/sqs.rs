@@ -42,9 +42,10 @@ pub const SEND_BATCH_LIMIT: usize = 10;
 /// `SendMessageBatch` calls per batch of 10, the first included, before giving up on the
 /// entries that keep failing.
 pub const MAX_ATTEMPTS: u32 = 4;
-/// How many `SendMessageBatch` calls one `enqueue` has in flight at once: 320 messages go
-/// out together (one round trip). More would mean more connections, each a TLS handshake.
-pub const MAX_CONCURRENT_BATCHES: usize = 32;
+/// How many `SendMessageBatch` calls one `enqueue` has in flight at once: 1,280 messages go
+/// out together (one round trip), the 1,001 of a 1,000-member event included. Each
+/// connection the pool has to open costs a TLS handshake, once per Lambda instance.
+pub const MAX_CONCURRENT_BATCHES: usize = 128;
 /// How many failed delivery ids an error names before it says "and N more".
 const NAMED_FAILURES: usize = 5;
 /// The longest visibility timeout SQS accepts, in seconds (12 hours).
