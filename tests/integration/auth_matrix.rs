@@ -2,7 +2,7 @@
 //! that a new route cannot be forgotten: a route missing from [`POLICY`] fails the test.
 
 use base64::Engine;
-use herald_tests::{TEST_SECRET, TestApp, WebhookReceiver, now};
+use herald_tests::{TEST_SECRET, TestApp, TestResponse, WebhookReceiver, now, send_to};
 use http::{Method, StatusCode};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
@@ -334,6 +334,29 @@ fn expected_allowed(policy: Allowed, caller: CallerKind) -> bool {
     )
 }
 
+/// What `caller` should hear from a route under `policy`: `2xx`, `404`, `403` or `401`.
+fn expected_answer(policy: Allowed, caller: CallerKind) -> &'static str {
+    if expected_allowed(policy, caller) {
+        "2xx"
+    } else if policy == Allowed::OwnerOrAdmin && caller == CallerKind::AnotherUser {
+        "404"
+    } else if has_valid_token(caller) {
+        "403"
+    } else {
+        "401"
+    }
+}
+
+/// Whether `response` is the `expected` answer, with the matching error code.
+fn answers_as_expected(response: &TestResponse, expected: &str) -> bool {
+    match expected {
+        "2xx" => response.status.is_success(),
+        "404" => response.status == StatusCode::NOT_FOUND && response.error_code() == "not_found",
+        "403" => response.status == StatusCode::FORBIDDEN && response.error_code() == "forbidden",
+        _ => response.status == StatusCode::UNAUTHORIZED && response.error_code() == "unauthorized",
+    }
+}
+
 fn has_valid_token(caller: CallerKind) -> bool {
     matches!(
         caller,
@@ -428,6 +451,17 @@ async fn seeded_alert_path(app: &TestApp) -> String {
     format!("/v1/users/alice/alerts/{id}")
 }
 
+/// `template` with the seeded ids filled in.
+async fn seeded_path(app: &TestApp, template: &str) -> String {
+    if template == "/v1/users/{username}/alerts/{id}" {
+        seeded_alert_path(app).await
+    } else if template == "/v1/webhooks/{id}" {
+        seeded_webhook_path(app).await
+    } else {
+        concrete(template)
+    }
+}
+
 fn concrete(template: &str) -> String {
     if template.starts_with("/v1/product-types/") {
         // Product type 2 has no products (so it can be deleted) and bob as a member.
@@ -506,41 +540,14 @@ async fn every_route_answers_every_kind_of_caller_as_the_contract_says() {
             let app = seeded_app(&receiver).await;
             let token = token_for(&app, caller);
             let method_value = Method::from_bytes(method.as_bytes()).unwrap_or(Method::GET);
-            let path = if *template == "/v1/users/{username}/alerts/{id}" {
-                seeded_alert_path(&app).await
-            } else if *template == "/v1/webhooks/{id}" {
-                seeded_webhook_path(&app).await
-            } else {
-                concrete(template)
-            };
+            let path = seeded_path(&app, template).await;
             let body = body_for(method, template, &receiver);
             let response = app
                 .send(method_value, &path, token.as_deref(), body.as_ref())
                 .await;
             checked += 1;
-            let expected = if expected_allowed(*policy, caller) {
-                "2xx"
-            } else if *policy == Allowed::OwnerOrAdmin && caller == CallerKind::AnotherUser {
-                "404"
-            } else if has_valid_token(caller) {
-                "403"
-            } else {
-                "401"
-            };
-            let ok = match expected {
-                "2xx" => response.status.is_success(),
-                "404" => {
-                    response.status == StatusCode::NOT_FOUND && response.error_code() == "not_found"
-                }
-                "403" => {
-                    response.status == StatusCode::FORBIDDEN && response.error_code() == "forbidden"
-                }
-                _ => {
-                    response.status == StatusCode::UNAUTHORIZED
-                        && response.error_code() == "unauthorized"
-                }
-            };
-            if !ok {
+            let expected = expected_answer(*policy, caller);
+            if !answers_as_expected(&response, expected) {
                 failures.push(format!(
                     "{method} {path} as {caller:?}: expected {expected}, got {} {}",
                     response.status, response.body
@@ -578,4 +585,149 @@ async fn a_user_never_sees_another_users_data() {
         assert_eq!(response.status, StatusCode::FORBIDDEN, "{path}");
         assert!(response.body.get("events").is_none() && response.body.get("email").is_none());
     }
+}
+
+/// Callers as API Gateway presents them to the functions on Lambda: the JWT authorizer has
+/// checked the token, and the function reads the caller from the authorizer's claims.
+#[derive(Debug, Clone, Copy)]
+enum ClaimsCaller {
+    Admin,
+    Service,
+    TheUserThemself,
+    AnotherUser,
+    /// No authorizer context at all (the function reached without API Gateway's authorizer).
+    NoAuthorizer,
+    /// No authorizer context, with a bearer token claiming `admin` in the header: the
+    /// function never trusts a token it has not seen verified.
+    BearerWithoutAuthorizer,
+    MissingRole,
+    UnknownRole,
+    EmptySubject,
+}
+
+impl ClaimsCaller {
+    const ALL: [ClaimsCaller; 9] = [
+        ClaimsCaller::Admin,
+        ClaimsCaller::Service,
+        ClaimsCaller::TheUserThemself,
+        ClaimsCaller::AnotherUser,
+        ClaimsCaller::NoAuthorizer,
+        ClaimsCaller::BearerWithoutAuthorizer,
+        ClaimsCaller::MissingRole,
+        ClaimsCaller::UnknownRole,
+        ClaimsCaller::EmptySubject,
+    ];
+
+    /// The bearer-token caller that must be answered the same way.
+    fn equivalent(self) -> CallerKind {
+        match self {
+            ClaimsCaller::Admin => CallerKind::Admin,
+            ClaimsCaller::Service => CallerKind::Service,
+            ClaimsCaller::TheUserThemself => CallerKind::TheUserThemself,
+            ClaimsCaller::AnotherUser => CallerKind::AnotherUser,
+            ClaimsCaller::NoAuthorizer => CallerKind::Anonymous,
+            ClaimsCaller::BearerWithoutAuthorizer => CallerKind::AlgNone,
+            ClaimsCaller::MissingRole => CallerKind::MissingRole,
+            ClaimsCaller::UnknownRole => CallerKind::UnknownRole,
+            ClaimsCaller::EmptySubject => CallerKind::EmptySubject,
+        }
+    }
+
+    /// The authorizer's claims (`None`: no authorizer context).
+    fn claims(self) -> Option<Value> {
+        let claims = |sub: &str, role: Option<&str>| {
+            let mut claims = json!({"iss": "https://idp.example.com/", "aud": "herald",
+                "exp": (now() + 600).to_string(), "sub": sub});
+            if let (Some(role), Some(map)) = (role, claims.as_object_mut()) {
+                map.insert("role".into(), json!(role));
+            }
+            Some(claims)
+        };
+        match self {
+            ClaimsCaller::Admin => claims("root", Some("admin")),
+            ClaimsCaller::Service => claims("platform", Some("service")),
+            ClaimsCaller::TheUserThemself => claims("alice", Some("user")),
+            ClaimsCaller::AnotherUser => claims("bob", Some("user")),
+            ClaimsCaller::NoAuthorizer | ClaimsCaller::BearerWithoutAuthorizer => None,
+            ClaimsCaller::MissingRole => claims("alice", None),
+            ClaimsCaller::UnknownRole => claims("alice", Some("superuser")),
+            ClaimsCaller::EmptySubject => claims("", Some("admin")),
+        }
+    }
+}
+
+/// An API Gateway HTTP API (v2) payload for `method path` as `caller`, parsed the way
+/// `lambda_http` parses what Lambda hands the function.
+fn gateway_request(
+    method: &str,
+    path: &str,
+    caller: ClaimsCaller,
+    body: Option<&Value>,
+) -> http::Request<axum::body::Body> {
+    let mut headers = json!({"accept": "application/json", "content-type": "application/json",
+        "host": "h3r4ld.execute-api.eu-west-1.amazonaws.com"});
+    if let ClaimsCaller::BearerWithoutAuthorizer = caller {
+        let forged = unsigned(&json!({"sub": "root", "role": "admin", "exp": now() + 600}));
+        headers["authorization"] = json!(format!("Bearer {forged}"));
+    }
+    let (raw_path, query) = path.split_once('?').unwrap_or((path, ""));
+    let mut context = json!({
+        "accountId": "123456789012", "apiId": "h3r4ld",
+        "domainName": "h3r4ld.execute-api.eu-west-1.amazonaws.com", "domainPrefix": "h3r4ld",
+        "http": {"method": method, "path": raw_path, "protocol": "HTTP/1.1",
+            "sourceIp": "192.0.2.10", "userAgent": "herald-tests"},
+        "requestId": "matrix", "routeKey": "$default", "stage": "$default",
+        "time": "27/Nov/2026:09:30:00 +0000", "timeEpoch": 1_795_772_200_000u64,
+    });
+    if let Some(claims) = caller.claims() {
+        context["authorizer"] = json!({"jwt": {"claims": claims, "scopes": null}});
+    }
+    let payload = json!({
+        "version": "2.0", "routeKey": "$default", "rawPath": raw_path, "rawQueryString": query,
+        "headers": headers, "requestContext": context, "isBase64Encoded": false,
+        "body": body.map(Value::to_string),
+    });
+    match lambda_http::request::from_str(&payload.to_string()) {
+        Ok(request) => request.map(|body| axum::body::Body::from(body.to_vec())),
+        Err(e) => panic!("the payload for {method} {path} does not parse: {e}"),
+    }
+}
+
+/// The same matrix through the Lambda path: every route × every kind of authorizer context,
+/// on a router that trusts API Gateway's claims (as the functions do) over the same seeded
+/// store. The answers must be those of the bearer-token caller each one stands for.
+#[tokio::test]
+async fn every_route_answers_every_kind_of_authorizer_context_as_the_contract_says() {
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    let receiver = WebhookReceiver::start().await;
+    for (method, template, policy) in POLICY {
+        for caller in ClaimsCaller::ALL {
+            let app = seeded_app(&receiver).await;
+            let lambda = app
+                .herald
+                .router(settings_api::Authenticator::ApiGatewayClaims {
+                    role_claim: "role".into(),
+                });
+            let path = seeded_path(&app, template).await;
+            let body = body_for(method, template, &receiver);
+            let request = gateway_request(method, &path, caller, body.as_ref());
+            let response = send_to(&lambda, request).await;
+            checked += 1;
+            let expected = expected_answer(*policy, caller.equivalent());
+            if !answers_as_expected(&response, expected) {
+                failures.push(format!(
+                    "{method} {path} as {caller:?}: expected {expected}, got {} {}",
+                    response.status, response.body
+                ));
+            }
+        }
+    }
+    assert_eq!(checked, POLICY.len() * ClaimsCaller::ALL.len());
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} calls were wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

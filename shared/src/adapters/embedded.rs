@@ -2199,6 +2199,54 @@ mod tests {
         settings.team_name = "AppSec".into();
         store.put_system_settings(&settings).await?;
         assert_eq!(store.system_settings().await?.team_name, "AppSec");
+
+        // A product's audience is cached; membership and settings writes are seen at once.
+        let (shop, ann) = (ResourceId("7".into()), Username("ann".into()));
+        store
+            .put_product_type(&ProductType {
+                id: ResourceId("web".into()),
+                name: "Web".into(),
+            })
+            .await?;
+        let product = Product {
+            id: shop.clone(),
+            name: "Shop".into(),
+            product_type_id: ResourceId("web".into()),
+            disable_sla_breach_notifications: false,
+        };
+        store.put_product(&product).await?;
+        store
+            .put_user(&ann, &profile(), &NotificationSettings::defaults())
+            .await?;
+        let members = |a: Option<ProductAudience>| -> Vec<(String, bool)> {
+            a.map(|a| a.members)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|m| {
+                    (
+                        m.user.username.as_str().to_owned(),
+                        m.product_settings.is_some(),
+                    )
+                })
+                .collect()
+        };
+        assert!(members(store.product_audience(&shop).await?).is_empty());
+        store.put_product_member(&shop, &ann).await?;
+        assert_eq!(
+            members(store.product_audience(&shop).await?),
+            [("ann".to_owned(), false)]
+        );
+        let per_product = NotificationSettings::defaults()
+            .with(crate::domain::EventType::ScanAdded, &[Channel::Mail]);
+        store
+            .put_product_notifications(&ann, &shop, &per_product)
+            .await?;
+        assert_eq!(
+            members(store.product_audience(&shop).await?),
+            [("ann".to_owned(), true)]
+        );
+        store.delete_product_member(&shop, &ann).await?;
+        assert!(members(store.product_audience(&shop).await?).is_empty());
         Ok(())
     }
 }
