@@ -167,27 +167,28 @@ CREATE TABLE IF NOT EXISTS alerts (
 ) WITHOUT ROWID;
 "#;
 
-/// Schema 2's `alerts` (a rowid table with two indexes on `(username, id)`) moved to
-/// [`SCHEMA`]'s, clustered by its key. Run inside the upgrade transaction.
-const ALERTS_UPGRADE_FROM_2: &str = r#"
+/// Upgrading from schema 1 or 2, first step: the tables whose layout changed are set aside
+/// (with their named indexes dropped), so [`SCHEMA`] and the queue's schema create them anew.
+const UPGRADE_FROM_2_SET_ASIDE: &str = r#"
 DROP INDEX IF EXISTS alerts_unread;
 ALTER TABLE alerts RENAME TO alerts_v2;
-CREATE TABLE alerts (
-    username TEXT NOT NULL,
-    id TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    title TEXT NOT NULL,
-    description TEXT NOT NULL,
-    url TEXT NOT NULL,
-    icon TEXT NOT NULL,
-    source TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    read INTEGER NOT NULL,
-    PRIMARY KEY (username, id)
-) WITHOUT ROWID;
-INSERT INTO alerts SELECT username, id, event_id, title, description, url, icon, source, created_at, read
+DROP INDEX IF EXISTS queue_messages_ready;
+DROP INDEX IF EXISTS queue_messages_by_delivery;
+ALTER TABLE queue_messages RENAME TO queue_messages_v2;
+"#;
+
+/// Upgrading from schema 1 or 2, last step: the rows move into the new tables (queue
+/// messages keep their order: `seq` is the old rowid; the event id comes from the body).
+const UPGRADE_FROM_2_MOVE: &str = r#"
+INSERT INTO alerts (username, id, event_id, title, description, url, icon, source, created_at, read)
+    SELECT username, id, event_id, title, description, url, icon, source, created_at, read
     FROM alerts_v2;
 DROP TABLE alerts_v2;
+INSERT INTO queue_messages (seq, event_id, id, channel, body, visible_at, receive_count, receipt, enqueued_at, dead)
+    SELECT rowid, COALESCE(json_extract(body, '$.event_id'), ''), id, channel, body, visible_at,
+           receive_count, receipt, enqueued_at, dead
+    FROM queue_messages_v2 ORDER BY rowid;
+DROP TABLE queue_messages_v2;
 "#;
 
 const DOC_SYSTEM_SETTINGS: &str = "system_settings";
@@ -358,14 +359,17 @@ impl EmbeddedStore {
                     "ALTER TABLE deliveries ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0",
                 )?;
             }
-            if (1..3).contains(&version) {
-                conn.execute_batch(ALERTS_UPGRADE_FROM_2)?;
-                conn.execute_batch(crate::adapters::embedded_queue::QUEUE_UPGRADE_FROM_2)?;
+            let from_2 = (1..3).contains(&version);
+            if from_2 {
+                conn.execute_batch(UPGRADE_FROM_2_SET_ASIDE)?;
             }
             conn.execute_batch(SCHEMA)?;
             // The embedded queue's table lives here too, so `record_event` can queue in its
             // transaction.
             conn.execute_batch(crate::adapters::embedded_queue::QUEUE_SCHEMA)?;
+            if from_2 {
+                conn.execute_batch(UPGRADE_FROM_2_MOVE)?;
+            }
             conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
             conn.execute_batch("COMMIT")
         })();

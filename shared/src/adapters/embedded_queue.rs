@@ -52,31 +52,6 @@ CREATE UNIQUE INDEX IF NOT EXISTS queue_messages_by_delivery ON queue_messages(e
 CREATE INDEX IF NOT EXISTS queue_messages_ready ON queue_messages(channel, dead, visible_at);
 "#;
 
-/// Schema 2's queue table (keyed by delivery id) moved to [`QUEUE_SCHEMA`]'s: rows keep their
-/// order (`seq` is the old rowid), the event id comes from the message body. Run inside the
-/// store's upgrade transaction, before [`QUEUE_SCHEMA`].
-pub(crate) const QUEUE_UPGRADE_FROM_2: &str = r#"
-ALTER TABLE queue_messages RENAME TO queue_messages_v2;
-DROP INDEX IF EXISTS queue_messages_ready;
-CREATE TABLE queue_messages (
-    seq INTEGER PRIMARY KEY,
-    event_id TEXT NOT NULL,
-    id TEXT NOT NULL,
-    channel TEXT NOT NULL,
-    body TEXT NOT NULL,
-    visible_at INTEGER NOT NULL,
-    receive_count INTEGER NOT NULL DEFAULT 0,
-    receipt TEXT,
-    enqueued_at INTEGER NOT NULL,
-    dead INTEGER NOT NULL DEFAULT 0
-);
-INSERT INTO queue_messages (seq, event_id, id, channel, body, visible_at, receive_count, receipt, enqueued_at, dead)
-    SELECT rowid, COALESCE(json_extract(body, '$.event_id'), ''), id, channel, body, visible_at,
-           receive_count, receipt, enqueued_at, dead
-    FROM queue_messages_v2 ORDER BY rowid;
-DROP TABLE queue_messages_v2;
-"#;
-
 /// The most messages one receive returns, as in SQS.
 pub const MAX_RECEIVE_BATCH: usize = 10;
 /// The longest a redelivery can be delayed, as in SQS (12 hours).
