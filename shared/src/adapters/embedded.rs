@@ -225,7 +225,8 @@ struct Inner {
 }
 
 /// The system settings, system and template documents, the administrators and the audiences
-/// of the products events named lately (members with their settings), parsed, as last read. Every write that could change them empties the cache after it commits, and a
+/// of the products events named lately (members with their settings), parsed, as last read.
+/// Every write that could change them empties the cache after it commits, and a
 /// value read before such a write is never stored after it (the generation check), so a
 /// caller told a write is done reads the new value. Sound because one process owns the
 /// database: `open` locks the data directory's lock file.
@@ -570,17 +571,33 @@ impl EmbeddedStore {
         T: Clone,
         L: std::future::Future<Output = Result<T, StoreError>>,
     {
+        self.cached_with(|c| get(c).clone(), |c, value| *set(c) = Some(value), load)
+            .await
+    }
+
+    /// `get` from the cache, else `load` and `keep` it, unless a write came in between (the
+    /// generation check): a value read before a write is never kept after it.
+    async fn cached_with<T, L>(
+        &self,
+        get: impl FnOnce(&Cache) -> Option<T>,
+        keep: impl FnOnce(&mut Cache, T),
+        load: L,
+    ) -> Result<T, StoreError>
+    where
+        T: Clone,
+        L: std::future::Future<Output = Result<T, StoreError>>,
+    {
         let generation = {
             let cache = self.inner.cache.lock().map_err(|_| poisoned())?;
             if let Some(value) = get(&cache) {
-                return Ok(value.clone());
+                return Ok(value);
             }
             cache.generation
         };
         let value = load.await?;
         let mut cache = self.inner.cache.lock().map_err(|_| poisoned())?;
         if cache.generation == generation {
-            *set(&mut cache) = Some(value.clone());
+            keep(&mut cache, value.clone());
         }
         Ok(value)
     }
@@ -1257,24 +1274,20 @@ impl DirectoryStore for EmbeddedStore {
         product: &ResourceId,
     ) -> Result<Option<ProductAudience>, StoreError> {
         let product_id = product.as_str().to_owned();
-        let generation = {
-            let cache = self.inner.cache.lock().map_err(|_| poisoned())?;
-            if let Some(audience) = cache.audiences.get(&product_id) {
-                return Ok(Some(audience.clone()));
-            }
-            cache.generation
-        };
-        let audience = self.read_product_audience(product_id.clone()).await?;
-        if let Some(audience) = &audience {
-            let mut cache = self.inner.cache.lock().map_err(|_| poisoned())?;
-            if cache.generation == generation {
-                if cache.audiences.len() >= CACHED_AUDIENCES {
-                    cache.audiences.clear();
+        self.cached_with(
+            |c| c.audiences.get(product.as_str()).cloned().map(Some),
+            |c, audience| {
+                if let Some(audience) = audience {
+                    if c.audiences.len() >= CACHED_AUDIENCES {
+                        c.audiences.clear();
+                    }
+                    c.audiences
+                        .insert(audience.product.id.as_str().to_owned(), audience);
                 }
-                cache.audiences.insert(product_id, audience.clone());
-            }
-        }
-        Ok(audience)
+            },
+            self.read_product_audience(product_id),
+        )
+        .await
     }
 
     async fn administrator_audience(&self) -> Result<Vec<AudienceMember>, StoreError> {
