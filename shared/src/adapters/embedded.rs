@@ -50,7 +50,7 @@
 //! | record an attempt unless the delivery is final (ending its claim) | one `UPDATE .. WHERE status NOT IN (final) RETURNING ..` on the primary key: the check, the write and the read-back are one statement |
 //! | expired events and deliveries (the cleanup job) | index `events_by_expiry`; deliveries go with `ON DELETE CASCADE` |
 //! | a user's alerts, newest first, from a cursor | `alerts` primary key `(username, id)` read backwards (ids sort by time) |
-//! | a user's unread alerts and counts | the `alerts` key `(username, id)`, filtering `read` (a user has at most the clean-up's maximum of alerts) |
+//! | a user's unread alerts and counts | the `alerts` key `(username, id)`, filtering `read` (the clean-up keeps a user's newest 999 by default) |
 //! | add alerts raised outside intake, once each | one transaction of `INSERT .. ON CONFLICT(username, id) DO NOTHING`, counting the rows inserted |
 
 use crate::domain::{
