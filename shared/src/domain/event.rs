@@ -501,6 +501,20 @@ mod tests {
     }
 
     #[test]
+    fn given_a_huge_number_in_data_then_its_stored_form_reads_back_equal() {
+        // The `event` fuzz target's input: a 98-digit integer in `data` was read as a float
+        // that, written out and read again, was another float (serde_json reads floats
+        // correctly rounded only with its `float_roundtrip` feature).
+        let text = format!(
+            r#"{{"type": "scan_added", "title": "x", "data": {{"id": 3{}}}}}"#,
+            "6".repeat(97)
+        );
+        let body: Value = serde_json::from_str(&text).unwrap_or_else(|err| panic!("{err}"));
+        let e = parse(body).unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(Event::from_stored(&e.to_stored()), Ok(e.clone()));
+    }
+
+    #[test]
     fn given_duplicate_recipients_then_each_is_kept_once() {
         let e =
             parse(json!({"type": "user_mentioned", "title": "x", "recipients": ["a", "b", "a"]}));
