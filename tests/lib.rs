@@ -289,6 +289,58 @@ impl TestApp {
         self.service_ok(Method::PUT, "/v1/products/1/members/alice", None)
             .await;
     }
+
+    /// [`TestApp::seed_shop`] with alice and bob, then everything a route can name: alice's
+    /// settings for product 1 (alert and mail on `scan_added`), event `seed` (which gave
+    /// alice an alert), the [`scheduled_records`], and a webhook of alice's posting to
+    /// `receiver`. Answers the webhook's path.
+    pub async fn seed_alice(&self, receiver: &WebhookReceiver) -> String {
+        self.seed_shop(&["alice", "bob"]).await;
+        let doc = json!({"events": {"scan_added": ["alert", "mail"]}});
+        let r = self
+            .admin(
+                Method::PUT,
+                "/v1/users/alice/notifications/products/1",
+                Some(&doc),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let seed = json!({"id": "seed", "type": "scan_added", "title": "Scan", "product_id": 1});
+        self.service_ok(Method::POST, "/v1/events", Some(&seed))
+            .await;
+        for (path, record) in scheduled_records() {
+            self.service_ok(Method::PUT, path, Some(&record)).await;
+        }
+        let hook = json!({"name": "alice's hook", "url": receiver.url("/alice")});
+        let created = self
+            .user("alice", Method::POST, "/v1/webhooks", Some(&hook))
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        format!(
+            "/v1/webhooks/{}",
+            created.body["id"].as_str().unwrap_or_default()
+        )
+    }
+}
+
+/// Engagement 1, finding 1 and risk acceptance 1, of product 1, as the platform puts them.
+pub fn scheduled_records() -> [(&'static str, Value); 3] {
+    [
+        (
+            "/v1/engagements/1",
+            json!({"product_id": 1, "name": "Q4", "lead": "alice",
+                "target_start": "2026-12-01", "target_end": "2026-12-05"}),
+        ),
+        (
+            "/v1/findings/1",
+            json!({"product_id": 1, "title": "XSS", "severity": "High",
+                "sla_expiration_date": "2026-12-31"}),
+        ),
+        (
+            "/v1/risk-acceptances/1",
+            json!({"product_id": 1, "name": "Legacy TLS", "expiration_date": "2027-01-10"}),
+        ),
+    ]
 }
 
 impl Default for TestApp {

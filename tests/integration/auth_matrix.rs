@@ -2,7 +2,9 @@
 //! that a new route cannot be forgotten: a route missing from [`POLICY`] fails the test.
 
 use base64::Engine;
-use herald_tests::{TEST_SECRET, TestApp, TestResponse, WebhookReceiver, now, send_to};
+use herald_tests::{
+    TEST_SECRET, TestApp, TestResponse, WebhookReceiver, now, scheduled_records, send_to,
+};
 use http::{Method, StatusCode};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
@@ -367,12 +369,10 @@ fn has_valid_token(caller: CallerKind) -> bool {
     )
 }
 
-/// alice (member of product 1), bob (no access to product 1), product type 1 with product 1,
-/// alice's settings for product 1, an empty product type 2 with bob as its member, and a
-/// webhook of alice's posting to `receiver`.
+/// [`TestApp::seed_alice`], and an empty product type 2 with bob as its member.
 async fn seeded_app(receiver: &WebhookReceiver) -> TestApp {
     let app = TestApp::with_private_targets();
-    app.seed_shop(&["alice", "bob"]).await;
+    app.seed_alice(receiver).await;
     app.service_ok(
         Method::PUT,
         "/v1/product-types/2",
@@ -381,48 +381,7 @@ async fn seeded_app(receiver: &WebhookReceiver) -> TestApp {
     .await;
     app.service_ok(Method::PUT, "/v1/product-types/2/members/bob", None)
         .await;
-    let doc = json!({"events": {"scan_added": ["alert", "mail"]}});
-    let admin = app
-        .admin(
-            Method::PUT,
-            "/v1/users/alice/notifications/products/1",
-            Some(&doc),
-        )
-        .await;
-    assert_eq!(admin.status, StatusCode::OK, "{}", admin.body);
-    // Event "seed" gives alice an alert (she may view product 1); GET /v1/events/seed reads it.
-    let event = json!({"id": "seed", "type": "scan_added", "title": "Scan", "product_id": 1});
-    app.service_ok(Method::POST, "/v1/events", Some(&event))
-        .await;
-    for (path, record) in scheduled_records() {
-        app.service_ok(Method::PUT, path, Some(&record)).await;
-    }
-    let hook = json!({"name": "alice's hook", "url": receiver.url("/alice")});
-    let created = app
-        .user("alice", Method::POST, "/v1/webhooks", Some(&hook))
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     app
-}
-
-/// Engagement 1, finding 1 and risk acceptance 1, of product 1.
-fn scheduled_records() -> [(&'static str, Value); 3] {
-    [
-        (
-            "/v1/engagements/1",
-            json!({"product_id": 1, "name": "Q4", "lead": "alice",
-                "target_start": "2026-12-01", "target_end": "2026-12-05"}),
-        ),
-        (
-            "/v1/findings/1",
-            json!({"product_id": 1, "title": "XSS", "severity": "High",
-                "sla_expiration_date": "2026-12-31"}),
-        ),
-        (
-            "/v1/risk-acceptances/1",
-            json!({"product_id": 1, "name": "Legacy TLS", "expiration_date": "2027-01-10"}),
-        ),
-    ]
 }
 
 /// The path of alice's webhook.

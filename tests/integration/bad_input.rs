@@ -1030,44 +1030,6 @@ fn corpus(webhook_path: &str, receiver: &WebhookReceiver) -> Vec<Case> {
     ]
 }
 
-/// alice and bob, product type 1 with product 1 (alice a member), alice's settings for
-/// product 1, an event that gave alice an alert, engagement 1, finding 1, risk acceptance 1
-/// and a webhook of alice's. Answers the webhook's path.
-async fn seed(app: &TestApp, receiver: &WebhookReceiver) -> String {
-    app.seed_shop(&["alice", "bob"]).await;
-    let doc = json!({"events": {"scan_added": ["alert", "mail"]}});
-    let r = app
-        .admin(
-            Method::PUT,
-            "/v1/users/alice/notifications/products/1",
-            Some(&doc),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let seed = json!({"id": "seed", "type": "scan_added", "title": "Scan", "product_id": 1});
-    app.service_ok(Method::POST, "/v1/events", Some(&seed))
-        .await;
-    for (path, record) in [
-        ("/v1/engagements/1", engagement(json!({}))),
-        ("/v1/findings/1", finding(json!({}))),
-        (
-            "/v1/risk-acceptances/1",
-            json!({"product_id": 1, "name": "Legacy TLS", "expiration_date": "2027-01-10"}),
-        ),
-    ] {
-        app.service_ok(Method::PUT, path, Some(&record)).await;
-    }
-    let hook = json!({"name": "alice's hook", "url": receiver.url("/alice")});
-    let created = app
-        .user("alice", Method::POST, "/v1/webhooks", Some(&hook))
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    format!(
-        "/v1/webhooks/{}",
-        created.body["id"].as_str().unwrap_or_default()
-    )
-}
-
 fn request(app: &TestApp, c: &Case) -> Request<Body> {
     let token = match c.who {
         Who::Admin => app.token("root", settings_api::Role::Admin),
@@ -1097,7 +1059,7 @@ fn request(app: &TestApp, c: &Case) -> Request<Body> {
 async fn bad_input_corpus_answers_4xx_in_the_error_shape_naming_the_field_and_changes_nothing() {
     let receiver = WebhookReceiver::start().await;
     let app = TestApp::on_disk();
-    let webhook_path = seed(&app, &receiver).await;
+    let webhook_path = app.seed_alice(&receiver).await;
     let cases = corpus(&webhook_path, &receiver);
     assert!(
         cases.len() >= 50,

@@ -7,7 +7,7 @@
 use axum::body::Body;
 use herald_http::extract::MAX_BODY_BYTES;
 use herald_tests::{TestApp, TestResponse, WebhookReceiver};
-use http::{Method, Request, StatusCode};
+use http::{Request, StatusCode};
 use serde_json::{Value, json};
 
 /// Every (method, path template) whose operation declares a request body.
@@ -50,21 +50,6 @@ fn valid_body(method: &str, template: &str, receiver: &WebhookReceiver) -> Value
         }
         _ => panic!("{method} {template} takes a JSON body but has no example in this test"),
     }
-}
-
-/// alice, product type 1 with product 1 (alice a member), and a webhook of alice's; answers
-/// the webhook's path.
-async fn seed(app: &TestApp, receiver: &WebhookReceiver) -> String {
-    app.seed_shop(&["alice"]).await;
-    let hook = json!({"name": "alice's hook", "url": receiver.url("/alice")});
-    let created = app
-        .user("alice", Method::POST, "/v1/webhooks", Some(&hook))
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    format!(
-        "/v1/webhooks/{}",
-        created.body["id"].as_str().unwrap_or_default()
-    )
 }
 
 fn concrete(template: &str, webhook_path: &str) -> String {
@@ -151,7 +136,7 @@ async fn security_every_json_route_refuses_a_body_over_the_limit_with_413_and_st
     );
     let receiver = WebhookReceiver::start().await;
     let app = TestApp::on_disk();
-    let webhook_path = seed(&app, &receiver).await;
+    let webhook_path = app.seed_alice(&receiver).await;
     let token = app.token("root", settings_api::Role::Admin);
     let before = app.store_dump();
     let pings = receiver.requests().len();
@@ -191,7 +176,7 @@ async fn security_every_json_route_refuses_a_body_over_the_limit_with_413_and_st
     // At the limit exactly, the same bodies are accepted: only the size was refused.
     for (method, template) in &routes {
         let app = TestApp::on_disk();
-        let webhook_path = seed(&app, &receiver).await;
+        let webhook_path = app.seed_alice(&receiver).await;
         let token = app.token("root", settings_api::Role::Admin);
         let path = concrete(template, &webhook_path);
         let bytes = padded(&valid_body(method, template, &receiver), MAX_BODY_BYTES);
