@@ -71,6 +71,7 @@ conformance! {
     given_alerts_then_marking_read_changes_counts_and_unread_pages,
     given_alerts_then_delete_one_all_and_trim_keep_the_newest,
     given_an_event_with_100_alerts_and_10_deliveries_then_it_is_written_in_batches,
+    given_events_for_100_members_then_each_member_pages_marks_and_deletes_their_alerts,
     given_recorded_events_and_alerts_then_they_survive_a_reopen,
     given_a_queued_delivery_then_attempts_move_it_to_retrying_then_sent_and_sent_is_final,
     given_failed_and_dead_deliveries_then_they_are_final_too,
@@ -692,6 +693,137 @@ async fn given_an_event_with_100_alerts_and_10_deliveries_then_it_is_written_in_
             "the failed conditional put returns the first record"
         );
     }
+    Ok(())
+}
+
+/// Records event `id` created at `at` with an alert for each of `users`; returns alice's.
+async fn record_for_all(
+    store: &dyn Stores,
+    id: &str,
+    at: u64,
+    users: &[Username],
+) -> Result<Alert, StoreError> {
+    let e = event(id);
+    let alerts: Vec<Alert> = users.iter().map(|u| Alert::for_event(&e, u, at)).collect();
+    let outcome = store
+        .record_event(&record(e, at, &alerts, &[]), &alerts, &[])
+        .await?;
+    assert_eq!(outcome, RecordOutcome::Recorded);
+    alerts
+        .into_iter()
+        .find(|a| a.username.as_str() == "alice")
+        .ok_or_else(|| StoreError::Backend("alice is not among the users".into()))
+}
+
+/// Events with large audiences mixed with alerts added one by one: every read, change and
+/// reopen sees each alert once, in order (the embedded store files such events' alerts once
+/// and merges them into the users' alerts later; this is what must not show).
+async fn given_events_for_100_members_then_each_member_pages_marks_and_deletes_their_alerts(
+    h: &mut Harness,
+) -> TestResult {
+    let mut users: Vec<Username> = (1..100).map(|i| username(&format!("user{i:03}"))).collect();
+    users.push(username("alice"));
+    let (alice, other) = (username("alice"), username("user050"));
+    let own = alerts_for(&alice, "own", 1_500, 1);
+    let store = h.stores();
+    // Alice's own alerts at 1,500 and 2,500 sit between the events' at 1,000 .. 3,000.
+    assert_eq!(store.add_alerts(&own).await?, 1);
+    let e1 = record_for_all(store, "e-wide-1", 1_000, &users).await?;
+    let e2 = record_for_all(store, "e-wide-2", 2_000, &users).await?;
+    let own2 = alerts_for(&alice, "own2", 2_500, 1);
+    let e3 = record_for_all(store, "e-wide-3", 3_000, &users).await?;
+    // Added after the events: alerts raised outside intake are counted once each.
+    assert_eq!(store.add_alerts(&own2).await?, 1);
+    let e4 = record_for_all(store, "e-wide-4", 4_000, &users).await?;
+    let newest_first = [&e4, &e3, &own2[0], &e2, &own[0], &e1].map(|a| a.id.clone());
+
+    let first = store.alerts(&alice, false, 4, None).await?;
+    assert_eq!(ids(&first.items), newest_first[..4]);
+    assert_eq!(first.items[0], e4, "read back whole");
+    let second = store
+        .alerts(&alice, false, 4, first.next_cursor.as_deref())
+        .await?;
+    assert_eq!(
+        (ids(&second.items), second.next_cursor),
+        (newest_first[4..].to_vec(), None)
+    );
+    assert_eq!(
+        store.alert_counts(&alice).await?,
+        AlertCounts {
+            total: 6,
+            unread: 6
+        }
+    );
+    assert_eq!(
+        store.alert_counts(&other).await?,
+        AlertCounts {
+            total: 4,
+            unread: 4
+        }
+    );
+
+    // Marking one read and deleting another touches alice's alerts only.
+    assert_eq!(
+        store
+            .mark_alerts_read(&alice, Some(std::slice::from_ref(&e2.id)))
+            .await?,
+        1
+    );
+    assert!(store.delete_alert(&alice, &e3.id).await?);
+    let e5 = record_for_all(store, "e-wide-5", 5_000, &users).await?;
+    let unread = store.alerts(&alice, true, 10, None).await?;
+    assert_eq!(
+        ids(&unread.items),
+        [&e5, &e4, &own2[0], &own[0], &e1].map(|a| a.id.clone())
+    );
+    assert_eq!(
+        store.alert_counts(&alice).await?,
+        AlertCounts {
+            total: 6,
+            unread: 5
+        }
+    );
+    let others = store.alerts(&other, false, 10, None).await?;
+    assert_eq!(others.items.len(), 5);
+    assert!(others.items.iter().all(|a| !a.read));
+
+    // A repeat of an event adds nothing; a reopen keeps everything.
+    let e5_again: Vec<Alert> = users
+        .iter()
+        .map(|u| Alert::for_event(&event("e-wide-5"), u, 5_000))
+        .collect();
+    let repeat = store
+        .record_event(
+            &record(event("e-wide-5"), 5_000, &e5_again, &[]),
+            &e5_again,
+            &[],
+        )
+        .await?;
+    assert!(matches!(repeat, RecordOutcome::Duplicate(_)));
+    h.reopen().await?;
+    let store = h.stores();
+    assert_eq!(
+        store.alert_counts(&alice).await?,
+        AlertCounts {
+            total: 6,
+            unread: 5
+        }
+    );
+    assert_eq!(store.alert_counts(&other).await?.total, 5);
+
+    // Mark all read, trim and delete all, after new alerts came in.
+    let e6 = record_for_all(store, "e-wide-6", 6_000, &users).await?;
+    assert_eq!(store.mark_alerts_read(&alice, None).await?, 6);
+    assert_eq!(store.alert_counts(&alice).await?.unread, 0);
+    let e7 = record_for_all(store, "e-wide-7", 7_000, &users).await?;
+    assert_eq!(store.trim_alerts(&alice, 2).await?, 6);
+    let kept = store.alerts(&alice, false, 10, None).await?;
+    assert_eq!(ids(&kept.items), [e7.id.clone(), e6.id.clone()]);
+    assert!(!kept.items[0].read && kept.items[1].read);
+    record_for_all(store, "e-wide-8", 8_000, &users).await?;
+    assert_eq!(store.delete_alerts(&other).await?, 8);
+    assert_eq!(store.alert_counts(&other).await?.total, 0);
+    assert_eq!(store.alert_counts(&username("user099")).await?.total, 8);
     Ok(())
 }
 

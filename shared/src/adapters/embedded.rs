@@ -17,8 +17,9 @@
 //!   16,384 pages of log (64 MiB), a backstop for when writes never pause.
 //! - **Writes that sit together.** The rows one event adds are keyed so they land side by
 //!   side: deliveries under their event, queue messages in queue order and unique by (event,
-//!   delivery). Alerts are clustered by (user, id) — one page per recipient, the price of
-//!   reading a user's bell with one seek — without a second index.
+//!   delivery). Alerts are clustered by (user, id), so a user's bell is one seek; filed one
+//!   by one that costs a page per recipient, so an event for many users files its alert once
+//!   with its recipient list, merged into the users' alerts in batches (`embedded_alerts.rs`).
 //! - **A cache** of what every event reads and rarely changes: system settings, the system
 //!   and template documents, the administrators (with their personal settings). Writes that
 //!   could change them empty it after they commit.
@@ -48,10 +49,8 @@
 //! | claim a delivery for one send | one `UPDATE .. SET lease_until WHERE status NOT IN (final) AND lease_until <= now RETURNING ..`; when it matches nothing, one primary-key read tells final, held and unknown apart |
 //! | at start-up, end a dead process's claims and bring their queue messages back | one transaction: `UPDATE queue_messages SET visible_at = enqueued_at WHERE id IN (claimed deliveries)`, then `UPDATE deliveries SET lease_until = 0`; both scan, once per start |
 //! | record an attempt unless the delivery is final (ending its claim) | one `UPDATE .. WHERE status NOT IN (final) RETURNING ..` on the primary key: the check, the write and the read-back are one statement |
+//! | users' alerts | see `embedded_alerts.rs` |
 //! | expired events and deliveries (the cleanup job) | index `events_by_expiry`; deliveries go with `ON DELETE CASCADE` |
-//! | a user's alerts, newest first, from a cursor | `alerts` primary key `(username, id)` read backwards (ids sort by time) |
-//! | a user's unread alerts and counts | the `alerts` key `(username, id)`, filtering `read` (the clean-up keeps a user's newest 999 by default) |
-//! | add alerts raised outside intake, once each | one transaction of `INSERT .. ON CONFLICT(username, id) DO NOTHING`, counting the rows inserted |
 
 use crate::domain::{
     Alert, AudienceMember, Channel, Delivery, DeliveryId, DeliveryMessage, DeliveryStatus,
@@ -59,8 +58,8 @@ use crate::domain::{
     ProductType, ResourceId, SystemSettings, User, UserProfile, Username,
 };
 use crate::ports::{
-    AlertCounts, AlertPage, AlertStore, AttemptOutcome, Claim, DirectoryStore, EventRecord,
-    EventStore, RecordOutcome, SettingsStore, StoreError, UserWrite,
+    AttemptOutcome, Claim, DirectoryStore, EventRecord, EventStore, RecordOutcome, SettingsStore,
+    StoreError, UserWrite,
 };
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -76,10 +75,15 @@ mod webhooks;
 #[path = "embedded_schedule.rs"]
 mod schedule;
 
+// Users' alerts, and how one event's alerts are filed.
+#[path = "embedded_alerts.rs"]
+mod alerts;
+
 /// 1: the first schema; 2: `deliveries.lease_until` (send claims); 3: `alerts` clustered by
 /// its key without the unread index, queue messages unique by (event, delivery) (the writes of
-/// one event sit together instead of one page per row).
-const SCHEMA_VERSION: i64 = 3;
+/// one event sit together instead of one page per row); 4: `alert_fanout` (an event's alerts
+/// filed once, merged into `alerts` in batches).
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS documents (
@@ -165,6 +169,18 @@ CREATE TABLE IF NOT EXISTS alerts (
     read INTEGER NOT NULL,
     PRIMARY KEY (username, id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS alert_fanout (
+    seq INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    title TEXT NOT NULL,
+    description TEXT NOT NULL,
+    url TEXT NOT NULL,
+    icon TEXT NOT NULL,
+    source TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    recipient_count INTEGER NOT NULL,
+    recipients TEXT NOT NULL
+);
 "#;
 
 /// Upgrading from schema 1 or 2, first step: the tables whose layout changed are set aside
@@ -1524,53 +1540,6 @@ fn delivery_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Deliver
     Ok(delivery)
 }
 
-const ALERT_COLUMNS: &str =
-    "id, username, event_id, title, description, url, icon, source, created_at, read";
-
-/// Inserts each of `alerts` unless its user has an alert with its id already (the read state
-/// of that one stays); returns how many were inserted.
-fn insert_alerts(conn: &Connection, alerts: &[Alert]) -> Result<u64, StoreError> {
-    let mut insert = conn
-        .prepare_cached(&format!(
-            "INSERT INTO alerts ({ALERT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-             ON CONFLICT(username, id) DO NOTHING"
-        ))
-        .map_err(backend)?;
-    let mut inserted = 0;
-    for a in alerts {
-        inserted += insert
-            .execute(params![
-                a.id,
-                a.username.as_str(),
-                a.event_id.as_str(),
-                a.title,
-                a.description,
-                a.url,
-                a.icon,
-                a.source,
-                integer(a.created_at),
-                a.read
-            ])
-            .map_err(backend)? as u64;
-    }
-    Ok(inserted)
-}
-
-fn alert_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
-    Ok(Alert {
-        id: row.get(0)?,
-        username: Username(row.get(1)?),
-        event_id: EventId(row.get(2)?),
-        title: row.get(3)?,
-        description: row.get(4)?,
-        url: row.get(5)?,
-        icon: row.get(6)?,
-        source: row.get(7)?,
-        created_at: unsigned(row, 8)?,
-        read: row.get(9)?,
-    })
-}
-
 #[async_trait]
 impl EventStore for EmbeddedStore {
     async fn record_event(
@@ -1608,7 +1577,7 @@ impl EventStore for EmbeddedStore {
                 return Ok(RecordOutcome::Duplicate(first));
             }
             {
-                insert_alerts(&tx, &alerts)?;
+                alerts::file_event_alerts(&tx, &alerts)?;
                 let mut insert_delivery = tx
                     .prepare_cached(&format!(
                         "INSERT INTO deliveries ({DELIVERY_COLUMNS}, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
@@ -1818,168 +1787,10 @@ impl EventStore for EmbeddedStore {
     }
 }
 
-#[async_trait]
-impl AlertStore for EmbeddedStore {
-    async fn alerts(
-        &self,
-        user: &Username,
-        unread_only: bool,
-        limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<AlertPage, StoreError> {
-        if let Some(cursor) = cursor.filter(|c| !Alert::is_valid_id(c)) {
-            return Err(StoreError::Invalid(format!(
-                "`{cursor}` is not a cursor from a previous page"
-            )));
-        }
-        let limit = limit.max(1);
-        let (username, cursor) = (user.as_str().to_owned(), cursor.map(str::to_owned));
-        self.read(move |conn| {
-            let mut sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE username = ?1");
-            if cursor.is_some() {
-                sql.push_str(" AND id < ?2");
-            }
-            if unread_only {
-                sql.push_str(" AND read = 0");
-            }
-            // One more than asked tells whether another page follows.
-            sql.push_str(&format!(
-                " ORDER BY id DESC LIMIT {}",
-                limit.saturating_add(1)
-            ));
-            let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
-            let rows = match &cursor {
-                Some(cursor) => stmt.query_map(params![username, cursor], alert_from_row),
-                None => stmt.query_map(params![username], alert_from_row),
-            }
-            .map_err(backend)?;
-            let mut items = rows
-                .collect::<rusqlite::Result<Vec<Alert>>>()
-                .map_err(backend)?;
-            let more = items.len() > limit;
-            items.truncate(limit);
-            let next_cursor = if more {
-                items.last().map(|a| a.id.clone())
-            } else {
-                None
-            };
-            Ok(AlertPage { items, next_cursor })
-        })
-        .await
-    }
-
-    async fn alert_counts(&self, user: &Username) -> Result<AlertCounts, StoreError> {
-        let username = user.as_str().to_owned();
-        self.read(move |conn| {
-            conn.query_row(
-                "SELECT COUNT(*), COALESCE(SUM(read = 0), 0) FROM alerts WHERE username = ?1",
-                [username],
-                |r| {
-                    Ok(AlertCounts {
-                        total: unsigned(r, 0)?,
-                        unread: unsigned(r, 1)?,
-                    })
-                },
-            )
-            .map_err(backend)
-        })
-        .await
-    }
-
-    async fn mark_alerts_read(
-        &self,
-        user: &Username,
-        ids: Option<&[String]>,
-    ) -> Result<u64, StoreError> {
-        let username = user.as_str().to_owned();
-        let ids: Option<Vec<String>> = ids.map(|ids| {
-            ids.iter()
-                .filter(|id| Alert::is_valid_id(id))
-                .cloned()
-                .collect()
-        });
-        self.run(move |conn| {
-            let Some(ids) = ids else {
-                return conn
-                    .execute(
-                        "UPDATE alerts SET read = 1 WHERE username = ?1 AND read = 0",
-                        [username],
-                    )
-                    .map(|n| n as u64)
-                    .map_err(backend);
-            };
-            let tx = conn.savepoint().map_err(backend)?;
-            let mut changed = 0;
-            {
-                let mut stmt = tx
-                    .prepare_cached(
-                        "UPDATE alerts SET read = 1 WHERE username = ?1 AND id = ?2 AND read = 0",
-                    )
-                    .map_err(backend)?;
-                for id in &ids {
-                    changed += stmt.execute(params![username, id]).map_err(backend)? as u64;
-                }
-            }
-            tx.commit().map_err(backend)?;
-            Ok(changed)
-        })
-        .await
-    }
-
-    async fn delete_alert(&self, user: &Username, id: &str) -> Result<bool, StoreError> {
-        let (username, id) = (user.as_str().to_owned(), id.to_owned());
-        self.run(move |conn| {
-            conn.execute(
-                "DELETE FROM alerts WHERE username = ?1 AND id = ?2",
-                params![username, id],
-            )
-            .map(|n| n > 0)
-            .map_err(backend)
-        })
-        .await
-    }
-
-    async fn delete_alerts(&self, user: &Username) -> Result<u64, StoreError> {
-        let username = user.as_str().to_owned();
-        self.run(move |conn| {
-            conn.execute("DELETE FROM alerts WHERE username = ?1", [username])
-                .map(|n| n as u64)
-                .map_err(backend)
-        })
-        .await
-    }
-
-    async fn trim_alerts(&self, user: &Username, keep: usize) -> Result<u64, StoreError> {
-        let (username, keep) = (user.as_str().to_owned(), integer(keep as u64));
-        self.run(move |conn| {
-            conn.execute(
-                "DELETE FROM alerts WHERE username = ?1 AND id NOT IN
-                    (SELECT id FROM alerts WHERE username = ?1 ORDER BY id DESC LIMIT ?2)",
-                params![username, keep],
-            )
-            .map(|n| n as u64)
-            .map_err(backend)
-        })
-        .await
-    }
-    async fn add_alerts(&self, alerts: &[Alert]) -> Result<u64, StoreError> {
-        if alerts.is_empty() {
-            return Ok(0);
-        }
-        let alerts = alerts.to_vec();
-        self.run(move |conn| {
-            let tx = conn.savepoint().map_err(backend)?;
-            let added = insert_alerts(&tx, &alerts)?;
-            tx.commit().map_err(backend)?;
-            Ok(added)
-        })
-        .await
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ports::{AlertCounts, AlertStore};
 
     fn profile() -> UserProfile {
         UserProfile {
@@ -2130,7 +1941,7 @@ mod tests {
                      PRAGMA user_version = 2;"
                 ))
                 .map_err(backend)?;
-                insert_alerts(conn, &[old.clone(), new.clone()])?;
+                alerts::insert_alerts(conn, &[old.clone(), new.clone()])?;
                 conn.execute(
                     "UPDATE alerts SET read = 1 WHERE id = ?1",
                     [old.id.as_str()],

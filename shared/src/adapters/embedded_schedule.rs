@@ -339,6 +339,9 @@ impl ScheduleStore for EmbeddedStore {
     }
 
     async fn users_with_alerts(&self) -> Result<Vec<Username>, StoreError> {
+        // Alerts still pending in `alert_fanout` are filed first, so their users are listed.
+        self.run(|conn| super::alerts::merge_pending(conn).map(|_| ()))
+            .await?;
         self.read(|conn| {
             // A loose index scan of the `alerts` primary key: one seek per user, never a read
             // of every alert.
