@@ -82,7 +82,8 @@ mod alerts;
 /// 1: the first schema; 2: `deliveries.lease_until` (send claims); 3: `alerts` clustered by
 /// its key without the unread index, queue messages unique by (event, delivery) (the writes of
 /// one event sit together instead of one page per row); 4: `alert_fanout` (an event's alerts
-/// filed once, merged into `alerts` in batches).
+/// filed once, merged into `alerts` in batches), `deliveries` clustered by its key (one
+/// B-tree per row written instead of a table and an index).
 const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = r#"
@@ -155,7 +156,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     expires_at INTEGER NOT NULL,
     lease_until INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (event_id, id)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS alerts (
     username TEXT NOT NULL,
     id TEXT NOT NULL,
@@ -205,6 +206,18 @@ INSERT INTO queue_messages (seq, event_id, id, channel, body, visible_at, receiv
            receive_count, receipt, enqueued_at, dead
     FROM queue_messages_v2 ORDER BY rowid;
 DROP TABLE queue_messages_v2;
+"#;
+
+/// Upgrading from schema 1 to 3, first step: `deliveries` is set aside, so [`SCHEMA`]
+/// creates it anew, clustered by its key.
+const UPGRADE_FROM_3_SET_ASIDE: &str = "ALTER TABLE deliveries RENAME TO deliveries_v3;";
+
+/// Upgrading from schema 1 to 3, last step: the deliveries move into the new table.
+const UPGRADE_FROM_3_MOVE: &str = r#"
+INSERT INTO deliveries (event_id, id, channel, destination, status, attempts, last_error, updated_at, expires_at, lease_until)
+    SELECT event_id, id, channel, destination, status, attempts, last_error, updated_at, expires_at, lease_until
+    FROM deliveries_v3;
+DROP TABLE deliveries_v3;
 "#;
 
 const DOC_SYSTEM_SETTINGS: &str = "system_settings";
@@ -376,9 +389,12 @@ impl EmbeddedStore {
                     "ALTER TABLE deliveries ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0",
                 )?;
             }
-            let from_2 = (1..3).contains(&version);
+            let (from_2, from_3) = ((1..3).contains(&version), (1..4).contains(&version));
             if from_2 {
                 conn.execute_batch(UPGRADE_FROM_2_SET_ASIDE)?;
+            }
+            if from_3 {
+                conn.execute_batch(UPGRADE_FROM_3_SET_ASIDE)?;
             }
             conn.execute_batch(SCHEMA)?;
             // The embedded queue's table lives here too, so `record_event` can queue in its
@@ -386,6 +402,9 @@ impl EmbeddedStore {
             conn.execute_batch(crate::adapters::embedded_queue::QUEUE_SCHEMA)?;
             if from_2 {
                 conn.execute_batch(UPGRADE_FROM_2_MOVE)?;
+            }
+            if from_3 {
+                conn.execute_batch(UPGRADE_FROM_3_MOVE)?;
             }
             conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
             conn.execute_batch("COMMIT")
@@ -505,11 +524,10 @@ impl EmbeddedStore {
     /// Runs the write `work` in the writer thread's next group commit.
     ///
     /// Writes that arrive while one commit is in progress wait and then commit together: one
-    /// `BEGIN IMMEDIATE .. COMMIT` (one fsync) for the whole group, each write inside a
-    /// savepoint of its own, so a write that fails rolls back alone and the others commit.
-    /// The answer comes after the commit: what a caller is told is written is durable.
-    /// Inside `work`, use `savepoint()` (never `transaction()`) for several statements that
-    /// must stand or fall together.
+    /// `BEGIN IMMEDIATE .. COMMIT` (one fsync) for the whole group. A write that returns an
+    /// error is rolled back whole (inside a savepoint of its own when others share its group),
+    /// and the others commit. The answer comes after the commit: what a caller is told is
+    /// written is durable. Never use `transaction()` inside `work`.
     pub(crate) async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -800,6 +818,15 @@ fn spawn_writer(
 fn commit_group(conn: &mut Connection, mut jobs: Vec<Box<dyn WriteJob>>) {
     let outcome = (|| {
         conn.execute_batch("BEGIN IMMEDIATE").map_err(backend)?;
+        if let [job] = jobs.as_mut_slice() {
+            // A write alone needs no savepoint (which would copy every page it changes to
+            // the statement journal first): if it fails, the transaction is rolled back.
+            return if job.run(conn) {
+                conn.execute_batch("COMMIT").map_err(backend)
+            } else {
+                conn.execute_batch("ROLLBACK").map_err(backend)
+            };
+        }
         for job in &mut jobs {
             conn.execute_batch("SAVEPOINT herald_write")
                 .map_err(backend)?;
@@ -1553,9 +1580,9 @@ impl EventStore for EmbeddedStore {
         self.run(move |conn| {
             let id = record.event.id.as_str().to_owned();
             let expires_at = event_expiry(record.accepted_at);
-            // One transaction: the event, its alerts, its deliveries and their queue messages
-            // are durable together or not at all.
-            let tx = conn.savepoint().map_err(backend)?;
+            // One write (rolled back whole if any statement fails): the event, its alerts,
+            // its deliveries and their queue messages are durable together or not at all.
+            let tx = &*conn;
             let inserted = tx
                 .execute(
                     "INSERT INTO events (id, body, accepted_at, delivery_count, alert_count, enqueued, expires_at)
@@ -1572,12 +1599,12 @@ impl EventStore for EmbeddedStore {
                 )
                 .map_err(backend)?;
             if inserted == 0 {
-                let first = read_event(&tx, &id)?
+                let first = read_event(tx, &id)?
                     .ok_or_else(|| StoreError::Backend(format!("event {id} vanished while recording")))?;
                 return Ok(RecordOutcome::Duplicate(first));
             }
             {
-                alerts::file_event_alerts(&tx, &alerts)?;
+                alerts::file_event_alerts(tx, &alerts)?;
                 let mut insert_delivery = tx
                     .prepare_cached(&format!(
                         "INSERT INTO deliveries ({DELIVERY_COLUMNS}, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
@@ -1602,8 +1629,7 @@ impl EventStore for EmbeddedStore {
             }
             // The queue messages commit with the event: an event answered 202 is never lost.
             let messages: Vec<DeliveryMessage> = deliveries.iter().map(Delivery::message).collect();
-            crate::adapters::embedded_queue::enqueue_in(&tx, &messages, record.accepted_at)?;
-            tx.commit().map_err(backend)?;
+            crate::adapters::embedded_queue::enqueue_in(tx, &messages, record.accepted_at)?;
             Ok(if queued {
                 RecordOutcome::Queued
             } else {
@@ -1804,6 +1830,30 @@ mod tests {
         }
     }
 
+    /// A write alone in its group that fails after a first statement keeps nothing of it.
+    #[tokio::test]
+    async fn given_a_lone_write_that_fails_midway_then_none_of_it_is_kept()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = EmbeddedStore::open(&dir.path().join("herald.db"))?;
+        let failed = store
+            .run(|conn| {
+                conn.execute(
+                    "INSERT INTO documents (name, body) VALUES ('half', 'written')",
+                    [],
+                )
+                .map_err(backend)?;
+                Err::<(), _>(StoreError::Invalid("the second statement failed".into()))
+            })
+            .await;
+        assert!(matches!(failed, Err(StoreError::Invalid(_))));
+        assert_eq!(store.document("half").await?, None);
+        // The writer goes on.
+        store.put_document("whole", "written".into()).await?;
+        assert_eq!(store.document("whole").await?.as_deref(), Some("written"));
+        Ok(())
+    }
+
     /// Many writes at once commit in groups; the ones that fail (unknown product) roll back
     /// alone, and every other one is committed and answered as such.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1905,7 +1955,7 @@ mod tests {
     }
 
     /// Schema 2's tables, as that version created them (for the upgrade test).
-    const SCHEMA_2_ALERTS_AND_QUEUE: &str = r#"
+    const SCHEMA_2_TABLES: &str = r#"
         CREATE TABLE alerts (
             username TEXT NOT NULL, id TEXT NOT NULL, event_id TEXT NOT NULL,
             title TEXT NOT NULL, description TEXT NOT NULL, url TEXT NOT NULL,
@@ -1917,10 +1967,16 @@ mod tests {
             visible_at INTEGER NOT NULL, receive_count INTEGER NOT NULL DEFAULT 0,
             receipt TEXT, enqueued_at INTEGER NOT NULL, dead INTEGER NOT NULL DEFAULT 0);
         CREATE INDEX queue_messages_ready ON queue_messages(channel, dead, visible_at);
+        CREATE TABLE deliveries (
+            event_id TEXT NOT NULL REFERENCES events(id) ON DELETE CASCADE, id TEXT NOT NULL,
+            channel TEXT NOT NULL, destination TEXT NOT NULL, status TEXT NOT NULL,
+            attempts INTEGER NOT NULL, last_error TEXT, updated_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL, lease_until INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (event_id, id));
     "#;
 
     #[tokio::test]
-    async fn given_a_schema_2_database_then_opening_it_keeps_its_alerts_and_queue()
+    async fn given_a_schema_2_database_then_opening_it_keeps_its_alerts_deliveries_and_queue()
     -> Result<(), Box<dyn std::error::Error>> {
         use crate::adapters::{EmbeddedQueue, QueueConfig};
         let dir = tempfile::tempdir()?;
@@ -1937,9 +1993,26 @@ mod tests {
             let store = EmbeddedStore::open(&path)?;
             store.with_writer(|conn| {
                 conn.execute_batch(&format!(
-                    "DROP TABLE alerts; DROP TABLE queue_messages; {SCHEMA_2_ALERTS_AND_QUEUE}
-                     PRAGMA user_version = 2;"
+                    "DROP TABLE alerts; DROP TABLE queue_messages; DROP TABLE deliveries;
+                     {SCHEMA_2_TABLES} PRAGMA user_version = 2;"
                 ))
+                .map_err(backend)?;
+                conn.execute(
+                    "INSERT INTO events (id, body, accepted_at, delivery_count, alert_count, enqueued, expires_at)
+                     VALUES (?1, ?2, 1000, 1, 2, 1, ?3)",
+                    params![event.id.as_str(), event.to_stored(), event_expiry(1_000)],
+                )
+                .map_err(backend)?;
+                conn.execute(
+                    "INSERT INTO deliveries (event_id, id, channel, destination, status, attempts, updated_at, expires_at)
+                     VALUES (?1, ?2, 'msteams', ?3, 'queued', 0, 1000, ?4)",
+                    params![
+                        event.id.as_str(),
+                        delivery.id.as_str(),
+                        delivery.destination.key(),
+                        event_expiry(1_000)
+                    ],
+                )
                 .map_err(backend)?;
                 alerts::insert_alerts(conn, &[old.clone(), new.clone()])?;
                 conn.execute(
@@ -1983,6 +2056,18 @@ mod tests {
                 unread: 1
             }
         );
+        // The delivery, whole, and claimable.
+        assert_eq!(
+            store.delivery(&event.id, &delivery.id).await?,
+            Some(delivery.clone())
+        );
+        let lease = std::time::Duration::from_secs(60);
+        assert!(matches!(
+            store
+                .claim_delivery(&event.id, &delivery.id, 2_000, lease)
+                .await?,
+            Claim::Claimed(_)
+        ));
         // The queued message: still there once, receivable and deletable by its new handle.
         let queue = EmbeddedQueue::new(&store, QueueConfig::default())?;
         queue

@@ -151,10 +151,13 @@ pub(crate) fn short_hash(parts: &[&str]) -> String {
         }
         hasher.update(part.as_bytes());
     }
-    hasher.finalize()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(32);
+    for byte in &hasher.finalize()[..16] {
+        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        hex.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    hex
 }
 
 /// Where a delivery stands.
@@ -267,6 +270,16 @@ mod tests {
 
     fn event(id: &str) -> EventId {
         EventId(id.to_owned())
+    }
+
+    /// Ids stored by earlier versions must come out the same: SHA-256 of `scan_added-1\nalice`
+    /// (as `sha256sum` prints it), its first 16 bytes in lowercase hex.
+    #[test]
+    fn short_hash_is_the_first_half_of_the_sha256_in_lowercase_hex() {
+        assert_eq!(
+            short_hash(&["scan_added-1", "alice"]),
+            "c51a8166547e6621e9ee9127d08afa0d"
+        );
     }
 
     #[test]
