@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Local intake throughput of herald-local, as a ratio to a bare axum server in the same run.
 #
-#   bench/intake-load.sh            # build release binaries, measure, print a markdown table
+#   bench/intake-load.sh            # build (profile local, as herald-local ships), measure, print a markdown table
 #
 # Settings (environment): DURATION (s, default 10), CONCURRENCY (default 32), WARMUP (s,
 # default 2), RATE (open-loop events/s for the target check, default 1000), USERS (product
@@ -73,14 +73,14 @@ trap 'exit 143' TERM
 trap 'exit 129' HUP
 
 if [[ "${NO_BUILD:-0}" != 1 ]]; then
-    log "cargo build --release -p herald-local -p herald-loadgen"
-    cargo build --release -q -p herald-local -p herald-loadgen
+    log "cargo build --profile local -p herald-local -p herald-loadgen"
+    cargo build --profile local -q -p herald-local -p herald-loadgen
 fi
 TARGET_DIR="$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
-HERALD="$TARGET_DIR/release/herald-local"
-LOADGEN="$TARGET_DIR/release/herald-loadgen"
-[[ -x "$HERALD" && -x "$LOADGEN" ]] || die "release binaries missing under $TARGET_DIR/release"
+HERALD="$TARGET_DIR/local/herald-local"
+LOADGEN="$TARGET_DIR/local/herald-loadgen"
+[[ -x "$HERALD" && -x "$LOADGEN" ]] || die "binaries of the local profile missing under $TARGET_DIR/local"
 
 # start NAME CMD...: runs CMD in the background, logging to $WORK/NAME.log; waits for its
 # "listening on http://ADDR" line and sets ADDRESS.
