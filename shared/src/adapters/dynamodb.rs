@@ -2267,11 +2267,7 @@ impl AlertStore for DynamoDbStore {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<AlertPage, StoreError> {
-        if let Some(cursor) = cursor.filter(|c| !Alert::is_valid_id(c)) {
-            return Err(StoreError::Invalid(format!(
-                "`{cursor}` is not a cursor from a previous page"
-            )));
-        }
+        let cursor = crate::ports::alert_cursor(cursor)?;
         let limit = limit.max(1);
         // One more than asked tells whether another page follows.
         let wanted = limit.saturating_add(1);

@@ -1582,8 +1582,7 @@ impl EventStore for EmbeddedStore {
             let expires_at = event_expiry(record.accepted_at);
             // One write (rolled back whole if any statement fails): the event, its alerts,
             // its deliveries and their queue messages are durable together or not at all.
-            let tx = &*conn;
-            let inserted = tx
+            let inserted = conn
                 .execute(
                     "INSERT INTO events (id, body, accepted_at, delivery_count, alert_count, enqueued, expires_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(id) DO NOTHING",
@@ -1599,13 +1598,13 @@ impl EventStore for EmbeddedStore {
                 )
                 .map_err(backend)?;
             if inserted == 0 {
-                let first = read_event(tx, &id)?
+                let first = read_event(conn, &id)?
                     .ok_or_else(|| StoreError::Backend(format!("event {id} vanished while recording")))?;
                 return Ok(RecordOutcome::Duplicate(first));
             }
             {
-                alerts::file_event_alerts(tx, &alerts)?;
-                let mut insert_delivery = tx
+                alerts::file_event_alerts(conn, &alerts)?;
+                let mut insert_delivery = conn
                     .prepare_cached(&format!(
                         "INSERT INTO deliveries ({DELIVERY_COLUMNS}, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                          ON CONFLICT(event_id, id) DO NOTHING"
@@ -1629,7 +1628,7 @@ impl EventStore for EmbeddedStore {
             }
             // The queue messages commit with the event: an event answered 202 is never lost.
             let messages: Vec<DeliveryMessage> = deliveries.iter().map(Delivery::message).collect();
-            crate::adapters::embedded_queue::enqueue_in(tx, &messages, record.accepted_at)?;
+            crate::adapters::embedded_queue::enqueue_in(conn, &messages, record.accepted_at)?;
             Ok(if queued {
                 RecordOutcome::Queued
             } else {

@@ -341,11 +341,7 @@ impl AlertStore for EmbeddedStore {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<AlertPage, StoreError> {
-        if let Some(cursor) = cursor.filter(|c| !Alert::is_valid_id(c)) {
-            return Err(StoreError::Invalid(format!(
-                "`{cursor}` is not a cursor from a previous page"
-            )));
-        }
+        let cursor = crate::ports::alert_cursor(cursor)?;
         let limit = limit.max(1);
         let (username, cursor) = (user.as_str().to_owned(), cursor.map(str::to_owned));
         self.read(move |conn| {

@@ -168,6 +168,17 @@ pub struct AlertCounts {
     pub total: u64,
 }
 
+/// `cursor` unless it cannot be a previous page's `next_cursor` (an alert id):
+/// `StoreError::Invalid` then, as [`AlertStore::alerts`] answers.
+pub fn alert_cursor(cursor: Option<&str>) -> Result<Option<&str>, StoreError> {
+    match cursor {
+        Some(cursor) if !Alert::is_valid_id(cursor) => Err(StoreError::Invalid(format!(
+            "`{cursor}` is not a cursor from a previous page"
+        ))),
+        cursor => Ok(cursor),
+    }
+}
+
 /// Users' in-app alerts with read state.
 #[async_trait]
 pub trait AlertStore: Send + Sync {

@@ -17,7 +17,7 @@ pub use mailer::{MailError, Mailer, OutgoingMail};
 
 pub use events::{
     AlertCounts, AlertPage, AlertStore, AttemptOutcome, Claim, DeliveryQueue, EventRecord,
-    EventStore, QueueError, RecordOutcome, RedeliveryDelay,
+    EventStore, QueueError, RecordOutcome, RedeliveryDelay, alert_cursor,
 };
 pub use schedule::{REMINDER_RETENTION_DAYS, ScheduleStore};
 pub use store::{DirectoryStore, SettingsStore, Store, StoreError, UserWrite};
