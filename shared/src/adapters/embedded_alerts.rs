@@ -231,32 +231,37 @@ pub(super) fn merge_pending(conn: &Connection) -> Result<u64, StoreError> {
         ))
         .map_err(backend)?;
     let mut rows = select.query([]).map_err(backend)?;
-    let mut shared = Vec::new();
-    let mut lines: Vec<(String, usize)> = Vec::new();
+    let mut pending: Vec<(Shared, String)> = Vec::new();
     let mut last = None;
     while let Some(row) = rows.next().map_err(backend)? {
         let seq: i64 = row.get(0).map_err(backend)?;
-        last = Some(seq);
-        shared.push(Shared::from_row(row, 1).map_err(backend)?);
-        let list = row
-            .get_ref(8)
-            .and_then(|v| Ok(v.as_str()?))
-            .map_err(|_| unreadable_list(seq))?;
-        for line in list.split('\n').filter(|l| !l.is_empty()) {
-            lines.push((line.to_owned(), shared.len() - 1));
+        let list: String = row.get(8).map_err(|_| unreadable_list(seq))?;
+        if list
+            .split('\n')
+            .any(|line| !line.is_empty() && !line.contains('\t'))
+        {
+            return Err(unreadable_list(seq));
         }
+        pending.push((Shared::from_row(row, 1).map_err(backend)?, list));
+        last = Some(seq);
     }
     drop(rows);
     let Some(last) = last else {
         return Ok(0);
     };
-    // `username TAB id` sorts as (username, id): the primary key's order.
-    lines.sort_unstable();
+    // (username, id): the primary key's order.
+    let mut lines: Vec<(&str, &str, &Shared)> = pending
+        .iter()
+        .flat_map(|(shared, list)| {
+            list.split('\n')
+                .filter_map(|line| line.split_once('\t'))
+                .map(move |(username, id)| (username, id, shared))
+        })
+        .collect();
+    lines.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
     let mut insert = insert_statement(conn)?;
     let mut added = 0;
-    for (line, row) in &lines {
-        let (username, id) = line.split_once('\t').ok_or_else(|| unreadable_list(last))?;
-        let s = &shared[*row];
+    for (username, id, s) in lines {
         added += insert
             .execute(params![
                 id,
@@ -612,6 +617,34 @@ mod tests {
         let got: Vec<String> = page.items.iter().map(|a| a.id.clone()).collect();
         assert_eq!(got, expected);
         assert!(page.items.iter().all(|a| !a.read && a.title == "Scan"));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn given_an_unreadable_recipient_list_then_the_merge_names_its_row_and_keeps_every_row()
+    -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let store = EmbeddedStore::open(&dir.path().join("herald.db"))?;
+        store
+            .run(|conn| {
+                conn.execute(
+                    &format!(
+                        "INSERT INTO alert_fanout (seq, {SHARED_COLUMNS}, recipient_count, recipients)
+                         VALUES (7, 'e', 't', '', '', '', 'Herald', 1000, 1, '\nann-without-id\n'),
+                                (8, 'e', 't', '', '', '', 'Herald', 1000, 1, '\nbob\t0000000001000-0\n')"
+                    ),
+                    [],
+                )
+                .map(|_| ())
+                .map_err(backend)
+            })
+            .await?;
+        let merged = store.run(|conn| merge_pending(conn)).await;
+        assert!(
+            matches!(&merged, Err(StoreError::Backend(m)) if m.contains("alert_fanout row 7")),
+            "{merged:?}"
+        );
+        assert_eq!(sizes(&store).await?, (2, 0), "nothing half-merged");
         Ok(())
     }
 
