@@ -181,7 +181,7 @@ struct Shared {
     url: String,
     icon: String,
     source: String,
-    created_at: i64,
+    created_at: u64,
 }
 
 impl Shared {
@@ -194,12 +194,12 @@ impl Shared {
             url: row.get(at + 3)?,
             icon: row.get(at + 4)?,
             source: row.get(at + 5)?,
-            created_at: row.get(at + 6)?,
+            created_at: unsigned(row, at + 6)?,
         })
     }
 
-    fn alert(&self, username: &str, id: &str) -> Result<Alert, StoreError> {
-        Ok(Alert {
+    fn alert(&self, username: &str, id: &str) -> Alert {
+        Alert {
             id: id.to_owned(),
             username: Username(username.to_owned()),
             event_id: EventId(self.event_id.clone()),
@@ -208,11 +208,9 @@ impl Shared {
             url: self.url.clone(),
             icon: self.icon.clone(),
             source: self.source.clone(),
-            created_at: u64::try_from(self.created_at).map_err(|_| {
-                StoreError::Backend(format!("alert {id} has a negative creation time"))
-            })?,
+            created_at: self.created_at,
             read: false,
-        })
+        }
     }
 }
 
@@ -272,7 +270,7 @@ pub(super) fn merge_pending(conn: &Connection) -> Result<u64, StoreError> {
                 s.url,
                 s.icon,
                 s.source,
-                s.created_at,
+                integer(s.created_at),
                 false
             ])
             .map_err(backend)? as u64;
@@ -316,7 +314,7 @@ fn pending_for(conn: &Connection, username: &str) -> Result<Vec<Alert>, StoreErr
             found.push(
                 Shared::from_row(row, 1)
                     .map_err(backend)?
-                    .alert(username, id)?,
+                    .alert(username, id),
             );
         }
     }
