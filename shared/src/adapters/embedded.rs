@@ -6,9 +6,9 @@
 //! How it stays fast on two cores:
 //! - **Group commit.** Every write (the embedded queue's included) goes to one writing
 //!   connection. Writes that arrive while a commit is in progress wait for it and then commit
-//!   together: one `BEGIN IMMEDIATE .. COMMIT`, one fsync, for the whole group, each write in
-//!   a savepoint of its own so one failure rolls back alone. A caller hears back only after
-//!   the commit.
+//!   together: one `BEGIN IMMEDIATE .. COMMIT`, one fsync, for the whole group. Should a
+//!   write fail, the group is rolled back and runs again with each write in a savepoint of
+//!   its own, so one failure rolls back alone. A caller hears back only after the commit.
 //! - **Readers apart.** Reads run on read-only connections (two for a file database), which
 //!   in WAL mode see every committed write and never wait for the writer.
 //! - **Checkpoints off the commit path.** A thread copies the log into the database every
@@ -202,7 +202,8 @@ INSERT INTO alerts (username, id, event_id, title, description, url, icon, sourc
     FROM alerts_v2;
 DROP TABLE alerts_v2;
 INSERT INTO queue_messages (seq, event_id, id, channel, body, visible_at, receive_count, receipt, enqueued_at, dead)
-    SELECT rowid, COALESCE(json_extract(body, '$.event_id'), ''), id, channel, body, visible_at,
+    SELECT rowid, COALESCE(CASE WHEN json_valid(body) THEN json_extract(body, '$.event_id') END, ''),
+           id, channel, body, visible_at,
            receive_count, receipt, enqueued_at, dead
     FROM queue_messages_v2 ORDER BY rowid;
 DROP TABLE queue_messages_v2;
@@ -288,14 +289,20 @@ impl std::fmt::Debug for EmbeddedStore {
 
 /// How many read-only connections a file database gets.
 const READERS: usize = 2;
-/// The writer's page cache, at most (KiB): the pages one event of a thousand recipients
-/// touches stay in memory instead of being spilled and read back mid-transaction.
-const WRITER_CACHE_KIB: i64 = 65_536;
+/// The writer's page cache, at most (KiB): the pages an event of a thousand recipients and
+/// an alert merge touch stay in memory instead of being spilled mid-transaction. No more:
+/// after a commit that split a B-tree page, SQLite walks the whole cache's hash table (a
+/// page was numbered out of range for a moment), and with 64 MiB that walk took a tenth of
+/// the writer's time under load.
+const WRITER_CACHE_KIB: i64 = 16_384;
 /// Each reader's page cache, at most (KiB).
 const READER_CACHE_KIB: i64 = 16_384;
 /// The writer checkpoints itself only past this many pages of log (64 MiB); below it the
 /// checkpoint thread does the copying, off the commit path.
 const WRITER_AUTOCHECKPOINT_PAGES: i64 = 16_384;
+/// Prepared statements each connection keeps (rusqlite keeps 16 by default; the writer runs
+/// more than that in turn under load, and preparing one again costs more than running it).
+const STATEMENT_CACHE: usize = 64;
 /// How often the checkpoint thread copies the write-ahead log into the database.
 const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
 
@@ -372,6 +379,7 @@ impl EmbeddedStore {
             .map_err(backend)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(backend)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .map_err(backend)?;
@@ -432,6 +440,7 @@ impl EmbeddedStore {
                 reader
                     .pragma_update(None, "cache_size", -READER_CACHE_KIB)
                     .map_err(backend)?;
+                reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
                 Ok(Mutex::new(reader))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -525,17 +534,18 @@ impl EmbeddedStore {
     ///
     /// Writes that arrive while one commit is in progress wait and then commit together: one
     /// `BEGIN IMMEDIATE .. COMMIT` (one fsync) for the whole group. A write that returns an
-    /// error is rolled back whole (inside a savepoint of its own when others share its group),
-    /// and the others commit. The answer comes after the commit: what a caller is told is
-    /// written is durable. Never use `transaction()` inside `work`.
+    /// error is rolled back whole, and the others commit: `work` may then run a second time,
+    /// after a rollback, so it must not act outside the connection (the last run's result is
+    /// the answer). The answer comes after the commit: what a caller is told is written is
+    /// durable. Never use `transaction()` inside `work`.
     pub(crate) async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnMut(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let write = Box::new(Write {
-            work: Some(work),
+            work,
             result: None,
             reply,
         });
@@ -654,7 +664,7 @@ impl EmbeddedStore {
     async fn run_invalidating<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnMut(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let result = self.run(work).await;
         self.invalidate();
@@ -745,8 +755,8 @@ fn poisoned() -> StoreError {
 
 /// One write waiting for a group commit.
 trait WriteJob: Send {
-    /// Runs the write inside the group's transaction; `false` when it failed (its savepoint
-    /// is then rolled back).
+    /// Runs the write inside the group's transaction; `false` when it failed. It may run
+    /// again after a rollback (the last run's result is the answer).
     fn run(&mut self, conn: &mut Connection) -> bool;
     /// Answers the caller once the group's fate is known: `commit` is the commit's outcome
     /// (or why the group could not run at all).
@@ -754,7 +764,7 @@ trait WriteJob: Send {
 }
 
 struct Write<T, F> {
-    work: Option<F>,
+    work: F,
     result: Option<Result<T, StoreError>>,
     reply: tokio::sync::oneshot::Sender<Result<T, StoreError>>,
 }
@@ -762,13 +772,10 @@ struct Write<T, F> {
 impl<T, F> WriteJob for Write<T, F>
 where
     T: Send,
-    F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send,
+    F: FnMut(&mut Connection) -> Result<T, StoreError> + Send,
 {
     fn run(&mut self, conn: &mut Connection) -> bool {
-        let Some(work) = self.work.take() else {
-            return false;
-        };
-        let result = work(conn);
+        let result = (self.work)(conn);
         let ok = result.is_ok();
         self.result = Some(result);
         ok
@@ -815,18 +822,24 @@ fn spawn_writer(
     Ok(writes)
 }
 
+/// Commits `jobs` as one transaction. Writes seldom fail, so the group first runs without
+/// savepoints (a savepoint copies every page a write changes to the statement journal
+/// first): when all succeed, that is the commit. When one fails, the whole transaction is
+/// rolled back and the group runs again with a savepoint per write, so the failed one is
+/// rolled back alone and the others commit (a write alone is simply rolled back).
 fn commit_group(conn: &mut Connection, mut jobs: Vec<Box<dyn WriteJob>>) {
     let outcome = (|| {
         conn.execute_batch("BEGIN IMMEDIATE").map_err(backend)?;
-        if let [job] = jobs.as_mut_slice() {
-            // A write alone needs no savepoint (which would copy every page it changes to
-            // the statement journal first): if it fails, the transaction is rolled back.
-            return if job.run(conn) {
-                conn.execute_batch("COMMIT").map_err(backend)
-            } else {
-                conn.execute_batch("ROLLBACK").map_err(backend)
-            };
+        if jobs.iter_mut().all(|job| job.run(conn)) {
+            return conn.execute_batch("COMMIT").map_err(backend);
         }
+        if !conn.is_autocommit() {
+            conn.execute_batch("ROLLBACK").map_err(backend)?;
+        }
+        if jobs.len() == 1 {
+            return Ok(());
+        }
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(backend)?;
         for job in &mut jobs {
             conn.execute_batch("SAVEPOINT herald_write")
                 .map_err(backend)?;
@@ -880,11 +893,11 @@ fn exists(conn: &Connection, sql: &str, key: &str) -> Result<bool, StoreError> {
         .map_err(backend)
 }
 
-fn require(conn: &Connection, sql: &str, key: &str, what: String) -> Result<(), StoreError> {
+fn require(conn: &Connection, sql: &str, key: &str, what: &str) -> Result<(), StoreError> {
     if exists(conn, sql, key)? {
         Ok(())
     } else {
-        Err(StoreError::NotFound(what))
+        Err(StoreError::NotFound(what.to_owned()))
     }
 }
 
@@ -1019,8 +1032,8 @@ impl SettingsStore for EmbeddedStore {
         let body = settings.to_stored();
         self.run_invalidating(move |conn| {
             let tx = conn.savepoint().map_err(backend)?;
-            require(&tx, USER_EXISTS, &username, user_label)?;
-            require(&tx, PRODUCT_EXISTS, &product_id, product_label)?;
+            require(&tx, USER_EXISTS, &username, &user_label)?;
+            require(&tx, PRODUCT_EXISTS, &product_id, &product_label)?;
             tx.execute(
                 "INSERT INTO product_notifications (username, product_id, body) VALUES (?1, ?2, ?3)
                  ON CONFLICT(username, product_id) DO UPDATE SET body = excluded.body",
@@ -1100,7 +1113,7 @@ impl DirectoryStore for EmbeddedStore {
     async fn delete_user(&self, user: &Username) -> Result<bool, StoreError> {
         let username = user.as_str().to_owned();
         self.run_invalidating(move |conn| {
-            conn.execute("DELETE FROM users WHERE username = ?1", [username])
+            conn.execute("DELETE FROM users WHERE username = ?1", [&username])
                 .map(|n| n > 0)
                 .map_err(backend)
         })
@@ -1219,7 +1232,7 @@ impl DirectoryStore for EmbeddedStore {
                 &tx,
                 PRODUCT_TYPE_EXISTS,
                 p.product_type_id.as_str(),
-                format!("product type {}", p.product_type_id),
+                &format!("product type {}", p.product_type_id),
             )?;
             let existed = exists(&tx, PRODUCT_EXISTS, p.id.as_str())?;
             tx.execute(
@@ -1243,7 +1256,7 @@ impl DirectoryStore for EmbeddedStore {
     async fn delete_product(&self, id: &ResourceId) -> Result<bool, StoreError> {
         let id = id.as_str().to_owned();
         self.run_invalidating(move |conn| {
-            conn.execute("DELETE FROM products WHERE id = ?1", [id])
+            conn.execute("DELETE FROM products WHERE id = ?1", [&id])
                 .map(|n| n > 0)
                 .map_err(backend)
         })
@@ -1448,8 +1461,8 @@ impl EmbeddedStore {
         let (parent_label, user_label) = (format!("{parent_kind} {id}"), format!("user {user}"));
         self.run_invalidating(move |conn| {
             let tx = conn.savepoint().map_err(backend)?;
-            require(&tx, parent_exists, &key, parent_label)?;
-            require(&tx, USER_EXISTS, &username, user_label)?;
+            require(&tx, parent_exists, &key, &parent_label)?;
+            require(&tx, USER_EXISTS, &username, &user_label)?;
             let n = tx
                 .execute(
                     &format!("INSERT OR IGNORE INTO {table} ({column}, username) VALUES (?1, ?2)"),
@@ -1583,9 +1596,11 @@ impl EventStore for EmbeddedStore {
             // One write (rolled back whole if any statement fails): the event, its alerts,
             // its deliveries and their queue messages are durable together or not at all.
             let inserted = conn
-                .execute(
+                .prepare_cached(
                     "INSERT INTO events (id, body, accepted_at, delivery_count, alert_count, enqueued, expires_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(id) DO NOTHING",
+                )
+                .and_then(|mut insert| insert.execute(
                     params![
                         id,
                         record.event.to_stored(),
@@ -1595,7 +1610,7 @@ impl EventStore for EmbeddedStore {
                         record.enqueued || queued,
                         expires_at
                     ],
-                )
+                ))
                 .map_err(backend)?;
             if inserted == 0 {
                 let first = read_event(conn, &id)?
@@ -1642,7 +1657,7 @@ impl EventStore for EmbeddedStore {
         let id = id.as_str().to_owned();
         self.run(move |conn| {
             // An unknown (or expired and deleted) event is fine: nothing is left to enqueue.
-            conn.execute("UPDATE events SET enqueued = 1 WHERE id = ?1", [id])
+            conn.execute("UPDATE events SET enqueued = 1 WHERE id = ?1", [&id])
                 .map(|_| ())
                 .map_err(backend)
         })
@@ -1850,6 +1865,76 @@ mod tests {
         // The writer goes on.
         store.put_document("whole", "written".into()).await?;
         assert_eq!(store.document("whole").await?.as_deref(), Some("written"));
+        Ok(())
+    }
+
+    /// Writes that share a group commit: one that fails after a first statement keeps nothing
+    /// of it (the group is rolled back and runs again, each write in a savepoint of its own),
+    /// and the writes before and after it commit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn given_a_group_with_a_write_that_fails_midway_then_only_that_write_is_lost()
+    -> Result<(), Box<dyn std::error::Error>> {
+        use std::sync::atomic::AtomicUsize;
+        let dir = tempfile::tempdir()?;
+        let store = EmbeddedStore::open(&dir.path().join("herald.db"))?;
+        let put = |name: &'static str| {
+            let store = store.clone();
+            tokio::spawn(async move { store.put_document(name, "written".into()).await })
+        };
+        let pause = || tokio::time::sleep(std::time::Duration::from_millis(50));
+        // Holding the writer's connection: the writer takes the first write and waits for it,
+        // while the next three queue up and then commit as one group.
+        let connection = store.connection();
+        let (locked, release) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+        let holder = std::thread::spawn(move || {
+            let held = connection.lock();
+            let _ = locked.0.send(held.is_ok());
+            let _ = release.1.recv();
+        });
+        assert!(locked.1.recv()?, "the writer's connection is held");
+        let alone = put("alone");
+        pause().await;
+        let before = put("before");
+        pause().await;
+        let runs = Arc::new(AtomicUsize::new(0));
+        let failing = tokio::spawn({
+            let (store, runs) = (store.clone(), Arc::clone(&runs));
+            async move {
+                store
+                    .run(move |conn| {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        conn.execute(
+                            "INSERT INTO documents (name, body) VALUES ('half', 'written')",
+                            [],
+                        )
+                        .map_err(backend)?;
+                        Err::<(), _>(StoreError::Invalid("the second statement failed".into()))
+                    })
+                    .await
+            }
+        });
+        pause().await;
+        let after = put("after");
+        pause().await;
+        release.0.send(())?;
+        holder.join().map_err(|_| "the holder panicked")?;
+        for write in [alone, before, after] {
+            write.await??;
+        }
+        assert!(matches!(failing.await?, Err(StoreError::Invalid(_))));
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            2,
+            "run once in the group, once alone"
+        );
+        for name in ["alone", "before", "after"] {
+            assert_eq!(
+                store.document(name).await?.as_deref(),
+                Some("written"),
+                "{name}"
+            );
+        }
+        assert_eq!(store.document("half").await?, None);
         Ok(())
     }
 
@@ -2075,6 +2160,11 @@ mod tests {
         let received = queue.receive(Channel::Msteams, 10, 2_000).await?;
         assert_eq!(received.len(), 1, "one message, not queued a second time");
         assert_eq!(received[0].message_id, delivery.id.as_str());
+        assert_eq!(
+            received[0].message()?,
+            delivery.message(),
+            "the body as it was queued"
+        );
         assert!(queue.delete(&received[0].receipt_handle).await?);
         assert!(
             queue

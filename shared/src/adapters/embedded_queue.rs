@@ -5,6 +5,8 @@
 //! [`EmbeddedStore`], so recording an event and queueing its deliveries can commit in one
 //! transaction ([`enqueue_in`]). One row per delivery: queueing a delivery again while it is
 //! queued (or dead) adds nothing. Rows are numbered in the order they were queued (`seq`).
+//! A row keeps its destination's key as `body`, next to its event and delivery ids; the JSON
+//! body SQS would carry is made from them when the message is received.
 //!
 //! What SQS does, and how:
 //! | SQS | here |
@@ -24,7 +26,7 @@
 //! [`EmbeddedQueue::with_clock`] says otherwise).
 
 use super::EmbeddedStore;
-use crate::domain::{Channel, DeliveryMessage};
+use crate::domain::{Channel, DeliveryId, DeliveryMessage, Destination, EventId};
 use crate::ports::{Clock, DeliveryQueue, QueueError, RedeliveryDelay, StoreError, SystemClock};
 use async_trait::async_trait;
 use rusqlite::{Connection, params};
@@ -80,19 +82,36 @@ pub(crate) fn enqueue_in(
                 message.delivery_id
             )));
         }
-        let body = serde_json::to_string(message)
-            .map_err(|e| StoreError::Backend(format!("unwritable queue message: {e}")))?;
         insert
             .execute(params![
                 message.event_id.as_str(),
                 message.delivery_id.as_str(),
                 channel.name(),
-                body,
+                message.destination.key(),
                 now
             ])
             .map_err(backend)?;
     }
     Ok(())
+}
+
+/// The JSON body SQS would carry for a row of `queue_messages`. The row's `body` holds the
+/// destination's key (its event and delivery ids have columns of their own); rows queued
+/// before held the JSON itself. A key no destination has is handed on as it is, so the
+/// receiver finds an unreadable body, as it would in SQS.
+fn message_body(event_id: String, id: String, stored: String) -> String {
+    if stored.starts_with('{') {
+        return stored;
+    }
+    let Some(destination) = Destination::from_key(&stored) else {
+        return stored;
+    };
+    let message = DeliveryMessage {
+        delivery_id: DeliveryId::from_stored(id),
+        event_id: EventId(event_id),
+        destination,
+    };
+    serde_json::to_string(&message).unwrap_or(stored)
 }
 
 /// How the queues treat received messages.
@@ -323,15 +342,16 @@ impl EmbeddedQueue {
         self.read(move |conn| {
             let mut select = conn
                 .prepare_cached(
-                    "SELECT id, body, receive_count, enqueued_at FROM queue_messages
+                    "SELECT id, body, receive_count, enqueued_at, event_id FROM queue_messages
                      WHERE channel = ?1 AND dead = 1 ORDER BY enqueued_at, id",
                 )
                 .map_err(backend)?;
             let rows = select
                 .query_map([channel.name()], |row| {
+                    let message_id: String = row.get(0)?;
                     Ok(DeadLetter {
-                        message_id: row.get(0)?,
-                        body: row.get(1)?,
+                        body: message_body(row.get(4)?, message_id.clone(), row.get(1)?),
+                        message_id,
                         receive_count: row.get(2)?,
                         enqueued_at: u64::try_from(row.get::<_, i64>(3)?).unwrap_or(0),
                     })
@@ -373,7 +393,7 @@ impl EmbeddedQueue {
     async fn run<T, F>(&self, work: F) -> Result<T, QueueError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnMut(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         self.store
             .run(work)
@@ -436,7 +456,7 @@ fn receive_in(
         sql_millis(now_ms.saturating_add(duration_millis(config.visibility_timeout)));
     let mut select = conn
         .prepare_cached(
-            "SELECT seq, id, body, receive_count FROM queue_messages
+            "SELECT seq, id, body, receive_count, event_id FROM queue_messages
              WHERE channel = ?1 AND dead = 0 AND visible_at <= ?2
              ORDER BY visible_at, seq LIMIT ?3",
         )
@@ -465,6 +485,7 @@ fn receive_in(
                     row.get::<_, String>(1)?,
                     row.get::<_, String>(2)?,
                     row.get::<_, u32>(3)?,
+                    row.get::<_, String>(4)?,
                 ))
             })
             .map_err(backend)?
@@ -472,7 +493,7 @@ fn receive_in(
             .map_err(backend)?;
         let mut buried_any = false;
         let mut fresh_any = false;
-        for (seq, id, body, receive_count) in candidates {
+        for (seq, id, body, receive_count, event_id) in candidates {
             if received.len() == max_messages {
                 break;
             }
@@ -489,9 +510,9 @@ fn receive_in(
             hide.execute(params![seq, hidden_until, receipt_handle])
                 .map_err(backend)?;
             received.push(ReceivedMessage {
+                body: message_body(event_id, id.clone(), body),
                 message_id: id,
                 receipt_handle,
-                body,
                 receive_count: receive_count.saturating_add(1),
             });
         }
@@ -552,6 +573,23 @@ mod tests {
         assert_eq!(message_seq_of("no-dot"), None);
         assert_eq!(message_seq_of(".abc"), None);
         assert_eq!(message_seq_of("d0.abc"), None);
+    }
+
+    /// A row keeps the destination's key and hands out the JSON body SQS would carry; a
+    /// row queued with the JSON body itself hands that out; an unknown key is passed on.
+    #[test]
+    fn given_a_stored_body_then_the_message_body_is_the_delivery_message_as_json()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let message = messages(1).remove(0);
+        let (event_id, id) = (message.event_id.as_str(), message.delivery_id.as_str());
+        let body = message_body(event_id.into(), id.into(), message.destination.key());
+        assert_eq!(serde_json::from_str::<DeliveryMessage>(&body)?, message);
+        let json = serde_json::to_string(&message)?;
+        assert_eq!(message_body(event_id.into(), id.into(), json.clone()), json);
+        let unknown = message_body(event_id.into(), id.into(), "pigeon:home".into());
+        assert_eq!(unknown, "pigeon:home");
+        assert!(serde_json::from_str::<DeliveryMessage>(&unknown).is_err());
+        Ok(())
     }
 
     fn messages(n: usize) -> Vec<DeliveryMessage> {

@@ -66,13 +66,13 @@ struct Row {
     due: Option<(&'static str, Date)>,
 }
 
-fn put_row(conn: &mut Connection, row: Row) -> Result<bool, StoreError> {
+fn put_row(conn: &mut Connection, row: &Row) -> Result<bool, StoreError> {
     let tx = conn.savepoint().map_err(backend)?;
     require(
         &tx,
         PRODUCT_EXISTS,
         &row.product_id,
-        format!("product {}", row.product_id),
+        &format!("product {}", row.product_id),
     )?;
     let existed = tx
         .query_row(
@@ -132,7 +132,7 @@ fn due_bodies(
 
 impl EmbeddedStore {
     async fn put_record(&self, row: Row) -> Result<bool, StoreError> {
-        self.run(move |conn| put_row(conn, row)).await
+        self.run(move |conn| put_row(conn, &row)).await
     }
 
     async fn record_body(
@@ -368,7 +368,7 @@ impl ScheduleStore for EmbeddedStore {
     async fn forget_reminder(&self, key: &str) -> Result<(), StoreError> {
         let key = key.to_owned();
         self.run(move |conn| {
-            conn.execute("DELETE FROM reminders WHERE key = ?1", [key])
+            conn.execute("DELETE FROM reminders WHERE key = ?1", [&key])
                 .map(|_| ())
                 .map_err(backend)
         })

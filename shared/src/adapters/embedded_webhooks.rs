@@ -76,7 +76,7 @@ impl WebhookStore for EmbeddedStore {
             let row: Option<(String, i64)> = conn
                 .query_row(
                     "SELECT body, version FROM webhook_endpoints WHERE id = ?1",
-                    [id],
+                    [&id],
                     |row| Ok((row.get(0)?, row.get(1)?)),
                 )
                 .optional()
