@@ -6,7 +6,7 @@
 //! figures for the same work are 16, 133 and 980 ms (14, 104 and 1,004 SQL queries).
 //!
 //! Some events also merge the pending alerts of earlier ones into users' alerts (the store
-//! files an event's alerts once when it has 64 recipients or more): every sample runs the
+//! files an event's alerts once when it has 4 recipients or more): every sample runs the
 //! same number of events (flat sampling), so the mean is each event's share of that work.
 //!
 //! `cargo bench -p herald-shared --bench intake`
