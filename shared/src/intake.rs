@@ -32,6 +32,7 @@ use crate::ports::{
     ScheduleStore, SettingsStore, StoreError, WebhookOwner, WebhookStore,
 };
 use serde::Serialize;
+use std::sync::Arc;
 
 /// How many days Herald remembers an event id (and keeps its delivery records).
 pub const EVENT_RETENTION_DAYS: u64 = 7;
@@ -200,12 +201,12 @@ where
     let plan = route(&event, scope, audience);
 
     let template = AlertTemplate::new(&event, now_ms);
-    let alerts: Vec<Alert> = plan
+    let alerts: Arc<[Alert]> = plan
         .alerts
         .iter()
         .map(|user| template.for_user(user))
         .collect();
-    let deliveries: Vec<Delivery> = expand_webhook_groups(store, plan.deliveries)
+    let deliveries: Arc<[Delivery]> = expand_webhook_groups(store, plan.deliveries)
         .await?
         .into_iter()
         .map(|destination| Delivery::queued(&event.id, destination, now_ms))
@@ -218,7 +219,9 @@ where
         enqueued: false,
         complete: false,
     };
-    match store.record_event(&record, &alerts, &deliveries).await? {
+    let recording =
+        store.record_event_shared(record.clone(), Arc::clone(&alerts), Arc::clone(&deliveries));
+    match recording.await? {
         outcome @ (RecordOutcome::Recorded | RecordOutcome::Queued) => {
             if outcome == RecordOutcome::Recorded {
                 enqueue(store, queue, &record.event.id, &deliveries).await?;

@@ -782,7 +782,15 @@ where
     }
 
     fn finish(self: Box<Self>, commit: Result<(), &StoreError>) {
-        let answer = match (self.result, commit) {
+        let Write {
+            work,
+            result,
+            reply,
+        } = *self;
+        // What the write holds (records shared with its caller) is let go before the answer,
+        // so the caller frees them, not the writer thread.
+        drop(work);
+        let answer = match (result, commit) {
             // A write that failed answers with its own error, whatever became of the group.
             (Some(Err(e)), _) => Err(e),
             (Some(Ok(value)), Ok(())) => Ok(value),
@@ -792,7 +800,7 @@ where
             (None, Ok(())) => Err(StoreError::Backend("the write never ran".into())),
         };
         // The caller may have gone away (a dropped request); the write stands regardless.
-        let _ = self.reply.send(answer);
+        let _ = reply.send(answer);
     }
 }
 
@@ -1588,7 +1596,16 @@ impl EventStore for EmbeddedStore {
         alerts: &[Alert],
         deliveries: &[Delivery],
     ) -> Result<RecordOutcome, StoreError> {
-        let (record, alerts, deliveries) = (record.clone(), alerts.to_vec(), deliveries.to_vec());
+        self.record_event_shared(record.clone(), alerts.into(), deliveries.into())
+            .await
+    }
+
+    async fn record_event_shared(
+        &self,
+        record: EventRecord,
+        alerts: Arc<[Alert]>,
+        deliveries: Arc<[Delivery]>,
+    ) -> Result<RecordOutcome, StoreError> {
         let queued = self.inner.queue_attached.load(Ordering::Relaxed);
         self.run(move |conn| {
             let id = record.event.id.as_str().to_owned();
@@ -1625,7 +1642,7 @@ impl EventStore for EmbeddedStore {
                          ON CONFLICT(event_id, id) DO NOTHING"
                     ))
                     .map_err(backend)?;
-                for d in &deliveries {
+                for d in deliveries.iter() {
                     insert_delivery
                         .execute(params![
                             d.id.as_str(),

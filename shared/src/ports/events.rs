@@ -6,6 +6,7 @@ use crate::domain::{
 };
 use async_trait::async_trait;
 use serde::Serialize;
+use std::sync::Arc;
 
 /// An accepted event as Herald keeps it (the idempotency record).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -63,6 +64,17 @@ pub trait EventStore: Send + Sync {
         alerts: &[Alert],
         deliveries: &[Delivery],
     ) -> Result<RecordOutcome, StoreError>;
+    /// [`EventStore::record_event`] for a caller that hands its records over, shared rather
+    /// than lent: a store that writes them on another thread keeps them without a copy (a
+    /// thousand-member event's records cost more to copy and free than to route).
+    async fn record_event_shared(
+        &self,
+        record: EventRecord,
+        alerts: Arc<[Alert]>,
+        deliveries: Arc<[Delivery]>,
+    ) -> Result<RecordOutcome, StoreError> {
+        self.record_event(&record, &alerts, &deliveries).await
+    }
     /// Notes that every delivery of the event is on its queue. An unknown event (e.g. one
     /// expired meanwhile) is not an error: there is nothing left to enqueue.
     async fn mark_event_enqueued(&self, id: &EventId) -> Result<(), StoreError>;
