@@ -16,8 +16,8 @@
 //!   the next write starts the log over. The writer's own automatic checkpoint waits for
 //!   16,384 pages of log (64 MiB), a backstop for when writes never pause.
 //! - **Writes that sit together.** The rows one event adds are keyed so they land side by
-//!   side: deliveries under their event, queue messages in queue order and unique by (event,
-//!   delivery). Alerts are clustered by (user, id), so a user's bell is one seek; filed one
+//!   side: deliveries under their event, queue messages in queue order and indexed by their
+//!   event (one short entry each, appended). Alerts are clustered by (user, id), so a user's bell is one seek; filed one
 //!   by one that costs a page per recipient, so an event for many users files its alert once
 //!   with its recipient list, merged into the users' alerts in batches (`embedded_alerts.rs`).
 //! - **A cache** of what every event reads and rarely changes: system settings, the system
@@ -83,8 +83,10 @@ mod alerts;
 /// its key without the unread index, queue messages unique by (event, delivery) (the writes of
 /// one event sit together instead of one page per row); 4: `alert_fanout` (an event's alerts
 /// filed once, merged into `alerts` in batches), `deliveries` clustered by its key (one
-/// B-tree per row written instead of a table and an index).
-const SCHEMA_VERSION: i64 = 4;
+/// B-tree per row written instead of a table and an index); 5: queue messages indexed by
+/// event alone instead of unique by (event, delivery), kept one per delivery by the queue
+/// (a short entry appended per message instead of a long one inserted in place).
+const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS documents (
@@ -220,6 +222,10 @@ INSERT INTO deliveries (event_id, id, channel, destination, status, attempts, la
     FROM deliveries_v3;
 DROP TABLE deliveries_v3;
 "#;
+
+/// Upgrading from schema 1 to 4: the queue's unique index by (event, delivery) goes; the
+/// queue's schema creates its index by event instead (rows were unique already).
+const UPGRADE_FROM_4: &str = "DROP INDEX IF EXISTS queue_messages_by_delivery;";
 
 const DOC_SYSTEM_SETTINGS: &str = "system_settings";
 const DOC_SYSTEM_NOTIFICATIONS: &str = "system_notifications";
@@ -403,6 +409,11 @@ impl EmbeddedStore {
             }
             if from_3 {
                 conn.execute_batch(UPGRADE_FROM_3_SET_ASIDE)?;
+            }
+            if (1..5).contains(&version) {
+                // Schema 5 keeps queue messages unique per delivery without an index on
+                // (event, delivery): the queue's index by event replaces it.
+                conn.execute_batch(UPGRADE_FROM_4)?;
             }
             conn.execute_batch(SCHEMA)?;
             // The embedded queue's table lives here too, so `record_event` can queue in its
@@ -2075,6 +2086,58 @@ mod tests {
             expires_at INTEGER NOT NULL, lease_until INTEGER NOT NULL DEFAULT 0,
             PRIMARY KEY (event_id, id));
     "#;
+
+    #[tokio::test]
+    async fn given_a_schema_4_database_then_its_queue_loses_the_unique_index_and_not_a_message()
+    -> Result<(), Box<dyn std::error::Error>> {
+        use crate::adapters::{EmbeddedQueue, QueueConfig};
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("herald.db");
+        let event = EventId("e1".into());
+        let delivery = Delivery::queued(&event, Destination::Teams, 1_000);
+        {
+            let store = EmbeddedStore::open(&path)?;
+            EmbeddedQueue::new(&store, QueueConfig::default())?
+                .enqueue_at(std::slice::from_ref(&delivery.message()), 1_000)
+                .await?;
+            store.with_writer(|conn| {
+                conn.execute_batch(
+                    "DROP INDEX queue_messages_by_event;
+                     CREATE UNIQUE INDEX queue_messages_by_delivery ON queue_messages(event_id, id);
+                     PRAGMA user_version = 4;",
+                )
+                .map_err(backend)
+            })?;
+        }
+        let store = EmbeddedStore::open(&path)?;
+        let (version, indexes) = store.with_writer(|conn| {
+            let version: i64 = conn
+                .pragma_query_value(None, "user_version", |row| row.get(0))
+                .map_err(backend)?;
+            let mut names = conn
+                .prepare(
+                    "SELECT name FROM sqlite_master WHERE type = 'index'
+                     AND tbl_name = 'queue_messages' AND sql IS NOT NULL ORDER BY name",
+                )
+                .map_err(backend)?;
+            let names = names
+                .query_map([], |row| row.get::<_, String>(0))
+                .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+                .map_err(backend)?;
+            Ok((version, names))
+        })?;
+        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(indexes, ["queue_messages_by_event", "queue_messages_ready"]);
+        // The message is there once, and queueing it again adds nothing.
+        let queue = EmbeddedQueue::new(&store, QueueConfig::default())?;
+        queue
+            .enqueue_at(std::slice::from_ref(&delivery.message()), 1_500)
+            .await?;
+        let received = queue.receive(Channel::Msteams, 10, 2_000).await?;
+        assert_eq!(received.len(), 1, "one message, not queued a second time");
+        assert_eq!(received[0].message()?, delivery.message());
+        Ok(())
+    }
 
     #[tokio::test]
     async fn given_a_schema_2_database_then_opening_it_keeps_its_alerts_deliveries_and_queue()

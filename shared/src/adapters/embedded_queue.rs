@@ -11,7 +11,7 @@
 //! What SQS does, and how:
 //! | SQS | here |
 //! |---|---|
-//! | `SendMessageBatch` | `INSERT OR IGNORE`, unique by (event id, delivery id): the messages of one event sit together in that index, so queueing a thousand of them touches a few pages, not a thousand |
+//! | `SendMessageBatch` | one `INSERT` per message not queued yet: the deliveries of each event already queued (or dead) are read once through the index `queue_messages_by_event`, whose short entries for one event's messages are appended side by side, so queueing a thousand of them touches a few pages, not a thousand |
 //! | `ReceiveMessage` (≤ 10) | one write in the store's group commit (inside its `BEGIN IMMEDIATE`): pick visible, live messages in the order they became visible (index `queue_messages_ready`), hide each for the visibility timeout, count the receive, hand out a new receipt handle |
 //! | redrive after `maxReceiveCount` | a picked message already received `max_receives` times is marked dead instead of delivered |
 //! | `DeleteMessage`, `DeleteMessageBatch` | only the newest receipt handle works: the row's sequence is part of the handle, so the delete is a primary-key lookup; a batch is one write |
@@ -30,12 +30,13 @@ use crate::domain::{Channel, DeliveryId, DeliveryMessage, Destination, EventId};
 use crate::ports::{Clock, DeliveryQueue, QueueError, RedeliveryDelay, StoreError, SystemClock};
 use async_trait::async_trait;
 use rusqlite::{Connection, params};
-use std::collections::HashSet;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// The queue's table and its index. `EmbeddedStore::init` runs it with the store's schema;
+/// The queue's table and its indexes. `EmbeddedStore::init` runs it with the store's schema;
 /// [`EmbeddedQueue::new`] runs it too (it is idempotent).
 pub const QUEUE_SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS queue_messages (
@@ -50,7 +51,7 @@ CREATE TABLE IF NOT EXISTS queue_messages (
     enqueued_at INTEGER NOT NULL,
     dead INTEGER NOT NULL DEFAULT 0
 );
-CREATE UNIQUE INDEX IF NOT EXISTS queue_messages_by_delivery ON queue_messages(event_id, id);
+CREATE INDEX IF NOT EXISTS queue_messages_by_event ON queue_messages(event_id);
 CREATE INDEX IF NOT EXISTS queue_messages_ready ON queue_messages(channel, dead, visible_at);
 "#;
 
@@ -67,13 +68,19 @@ pub(crate) fn enqueue_in(
     messages: &[DeliveryMessage],
     now_ms: u64,
 ) -> Result<(), StoreError> {
+    let mut queued_of_event = conn
+        .prepare_cached("SELECT id FROM queue_messages WHERE event_id = ?1")
+        .map_err(backend)?;
     let mut insert = conn
         .prepare_cached(
-            "INSERT OR IGNORE INTO queue_messages (event_id, id, channel, body, visible_at, enqueued_at)
+            "INSERT INTO queue_messages (event_id, id, channel, body, visible_at, enqueued_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
         )
         .map_err(backend)?;
     let now = sql_millis(now_ms);
+    // The deliveries of each event already queued (or dead), read once per event: a
+    // delivery is queued at most once, without a unique index on every message.
+    let mut queued: HashMap<&str, (HashSet<String>, HashSet<&str>)> = HashMap::new();
     for message in messages {
         let channel = message.channel();
         if channel == Channel::Alert {
@@ -82,10 +89,25 @@ pub(crate) fn enqueue_in(
                 message.delivery_id
             )));
         }
+        let event_id = message.event_id.as_str();
+        let (before, now_queued) = match queued.entry(event_id) {
+            Entry::Occupied(ids) => ids.into_mut(),
+            Entry::Vacant(slot) => slot.insert((
+                queued_of_event
+                    .query_map([event_id], |row| row.get::<_, String>(0))
+                    .and_then(Iterator::collect)
+                    .map_err(backend)?,
+                HashSet::new(),
+            )),
+        };
+        let id = message.delivery_id.as_str();
+        if before.contains(id) || !now_queued.insert(id) {
+            continue;
+        }
         insert
             .execute(params![
-                message.event_id.as_str(),
-                message.delivery_id.as_str(),
+                event_id,
+                id,
                 channel.name(),
                 message.destination.key(),
                 now
@@ -640,6 +662,54 @@ mod tests {
     /// A process killed mid-send leaves its message hidden for the visibility timeout and its
     /// delivery claimed. At the next start the claim ends and the message is visible at once,
     /// while a message merely waiting for its retry keeps waiting.
+    #[test]
+    fn given_deliveries_queued_dead_or_repeated_then_each_is_queued_once()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let store = EmbeddedStore::in_memory()?;
+        EmbeddedQueue::new(&store, QueueConfig::default())?;
+        let conn = store.connection();
+        let mut conn = conn.lock().map_err(|_| "poisoned")?;
+        let message = |event: &str, delivery: &str| DeliveryMessage {
+            delivery_id: crate::domain::DeliveryId::from_stored(delivery.to_owned()),
+            event_id: crate::domain::EventId(event.to_owned()),
+            destination: crate::domain::Destination::Teams,
+        };
+        // GIVEN d0 and d1 of event e queued, and d0 dead since
+        let tx = conn.transaction()?;
+        enqueue_in(&tx, &[message("e", "d0"), message("e", "d1")], 1)?;
+        tx.commit()?;
+        conn.execute("UPDATE queue_messages SET dead = 1 WHERE id = 'd0'", [])?;
+
+        // WHEN both are queued again with d2 twice and event x's own d0
+        let tx = conn.transaction()?;
+        let again = [
+            message("e", "d0"),
+            message("e", "d1"),
+            message("e", "d2"),
+            message("e", "d2"),
+            message("x", "d0"),
+        ];
+        enqueue_in(&tx, &again, 2)?;
+        tx.commit()?;
+
+        // THEN each delivery has one row; the dead one stays dead, the others as they were
+        let mut rows = conn.prepare(
+            "SELECT event_id, id, dead, visible_at FROM queue_messages ORDER BY event_id, id",
+        )?;
+        let rows: Vec<(String, String, bool, i64)> = rows
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<Result<_, _>>()?;
+        let expected = [
+            ("e", "d0", true, 1),
+            ("e", "d1", false, 1),
+            ("e", "d2", false, 2),
+            ("x", "d0", false, 2),
+        ]
+        .map(|(e, d, dead, at)| (e.to_owned(), d.to_owned(), dead, at));
+        assert_eq!(rows, expected);
+        Ok(())
+    }
+
     #[tokio::test]
     async fn given_claims_of_a_dead_process_then_releasing_them_makes_their_messages_visible()
     -> Result<(), Box<dyn std::error::Error>> {
