@@ -132,6 +132,14 @@ def main() -> int:
             f"| {trips} |"
         )
     print()
+    bell = [median(f"bell/first page of 20, 1000 members, {p} events pending") for p in (1, 32)]
+    if all(bell):
+        print(
+            f"The price of merging alerts in batches, a user's bell at 1,000 members (first page "
+            f"of 20, median): {fmt_ms(bell[0])} with one event's alerts pending, "
+            f"{fmt_ms(bell[1])} with 32 (the most a batch holds at this size)."
+        )
+        print()
 
     # Intake against bare axum.
     rows = table_rows(out / "intake-load.md")

@@ -9,6 +9,9 @@
 //! files an event's alerts once when it has 4 recipients or more): every sample runs the
 //! same number of events (flat sampling), so the mean is each event's share of that work.
 //!
+//! Then a user's bell read with 1 and with 32 events' alerts pending (the read scans each
+//! pending event's recipient list: the cost of batching the merge).
+//!
 //! `cargo bench -p herald-shared --bench intake`
 
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
@@ -118,9 +121,50 @@ fn bench_intake(c: &mut Criterion) {
     group.finish();
 }
 
+/// A user's bell (the first page of 20 alerts) in a product of 1,000 members, with 1 and with
+/// 32 of its events' alerts still pending (not merged yet): 32 is the most a batch holds at
+/// 1,002 recipients an event, so the second case is the slowest read between two merges.
+fn bench_bell(c: &mut Criterion) {
+    use herald::ports::AlertStore;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut group = c.benchmark_group("bell");
+    for pending in [1_u64, 32] {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = runtime.block_on(seeded(dir.path(), 1_000));
+        let queue =
+            EmbeddedQueue::new(&store, QueueConfig::default()).unwrap_or_else(|e| panic!("{e}"));
+        for n in 0..pending {
+            let body = json!({"id": format!("bell-{n}"), "type": "scan_added",
+                "title": "Scan", "product_id": 7});
+            let event = Event::from_request(&body, String::new).unwrap_or_else(|e| panic!("{e}"));
+            runtime
+                .block_on(accept_event(&store, &queue, event, 1_800_000_000_000 + n))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let user = Username::parse("u", "user0500").unwrap_or_else(|e| panic!("{e}"));
+        group.bench_function(
+            format!("first page of 20, 1000 members, {pending} events pending"),
+            |b| {
+                b.iter(|| {
+                    let page = runtime
+                        .block_on(store.alerts(&user, false, 20, None))
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    assert_eq!(page.items.len() as u64, pending.min(20));
+                    page
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20);
-    targets = bench_intake
+    targets = bench_intake, bench_bell
 }
 criterion_main!(benches);
