@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every benchmark in one command, then the README's performance table with each target.
 #
-#   bench/run.sh                 # about 14 minutes on 2 cores, its builds (fat LTO) included
+#   bench/run.sh                 # about 17 minutes on 2 cores, its builds (fat LTO) included
 #
 # Runs, in order (each also works alone and prints its own detailed tables):
 #   1. cargo bench -p herald-shared --bench routing --bench intake   (criterion, medians)

@@ -2129,20 +2129,41 @@ mod tests {
         assert_eq!(version, SCHEMA_VERSION);
         assert_eq!(indexes, ["queue_messages_by_event", "queue_messages_ready"]);
         // The message is there once, and queueing it again adds nothing.
-        let queue = EmbeddedQueue::new(&store, QueueConfig::default())?;
+        queued_once(&store, &delivery).await?;
+        Ok(())
+    }
+
+    /// Queues `delivery`'s message again (at 1,500) on an upgraded store, then receives its
+    /// channel (at 2,000): it must come back once, with the body it was first queued with.
+    async fn queued_once(
+        store: &EmbeddedStore,
+        delivery: &Delivery,
+    ) -> Result<
+        (
+            crate::adapters::EmbeddedQueue,
+            Vec<crate::adapters::ReceivedMessage>,
+        ),
+        Box<dyn std::error::Error>,
+    > {
+        use crate::adapters::{EmbeddedQueue, QueueConfig};
+        let queue = EmbeddedQueue::new(store, QueueConfig::default())?;
         queue
             .enqueue_at(std::slice::from_ref(&delivery.message()), 1_500)
             .await?;
-        let received = queue.receive(Channel::Msteams, 10, 2_000).await?;
+        let received = queue.receive(delivery.channel, 10, 2_000).await?;
         assert_eq!(received.len(), 1, "one message, not queued a second time");
-        assert_eq!(received[0].message()?, delivery.message());
-        Ok(())
+        assert_eq!(received[0].message_id, delivery.id.as_str());
+        assert_eq!(
+            received[0].message()?,
+            delivery.message(),
+            "the body as it was queued"
+        );
+        Ok((queue, received))
     }
 
     #[tokio::test]
     async fn given_a_schema_2_database_then_opening_it_keeps_its_alerts_deliveries_and_queue()
     -> Result<(), Box<dyn std::error::Error>> {
-        use crate::adapters::{EmbeddedQueue, QueueConfig};
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("herald.db");
         let user = Username("ann".into());
@@ -2233,18 +2254,7 @@ mod tests {
             Claim::Claimed(_)
         ));
         // The queued message: still there once, receivable and deletable by its new handle.
-        let queue = EmbeddedQueue::new(&store, QueueConfig::default())?;
-        queue
-            .enqueue_at(std::slice::from_ref(&delivery.message()), 1_500)
-            .await?;
-        let received = queue.receive(Channel::Msteams, 10, 2_000).await?;
-        assert_eq!(received.len(), 1, "one message, not queued a second time");
-        assert_eq!(received[0].message_id, delivery.id.as_str());
-        assert_eq!(
-            received[0].message()?,
-            delivery.message(),
-            "the body as it was queued"
-        );
+        let (queue, received) = queued_once(&store, &delivery).await?;
         assert!(queue.delete(&received[0].receipt_handle).await?);
         assert!(
             queue

@@ -36,8 +36,8 @@ pub(super) const FANOUT_MIN_RECIPIENTS: usize = 4;
 /// A merge costs about the same whatever it carries (it rewrites each recipient's last page),
 /// so a larger batch makes each event's share smaller and each read's scan longer: at 1,000
 /// recipients an event took 13.8 ms with 16,384, 12.0 with 32,768 and 10.1 with 65,536, and
-/// a user's first page of the bell with a full batch pending 0.36, 0.89 and (estimated)
-/// 1.7 ms. `cargo bench -p herald-shared --bench intake` measures both.
+/// a user's first page of the bell with a full batch pending about 0.4, 0.83 and 1.6 ms.
+/// `cargo bench -p herald-shared --bench intake` measures both.
 pub(super) const MERGE_AT_RECIPIENTS: i64 = 32_768;
 /// Pending rows that make `alert_fanout` merge, whatever their recipients: a read looks at
 /// every pending row.
