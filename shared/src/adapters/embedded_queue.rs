@@ -659,9 +659,6 @@ mod tests {
         Ok(())
     }
 
-    /// A process killed mid-send leaves its message hidden for the visibility timeout and its
-    /// delivery claimed. At the next start the claim ends and the message is visible at once,
-    /// while a message merely waiting for its retry keeps waiting.
     #[test]
     fn given_deliveries_queued_dead_or_repeated_then_each_is_queued_once()
     -> Result<(), Box<dyn std::error::Error>> {
@@ -710,6 +707,9 @@ mod tests {
         Ok(())
     }
 
+    /// A process killed mid-send leaves its message hidden for the visibility timeout and its
+    /// delivery claimed. At the next start the claim ends and the message is visible at once,
+    /// while a message merely waiting for its retry keeps waiting.
     #[tokio::test]
     async fn given_claims_of_a_dead_process_then_releasing_them_makes_their_messages_visible()
     -> Result<(), Box<dyn std::error::Error>> {
