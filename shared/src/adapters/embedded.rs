@@ -17,9 +17,10 @@
 //!   16,384 pages of log (64 MiB), a backstop for when writes never pause.
 //! - **Writes that sit together.** The rows one event adds are keyed so they land side by
 //!   side: deliveries under their event, queue messages in queue order and indexed by their
-//!   event (one short entry each, appended). Alerts are clustered by (user, id), so a user's bell is one seek; filed one
-//!   by one that costs a page per recipient, so an event for many users files its alert once
-//!   with its recipient list, merged into the users' alerts in batches (`embedded_alerts.rs`).
+//!   event (one short entry each, appended). Alerts are clustered by (user, id), so a user's
+//!   bell is one seek; filed one by one that costs a page per recipient, so an event for many
+//!   users files its alert once with its recipient list, merged into the users' alerts in
+//!   batches (`embedded_alerts.rs`).
 //! - **A cache** of what every event reads and rarely changes: system settings, the system
 //!   and template documents, the administrators (with their personal settings). Writes that
 //!   could change them empty it after they commit.

@@ -33,10 +33,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 pub(super) const FANOUT_MIN_RECIPIENTS: usize = 4;
 /// Pending recipients that make `alert_fanout` merge into `alerts`: each user's page is then
 /// written once per this many filed alerts, and a read scans at most this many lines' worth.
-/// A merge costs about the same whatever it carries (it rewrites each recipient's last page),
-/// so a larger batch makes each event's share smaller and each read's scan longer: at 1,000
-/// recipients an event took 13.8 ms with 16,384, 12.0 with 32,768 and 10.1 with 65,536, and
-/// a user's first page of the bell with a full batch pending about 0.4, 0.83 and 1.6 ms.
+/// Much of a merge's cost does not grow with what it carries (each recipient's last page is
+/// rewritten once either way), so a larger batch makes each event's share smaller and each
+/// read's scan longer: at 1,000 recipients an event took 13.8 ms with 16,384, 12.0 with
+/// 32,768 and 10.1 with 65,536, and a user's first page of the bell with a full batch pending
+/// about 0.4, 0.83 and 1.6 ms.
 /// `cargo bench -p herald-shared --bench intake` measures both.
 pub(super) const MERGE_AT_RECIPIENTS: i64 = 32_768;
 /// Pending rows that make `alert_fanout` merge, whatever their recipients: a read looks at
