@@ -28,6 +28,18 @@ die() {
 }
 have() { command -v "$1" >/dev/null 2>&1; }
 
+# check_disk GB: say how much disk is free where Herald builds, and warn when it is less than
+# GB (a build that runs out of space fails with cargo's "No space left on device").
+check_disk() {
+    local need_gb="$1" avail_kb
+    avail_kb="$(df -Pk "$HERALD_ROOT" | awk 'NR == 2 { print $4 }')"
+    [[ "$avail_kb" =~ ^[0-9]+$ ]] || return 0
+    log "disk: $((avail_kb / 1048576)) GB free under ${HERALD_ROOT}"
+    if ((avail_kb < need_gb * 1048576)); then
+        warn "a run from scratch needs about ${need_gb} GB free (.tools, target, fuzz/target)"
+    fi
+}
+
 # apt-get install, running `apt-get update` at most once per process.
 _herald_apt_updated=0
 apt_install() {

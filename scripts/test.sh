@@ -32,6 +32,7 @@ trap 'exit 143' TERM
 trap 'exit 129' HUP
 
 step "Install tools (skipped when present)"
+check_disk 6
 install_service_deps
 ensure_rust_components
 
