@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # AWS requests per event: runs the `aws_requests` integration test (one scan_added event on
 # products of 10, 100 and 1,000 members, against DynamoDB Local and moto's SQS) and prints
-# its table. Built optimized (the `bench` profile), as the functions ship: unoptimized, the
-# client took 300 ms to serialize and sign the 81 batch writes of a 1,000-member event,
-# longer than DynamoDB Local takes to answer the first ones, so the last ones left after
-# those answers and counted as more round trips. Starts the emulators with
+# its table. The event's clients reach the emulators through a proxy that hands on every
+# answer 50 ms late, as a network would, so requests sent together count as one round trip
+# however fast the emulators answer on loopback. Built optimized (the `bench` profile), as
+# the functions ship. Starts the emulators with
 # `scripts/services.sh start` unless HERALD_TEST_DYNAMODB_URL is already set; they keep
 # running (`scripts/services.sh stop`).
 set -euo pipefail

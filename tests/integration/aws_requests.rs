@@ -8,7 +8,10 @@
 //! batches of members (100 per read, 25 per write, 10 per message batch), never one per
 //! member. `bench/aws-requests.sh` runs it and prints the table.
 //!
-//! The times printed are the emulators', not AWS's: moto recounts a queue's messages for
+//! The event's clients reach the emulators through a loopback proxy that hands on every answer
+//! [`ANSWER_LATENCY`] late, as the network to AWS's endpoints would; the round trips counted
+//! are then those the code waits through, whatever the emulators' speed. The times printed are
+//! the emulators' (that latency included), not AWS's: moto recounts a queue's messages for
 //! every message sent, so its `SendMessageBatch` slows down as a queue fills (seconds for
 //! 1,000 mails).
 
@@ -29,11 +32,13 @@ use herald::domain::{
 use herald::intake::accept_event;
 use herald::ports::{DeliveryQueue, DirectoryStore, QueueError, SettingsStore, StoreError};
 use herald_tests::{create_channel_queues, moto_sqs};
-use herald_tests::{emulator_config, emulator_url};
+use herald_tests::{dynamodb_local, emulator_config, emulator_url};
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 /// Product sizes measured.
@@ -51,6 +56,12 @@ const QUERY_PAGE_BYTES: usize = 1 << 20;
 /// Generous size of a membership item plus a per-product settings item without the settings
 /// body (keys, `username`, link keys: about 200 bytes for the names used here).
 const MEMBER_ITEMS_OVERHEAD: usize = 384;
+
+/// Added to every answer the event's clients get: longer than the client takes to send one
+/// step's requests (up to 15 ms for the 81 batched writes of a 1,000-member event, built
+/// optimized), so requests sent together are never taken for a chain because the emulator on
+/// loopback answered the first before the last had left.
+const ANSWER_LATENCY: Duration = Duration::from_millis(50);
 
 const PRODUCT_TYPE_ID: &str = "7";
 const PRODUCT_ID: &str = "42";
@@ -86,7 +97,9 @@ async fn given_products_of_10_100_and_1000_members_then_requests_grow_by_batches
     println!("\n{}", table(&measured));
     println!(
         "members: the audience, N product members and {ADMINISTRATORS} administrators; \
-         duplicate requests: DynamoDB + SQS for the same event posted again\n"
+         duplicate requests: DynamoDB + SQS for the same event posted again; every answer \
+         {} ms late\n",
+        ANSWER_LATENCY.as_millis()
     );
     for m in &measured {
         println!(
@@ -128,17 +141,28 @@ async fn measure(
     let Harness::DynamoDb { table, .. } = &harness else {
         return Err("Harness::dynamodb gave another kind of store".into());
     };
-    // The same table and fresh queues, through clients that time every request on the wire.
+    let dynamodb_url = emulator_url("HERALD_TEST_DYNAMODB_URL");
+    let started = Instant::now();
+    seed(
+        &DynamoDbStore::new(dynamodb_local().await, table.clone()),
+        members,
+    )
+    .await?;
+    let seeding = started.elapsed();
+
+    // The same table and fresh queues, through clients that time every request on the wire,
+    // over a network with latency.
     let wire = Wire::default();
     let dynamodb = aws_sdk_dynamodb::config::Builder::from(
-        &emulator_config(&emulator_url("HERALD_TEST_DYNAMODB_URL")).await,
+        &emulator_config(&latent_proxy(&dynamodb_url, ANSWER_LATENCY).await?).await,
     )
     .interceptor(wire.clone())
     .build();
     let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::from_conf(dynamodb), table.clone());
     let queues = create_channel_queues(sqs, &format!("requests-{members}")).await?;
+    let moto_url = emulator_url("HERALD_TEST_MOTO_URL");
     let timed_sqs = aws_sdk_sqs::config::Builder::from(
-        &emulator_config(&emulator_url("HERALD_TEST_MOTO_URL")).await,
+        &emulator_config(&latent_proxy(&moto_url, ANSWER_LATENCY).await?).await,
     )
     .interceptor(wire.clone())
     .build();
@@ -146,10 +170,6 @@ async fn measure(
         inner: SqsQueue::new(aws_sdk_sqs::Client::from_conf(timed_sqs), queues.clone()),
         spent: Mutex::new(Duration::ZERO),
     };
-
-    let started = Instant::now();
-    seed(&store, members).await?;
-    let seeding = started.elapsed();
 
     // The first time.
     let event = scan_added(members)?;
@@ -505,6 +525,108 @@ fn expected_requests_follow_the_documented_formula() {
     assert_eq!(expected.audience, 3 + 11);
     assert_eq!(expected.record, 2 + 81);
     assert_eq!(expected.total, 1 + 3 + 14 + 83 + 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// Latency: a loopback proxy that hands on every answer late
+
+/// Starts a TCP proxy on loopback in front of the emulator at `url` (`http://host:port`) that
+/// passes requests on at once and every byte of the answers `latency` after it came; returns
+/// the proxy's URL. It serves until the test's runtime ends.
+async fn latent_proxy(url: &str, latency: Duration) -> Result<String, Box<dyn std::error::Error>> {
+    let upstream = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("emulator URL {url} is not http://host:port"))?
+        .trim_end_matches('/')
+        .to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                if let Ok(server) = TcpStream::connect(&upstream).await {
+                    relay(client, server, latency).await;
+                }
+            });
+        }
+    });
+    Ok(format!("http://{address}"))
+}
+
+/// Relays one connection until the server closes it: requests straight on, answers `latency`
+/// late (each chunk as it came, so a long answer is late once, not once a chunk).
+async fn relay(client: TcpStream, server: TcpStream, latency: Duration) {
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let requests =
+        tokio::spawn(async move { tokio::io::copy(&mut client_read, &mut server_write).await });
+    let (late, mut due) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    let answers = tokio::spawn(async move {
+        while let Some((at, bytes)) = due.recv().await {
+            tokio::time::sleep_until(at).await;
+            if client_write.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        let _ = client_write.shutdown().await;
+    });
+    let mut buffer = vec![0; 64 * 1024];
+    while let Ok(read @ 1..) = server_read.read(&mut buffer).await {
+        let at = tokio::time::Instant::now() + latency;
+        if late.send((at, buffer[..read].to_vec())).is_err() {
+            break;
+        }
+    }
+    drop(late);
+    let _ = answers.await;
+    requests.abort();
+}
+
+#[tokio::test]
+async fn the_latent_proxy_passes_requests_on_and_answers_late() -> TestResult {
+    // GIVEN an echo server behind the proxy, with 100 ms of latency
+    let echo = TcpListener::bind("127.0.0.1:0").await?;
+    let echo_url = format!("http://{}", echo.local_addr()?);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = echo.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = [0; 1024];
+                while let Ok(read @ 1..) = stream.read(&mut buffer).await {
+                    if stream.write_all(&buffer[..read]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let proxy = latent_proxy(&echo_url, Duration::from_millis(100)).await?;
+    let mut client = TcpStream::connect(proxy.trim_start_matches("http://")).await?;
+
+    // WHEN two requests are sent, one after the other's answer
+    for request in [&b"first"[..], &b"second"[..]] {
+        let sent = Instant::now();
+        client.write_all(request).await?;
+        let mut answer = vec![0; request.len()];
+        client.read_exact(&mut answer).await?;
+
+        // THEN each answer is the server's, at least the latency late
+        assert_eq!(answer, request);
+        assert!(
+            sent.elapsed() >= Duration::from_millis(100),
+            "{:?}",
+            sent.elapsed()
+        );
+    }
+    assert!(
+        latent_proxy("https://127.0.0.1:1", Duration::ZERO)
+            .await
+            .is_err(),
+        "only http:// emulators are proxied"
+    );
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
