@@ -11,8 +11,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$HERALD_ROOT"
 
 if [[ "${CI:-}" == "true" ]]; then export CARGO_TERM_COLOR=never; fi
-# A whole run rebuilds every crate it changes anyway: incremental compilation's caches would
-# only add 1.3 GB of disk to a run from scratch (and time to write them).
+# Incremental compilation's caches pay off across small edits, not in a whole run: from
+# scratch they added 1.3 GB of disk (and the time to write them).
 export CARGO_INCREMENTAL=0
 
 STEP=0
