@@ -82,12 +82,17 @@ async fn seeded(dir: &std::path::Path, members: usize) -> EmbeddedStore {
     store
 }
 
-fn bench_intake(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// The runtime the benches drive the store with: two workers, as on the 2-core machine.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn bench_intake(c: &mut Criterion) {
+    let runtime = runtime();
     let next = AtomicU64::new(0);
     let mut group = c.benchmark_group("intake");
     group.sampling_mode(SamplingMode::Flat);
@@ -126,11 +131,7 @@ fn bench_intake(c: &mut Criterion) {
 /// 1,002 recipients an event, so the second case is the slowest read between two merges.
 fn bench_bell(c: &mut Criterion) {
     use herald::ports::AlertStore;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let runtime = runtime();
     let mut group = c.benchmark_group("bell");
     for pending in [1_u64, 32] {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

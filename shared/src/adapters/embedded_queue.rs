@@ -614,13 +614,18 @@ mod tests {
         Ok(())
     }
 
+    /// A Teams message for delivery `delivery` of event `event`.
+    fn message(event: &str, delivery: &str) -> DeliveryMessage {
+        DeliveryMessage {
+            delivery_id: crate::domain::DeliveryId::from_stored(delivery.to_owned()),
+            event_id: crate::domain::EventId(event.to_owned()),
+            destination: crate::domain::Destination::Teams,
+        }
+    }
+
     fn messages(n: usize) -> Vec<DeliveryMessage> {
         (0..n)
-            .map(|i| DeliveryMessage {
-                delivery_id: crate::domain::DeliveryId::from_stored(format!("d{i}")),
-                event_id: crate::domain::EventId(format!("e{i}")),
-                destination: crate::domain::Destination::Teams,
-            })
+            .map(|i| message(&format!("e{i}"), &format!("d{i}")))
             .collect()
     }
 
@@ -666,11 +671,6 @@ mod tests {
         EmbeddedQueue::new(&store, QueueConfig::default())?;
         let conn = store.connection();
         let mut conn = conn.lock().map_err(|_| "poisoned")?;
-        let message = |event: &str, delivery: &str| DeliveryMessage {
-            delivery_id: crate::domain::DeliveryId::from_stored(delivery.to_owned()),
-            event_id: crate::domain::EventId(event.to_owned()),
-            destination: crate::domain::Destination::Teams,
-        };
         // GIVEN d0 and d1 of event e queued, and d0 dead since
         let tx = conn.transaction()?;
         enqueue_in(&tx, &[message("e", "d0"), message("e", "d1")], 1)?;
