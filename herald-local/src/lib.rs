@@ -278,7 +278,7 @@ impl LocalHerald {
     }
 
     /// The `Sender` for `transport` over this store and queue.
-    fn sender<T: herald::sender::Transport>(
+    fn sender<T: herald::ports::Transport>(
         &self,
         transport: T,
         policy: herald::sender::RetryPolicy,

@@ -28,8 +28,8 @@ use crate::domain::{
     SystemScope, WebhookStatus, audience_query, route,
 };
 use crate::ports::{
-    DeliveryQueue, DirectoryStore, EventRecord, EventStore, QueueError, RecordOutcome,
-    ScheduleStore, SettingsStore, StoreError, WebhookOwner, WebhookStore,
+    DeliveryQueue, EventRecord, HeraldStore, QueueError, RecordOutcome, StoreError, WebhookOwner,
+    WebhookStore,
 };
 use serde::Serialize;
 use std::sync::Arc;
@@ -75,16 +75,6 @@ pub enum IntakeError {
     Queue(#[from] QueueError),
 }
 
-/// Everything intake needs from the store.
-pub trait IntakeStore:
-    SettingsStore + DirectoryStore + EventStore + WebhookStore + ScheduleStore
-{
-}
-impl<T: SettingsStore + DirectoryStore + EventStore + WebhookStore + ScheduleStore + ?Sized>
-    IntakeStore for T
-{
-}
-
 /// Accepts `event` at `now_ms` (milliseconds since the Unix epoch).
 pub async fn accept_event<S, Q>(
     store: &S,
@@ -93,7 +83,7 @@ pub async fn accept_event<S, Q>(
     now_ms: u64,
 ) -> Result<IntakeAnswer, IntakeError>
 where
-    S: IntakeStore + ?Sized,
+    S: HeraldStore + ?Sized,
     Q: DeliveryQueue + ?Sized,
 {
     let news = engagement_news(&event);
@@ -134,7 +124,7 @@ where
 /// the event's failure; an unknown engagement or product is ignored.
 async fn keep_engagement_current<S>(store: &S, news: EngagementNews)
 where
-    S: IntakeStore + ?Sized,
+    S: HeraldStore + ?Sized,
 {
     let result = match news {
         EngagementNews::Put(engagement) => store.put_engagement(&engagement).await.map(|_| ()),
@@ -165,7 +155,7 @@ async fn route_and_record<S, Q>(
     now_ms: u64,
 ) -> Result<Recording, IntakeError>
 where
-    S: IntakeStore + ?Sized,
+    S: HeraldStore + ?Sized,
     Q: DeliveryQueue + ?Sized,
 {
     let (settings, notifications, administrators) = tokio::try_join!(
@@ -290,7 +280,7 @@ async fn finish_duplicate<S, Q>(
     first: &EventRecord,
 ) -> Result<IntakeAnswer, IntakeError>
 where
-    S: IntakeStore + ?Sized,
+    S: HeraldStore + ?Sized,
     Q: DeliveryQueue + ?Sized,
 {
     if !first.enqueued {
@@ -314,7 +304,7 @@ async fn enqueue<S, Q>(
     deliveries: &[Delivery],
 ) -> Result<(), IntakeError>
 where
-    S: IntakeStore + ?Sized,
+    S: HeraldStore + ?Sized,
     Q: DeliveryQueue + ?Sized,
 {
     if !deliveries.is_empty() {
@@ -329,7 +319,7 @@ where
 /// two), as `herald-local` does at start-up. Returns how many events it finished.
 pub async fn recover_unenqueued<S, Q>(store: &S, queue: &Q) -> Result<usize, IntakeError>
 where
-    S: IntakeStore + ?Sized,
+    S: HeraldStore + ?Sized,
     Q: DeliveryQueue + ?Sized,
 {
     let mut finished = 0;

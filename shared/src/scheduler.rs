@@ -11,7 +11,7 @@
 //! | `webhook_recovery` | every minute | [`recover_webhooks`] |
 //!
 //! Each check reads only what is due, through the stores' due-date indexes (see
-//! [`ScheduleStore`]): engagements starting in the next [`UPCOMING_DAYS`], in progress and
+//! [`ScheduleStore`](crate::ports::ScheduleStore)): engagements starting in the next [`UPCOMING_DAYS`], in progress and
 //! past their end within [`LOOKBACK_DAYS`], findings within the SLA windows, risk acceptances
 //! expiring within the notice period or expired within [`LOOKBACK_DAYS`].
 //!
@@ -36,8 +36,8 @@ use crate::domain::checks::{
     risk_acceptance_reminders, sla_reminders,
 };
 use crate::domain::{Event, FieldError, Username};
-use crate::intake::{IntakeError, IntakeStore, accept_event};
-use crate::ports::{AlertStore, DeliveryQueue, REMINDER_RETENTION_DAYS, ScheduleStore, StoreError};
+use crate::intake::{IntakeError, accept_event};
+use crate::ports::{DeliveryQueue, HeraldStore, REMINDER_RETENTION_DAYS, StoreError};
 use crate::webhooks::{WebhookRecoveryError, recover_webhooks};
 use serde::Serialize;
 use serde_json::Value;
@@ -126,10 +126,6 @@ pub enum SchedulerError {
     WebhookRecovery(#[from] WebhookRecoveryError),
 }
 
-/// Everything the checks need from the store.
-pub trait SchedulerStore: IntakeStore + AlertStore + ScheduleStore {}
-impl<T: IntakeStore + AlertStore + ScheduleStore + ?Sized> SchedulerStore for T {}
-
 /// The UTC date of `now_ms` (ms since the Unix epoch).
 pub fn utc_date(now_ms: u64) -> Date {
     instant(now_ms).date()
@@ -184,7 +180,7 @@ pub fn parse_checks(field: &str, value: Option<&Value>) -> Result<Vec<Check>, Fi
 /// Runs every check as of `now_ms`.
 pub async fn run_all<S, Q>(store: &S, queue: &Q, now_ms: u64) -> Result<CheckReport, SchedulerError>
 where
-    S: SchedulerStore + ?Sized,
+    S: HeraldStore + ?Sized,
     Q: DeliveryQueue + ?Sized,
 {
     run_checks(store, queue, now_ms, &Check::ALL).await
@@ -198,7 +194,7 @@ pub async fn run_checks<S, Q>(
     checks: &[Check],
 ) -> Result<CheckReport, SchedulerError>
 where
-    S: SchedulerStore + ?Sized,
+    S: HeraldStore + ?Sized,
     Q: DeliveryQueue + ?Sized,
 {
     let today = utc_date(now_ms);
@@ -321,7 +317,7 @@ async fn send_reminder<S, Q>(
     now_ms: u64,
 ) -> Result<Sent, SendError>
 where
-    S: SchedulerStore + ?Sized,
+    S: HeraldStore + ?Sized,
     Q: DeliveryQueue + ?Sized,
 {
     let mut closed = false;
@@ -354,7 +350,7 @@ pub async fn handle_scheduled_event<S, Q>(
     payload: &Value,
 ) -> Result<CheckReport, ScheduledEventError>
 where
-    S: SchedulerStore + ?Sized,
+    S: HeraldStore + ?Sized,
     Q: DeliveryQueue + ?Sized,
 {
     let (now_ms, checks) = parse_scheduled_event(payload)?;
@@ -388,7 +384,7 @@ mod tests {
     use crate::domain::{
         DeliveryMessage, NotificationSettings, Product, ProductType, ResourceId, UserProfile,
     };
-    use crate::ports::{DirectoryStore, QueueError, SettingsStore};
+    use crate::ports::{AlertStore, DirectoryStore, QueueError, ScheduleStore, SettingsStore};
     use serde_json::json;
     use time::macros::date;
 

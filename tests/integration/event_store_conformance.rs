@@ -13,14 +13,14 @@ use herald::domain::{
     NotificationSettings, UserProfile, Username,
 };
 use herald::ports::{
-    AlertCounts, AlertStore, AttemptOutcome, Claim, EventRecord, EventStore, RecordOutcome, Store,
+    AlertCounts, AttemptOutcome, Claim, EventRecord, EventStore, HeraldStore, RecordOutcome,
     StoreError,
 };
 use serde_json::json;
 
 /// Every port this suite exercises.
-trait Stores: Store + EventStore + AlertStore {}
-impl<T: Store + EventStore + AlertStore> Stores for T {}
+trait Stores: HeraldStore {}
+impl<T: HeraldStore> Stores for T {}
 
 impl Harness {
     fn stores(&self) -> &dyn Stores {

@@ -5,7 +5,8 @@
 use async_trait::async_trait;
 use herald::domain::Channel;
 use herald::ports::{Clock, EventStore, HeraldStore, QueueConsumer};
-use herald::sender::{RetryPolicy, SendError, SendRequest, Sender, Transport};
+use herald::ports::{SendError, SendRequest, Transport};
+use herald::sender::{RetryPolicy, Sender};
 use herald_local::driver::QueueDriver;
 use herald_tests::TestApp;
 use http::Method;

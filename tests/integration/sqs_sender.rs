@@ -12,7 +12,8 @@ use herald::intake::accept_event;
 use herald::ports::{
     DeliveryQueue, EventStore, HeraldStore, QueueConsumer, SettingsStore, SystemClock,
 };
-use herald::sender::{RetryPolicy, SendError, SendRequest, Sender, Transport};
+use herald::ports::{SendError, SendRequest, Transport};
+use herald::sender::{RetryPolicy, Sender};
 use herald_tests::{create_channel_queues, dynamodb_local, moto_sqs, now};
 use serde_json::json;
 use std::collections::HashMap;

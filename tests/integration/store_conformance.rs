@@ -12,7 +12,7 @@ use herald::domain::{
     Channel, EventType, NotificationSettings, Product, ProductAccess, ProductType, ResourceId,
     Secret, SystemSettings, User, UserProfile, Username,
 };
-use herald::ports::{Store, StoreError, UserWrite};
+use herald::ports::{HeraldStore, StoreError, UserWrite};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub(crate) type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -64,7 +64,7 @@ impl Harness {
         })
     }
 
-    fn store(&self) -> &dyn Store {
+    fn store(&self) -> &dyn HeraldStore {
         match self {
             Harness::Embedded {
                 store: Some(store), ..
@@ -213,7 +213,7 @@ fn product(value: &str, type_id: &str) -> Product {
 }
 
 async fn add_user(
-    store: &dyn Store,
+    store: &dyn HeraldStore,
     name: &str,
     profile: UserProfile,
 ) -> Result<Username, StoreError> {

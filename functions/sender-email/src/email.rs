@@ -13,7 +13,7 @@ use crate::message::Templates;
 use async_trait::async_trait;
 use herald::domain::{Channel, Destination, system::is_plausible_email};
 use herald::ports::{MailError, Mailer, OutgoingMail};
-use herald::sender::{SendError, SendRequest, Transport};
+use herald::ports::{SendError, SendRequest, Transport};
 use std::sync::Arc;
 
 /// Sends mail deliveries (see the module docs).

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use herald::adapters::OutboxMailer;
 use herald::domain::{Delivery, Destination, Event, SystemSettings};
 use herald::ports::{MailError, Mailer, OutgoingMail};
-use herald::sender::{SendError, SendRequest, Transport};
+use herald::ports::{SendError, SendRequest, Transport};
 use sender_email::{EmailTransport, Templates};
 use serde_json::json;
 use std::sync::{Arc, Mutex};

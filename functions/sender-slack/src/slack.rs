@@ -24,7 +24,7 @@ use crate::token::SecretsManagerToken;
 use async_trait::async_trait;
 use herald::domain::{Channel, Destination, User, Username};
 use herald::ports::DirectoryStore;
-use herald::sender::{SendError, SendRequest, Transport};
+use herald::ports::{SendError, SendRequest, Transport};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use reqwest::{Response, StatusCode, Url};
 use serde_json::{Value, json};

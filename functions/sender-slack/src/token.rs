@@ -9,7 +9,7 @@
 //! error names the secret's ARN and the service's error code, never its value.
 
 use herald::domain::Secret;
-use herald::sender::SendError;
+use herald::ports::SendError;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;

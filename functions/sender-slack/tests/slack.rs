@@ -18,7 +18,8 @@ use herald::ports::{
     DirectoryStore, EventRecord, EventStore, FixedClock, HeraldStore, QueueError, RedeliveryDelay,
     SettingsStore,
 };
-use herald::sender::{RetryPolicy, SendError, SendRequest, Sender, Transport};
+use herald::ports::{SendError, SendRequest, Transport};
+use herald::sender::{RetryPolicy, Sender};
 use lambda_runtime::{Context, LambdaEvent};
 use sender_slack::SlackTransport;
 use serde_json::{Value, json};

@@ -22,7 +22,7 @@ use crate::message::{Templates, envelope};
 use async_trait::async_trait;
 use herald::domain::{Channel, Destination};
 use herald::outbound::{OutboundError, check_url};
-use herald::sender::{SendError, SendRequest, Transport};
+use herald::ports::{SendError, SendRequest, Transport};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use std::time::Duration;

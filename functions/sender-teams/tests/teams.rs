@@ -15,7 +15,8 @@ use herald::domain::{Channel, Delivery, DeliveryStatus, Destination, Event, Syst
 use herald::ports::{
     EventRecord, EventStore, FixedClock, HeraldStore, QueueError, RedeliveryDelay, SettingsStore,
 };
-use herald::sender::{RetryPolicy, SendError, SendRequest, Sender, Transport};
+use herald::ports::{SendError, SendRequest, Transport};
+use herald::sender::{RetryPolicy, Sender};
 use lambda_runtime::{Context, LambdaEvent};
 use sender_teams::TeamsTransport;
 use serde_json::{Value, json};

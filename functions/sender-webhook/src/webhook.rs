@@ -33,7 +33,7 @@ use herald::domain::{
 };
 use herald::outbound::{GuardedUrl, OutboundError, check_url};
 use herald::ports::{Clock, HeraldStore};
-use herald::sender::{SendError, SendRequest, Transport};
+use herald::ports::{SendError, SendRequest, Transport};
 use herald::webhooks::record_webhook_outcome;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};

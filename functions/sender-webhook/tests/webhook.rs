@@ -16,7 +16,8 @@ use herald::ports::{
     EventRecord, EventStore, FixedClock, HeraldStore, QueueError, RedeliveryDelay, SettingsStore,
     WebhookStore,
 };
-use herald::sender::{RetryPolicy, SendError, SendRequest, Sender, Transport};
+use herald::ports::{SendError, SendRequest, Transport};
+use herald::sender::{RetryPolicy, Sender};
 use lambda_runtime::{Context, LambdaEvent};
 use sender_webhook::{WebhookClient, WebhookTransport};
 use serde_json::{Value, json};

@@ -1,28 +1,11 @@
-//! The store ports: settings and directory.
+//! The directory port: users, product types, products and their members.
 
+use super::StoreError;
 use crate::domain::{
     AudienceMember, NotificationSettings, Product, ProductAccess, ProductAudience, ProductType,
-    ResourceId, SystemSettings, User, UserProfile, Username,
+    ResourceId, User, UserProfile, Username,
 };
 use async_trait::async_trait;
-
-/// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The thing named does not exist (e.g. "user alice", "product 7").
-    #[error("{0} not found")]
-    NotFound(String),
-    /// The change conflicts with what is stored (e.g. a product type that still has products).
-    #[error("{0}")]
-    Conflict(String),
-    /// A value the caller passed in is unusable (e.g. a pagination cursor).
-    #[error("{0}")]
-    Invalid(String),
-    /// The backing service failed or returned something unreadable. The text is for logs,
-    /// never for clients.
-    #[error("store backend error: {0}")]
-    Backend(String),
-}
 
 /// Whether a user write created the user or updated one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,64 +14,6 @@ pub enum UserWrite {
     Created,
     /// An existing user; their settings are untouched.
     Updated,
-}
-
-/// Settings at every scope, and the system settings.
-#[async_trait]
-pub trait SettingsStore: Send + Sync {
-    /// The system settings, or the defaults when none were ever saved.
-    async fn system_settings(&self) -> Result<SystemSettings, StoreError>;
-    /// Replaces the system settings (the caller merges partial updates).
-    async fn put_system_settings(&self, settings: &SystemSettings) -> Result<(), StoreError>;
-
-    /// The system-scope document, or the defaults.
-    async fn system_notifications(&self) -> Result<NotificationSettings, StoreError>;
-    /// Replaces the system-scope document.
-    async fn put_system_notifications(
-        &self,
-        settings: &NotificationSettings,
-    ) -> Result<(), StoreError>;
-
-    /// The template copied to new users, or the defaults.
-    async fn template_notifications(&self) -> Result<NotificationSettings, StoreError>;
-    /// Replaces the template; existing users are untouched.
-    async fn put_template_notifications(
-        &self,
-        settings: &NotificationSettings,
-    ) -> Result<(), StoreError>;
-
-    /// A user's personal settings. `NotFound` when the user does not exist.
-    async fn personal_notifications(
-        &self,
-        user: &Username,
-    ) -> Result<NotificationSettings, StoreError>;
-    /// Replaces a user's personal settings. `NotFound` when the user does not exist.
-    async fn put_personal_notifications(
-        &self,
-        user: &Username,
-        settings: &NotificationSettings,
-    ) -> Result<(), StoreError>;
-
-    /// A user's settings for one product, `None` when they have none.
-    async fn product_notifications(
-        &self,
-        user: &Username,
-        product: &ResourceId,
-    ) -> Result<Option<NotificationSettings>, StoreError>;
-    /// Replaces a user's settings for one product. `NotFound` when the user or the product
-    /// does not exist.
-    async fn put_product_notifications(
-        &self,
-        user: &Username,
-        product: &ResourceId,
-        settings: &NotificationSettings,
-    ) -> Result<(), StoreError>;
-    /// Removes a user's settings for one product; `false` when there were none.
-    async fn delete_product_notifications(
-        &self,
-        user: &Username,
-        product: &ResourceId,
-    ) -> Result<bool, StoreError>;
 }
 
 /// The directory the platform keeps: users, product types, products, members.
@@ -181,8 +106,3 @@ pub trait DirectoryStore: Send + Sync {
     /// skipped. A number of backend requests that does not grow one per user.
     async fn recipients(&self, users: &[Username]) -> Result<Vec<AudienceMember>, StoreError>;
 }
-
-/// Everything the functions need from one backing store.
-pub trait Store: SettingsStore + DirectoryStore {}
-
-impl<T: SettingsStore + DirectoryStore> Store for T {}
