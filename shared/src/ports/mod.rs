@@ -1,8 +1,7 @@
 //! Ports: what Herald's use cases need from the outside world, as traits, one file per role.
 //!
-//! Adapters in [`crate::adapters`] implement them (a folder per store, with one file per port
-//! of the same name as here); every adapter passes the same conformance suite
-//! (`tests/integration/store_conformance.rs`).
+//! Adapters in [`crate::adapters`] implement them; every adapter passes the same conformance
+//! suite (`tests/integration/store_conformance.rs`).
 
 mod alerts;
 mod clock;
