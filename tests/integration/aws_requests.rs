@@ -4,7 +4,7 @@
 //! members. Without either variable the test fails, naming `scripts/services.sh start`.
 //!
 //! The counts are asserted exactly against the formulas in the adapters' headers
-//! (`shared/src/adapters/dynamodb.rs`, `shared/src/adapters/sqs.rs`): requests grow with
+//! (`shared/src/adapters/dynamodb/mod.rs`, `shared/src/adapters/sqs.rs`): requests grow with
 //! batches of members (100 per read, 25 per write, 10 per message batch), never one per
 //! member. `bench/aws-requests.sh` runs it and prints the table.
 //!
@@ -261,7 +261,7 @@ async fn measure(
 }
 
 /// The DynamoDB requests of a first `accept_event` of a product event, term by term, from
-/// `intake.rs` and the access-pattern table of `dynamodb.rs`.
+/// `intake.rs` and the access-pattern table of `dynamodb/mod.rs`.
 #[derive(Debug)]
 struct ExpectedDynamoDb {
     /// GetItem `EVENT#{e}`: not seen before.

@@ -28,9 +28,10 @@
 //! acknowledging it) is kept twice and queued twice on recovery; the sender skips a delivery
 //! that is already final, so it is still sent once.
 
-use super::{
-    DynamoDbStore, Item, Key, PK, SK, backend, condition_failed, n, names, number, s, string,
-};
+use super::attributes::{n, names, number, s, string};
+use super::keys::{Key, PK, SK};
+use super::requests::{backend, condition_failed};
+use super::{DynamoDbStore, Item};
 use crate::domain::{DeliveryMessage, WebhookEndpoint, WebhookId};
 use crate::ports::{ParkedMessage, StoreError, WebhookOwner, WebhookStore};
 use async_trait::async_trait;

@@ -30,10 +30,10 @@
 //! run sees the change. The due lists are single `GSI1` partitions (one per list): fine for
 //! the hundreds of writes a second a platform sends, which is below a partition's limit.
 
-use super::{
-    ADMINS, DynamoDbStore, GSI1, GSI1PK, GSI1SK, Item, Key, PK, Transaction, USERNAME, USERS,
-    backend, cancelled, condition_failed, n, names, s, string,
-};
+use super::attributes::{USERNAME, n, names, s, string};
+use super::keys::{ADMINS, GSI1, GSI1PK, GSI1SK, Key, PK, USERS};
+use super::requests::{Transaction, backend, cancelled, condition_failed};
+use super::{DynamoDbStore, Item};
 use crate::adapters::due;
 use crate::domain::checks::{Engagement, EngagementStatus, Finding, RiskAcceptance};
 use crate::domain::{FieldError, ResourceId, Username};
