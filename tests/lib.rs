@@ -4,7 +4,7 @@
 use axum::Router;
 use axum::body::Body;
 use herald::adapters::EmbeddedStore;
-use herald::adapters::embedded_queue::QueueConfig;
+use herald::adapters::QueueConfig;
 use herald::ports::SystemClock;
 use herald_http::{Authenticator, Hs256Keys, Role};
 use herald_local::LocalHerald;

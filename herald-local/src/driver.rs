@@ -7,7 +7,7 @@
 //! that was not in the batch fails the whole batch.
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use herald::adapters::embedded_queue::{EmbeddedQueue, ReceivedMessage};
+use herald::adapters::{EmbeddedQueue, ReceivedMessage};
 use herald::domain::Channel;
 use herald::ports::{Clock, QueueConsumer, QueueError};
 use std::collections::{HashMap, HashSet};

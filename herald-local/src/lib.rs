@@ -5,7 +5,7 @@
 use herald::adapters::EmbeddedStore;
 pub mod driver;
 
-use herald::adapters::embedded_queue::{EmbeddedQueue, QueueConfig};
+use herald::adapters::{EmbeddedQueue, QueueConfig};
 use herald::intake::{IntakeError, recover_unenqueued};
 use herald::ports::{Clock, StoreError};
 use herald::scheduler::{Check, run_checks};

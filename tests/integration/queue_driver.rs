@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use herald::adapters::EmbeddedStore;
-use herald::adapters::embedded_queue::QueueConfig;
+use herald::adapters::QueueConfig;
 use herald::domain::{Channel, DeliveryId, DeliveryMessage, Destination, EventId};
 use herald::ports::Clock;
 use herald_local::LocalHerald;

@@ -10,14 +10,13 @@
 
 pub mod dynamodb;
 pub mod embedded;
-pub mod embedded_queue;
 pub mod outbox;
 pub mod ses;
 pub mod sqs;
 
 pub use dynamodb::DynamoDbStore;
 pub use embedded::EmbeddedStore;
-pub use embedded_queue::{DeadLetter, EmbeddedQueue, QueueConfig, QueueDepth, ReceivedMessage};
+pub use embedded::queue::{DeadLetter, EmbeddedQueue, QueueConfig, QueueDepth, ReceivedMessage};
 pub use outbox::OutboxMailer;
 pub use ses::SesMailer;
 pub use sqs::{ChannelQueues, SqsQueue};

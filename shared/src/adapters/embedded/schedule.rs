@@ -18,7 +18,8 @@
 //! | expired reminder records | index `reminders_by_expiry`, pruned when a reminder is remembered |
 //! | users with alerts (the alert clean-up) | the `alerts` primary key `(username, id)`, one seek per user (a loose index scan) |
 
-use super::{EmbeddedStore, PRODUCT_EXISTS, backend, require};
+use super::directory::{PRODUCT_EXISTS, require};
+use super::{EmbeddedStore, backend};
 use crate::adapters::due;
 use crate::domain::checks::{Engagement, EngagementStatus, Finding, RiskAcceptance};
 use crate::domain::{FieldError, ResourceId, Username};
