@@ -1,6 +1,7 @@
 //! Events from EventBridge: `detail-type` `herald.event`, the event as `detail`.
 
-use crate::router::{IntakeState, new_event_id};
+use crate::router::new_event_id;
+use crate::state::IntakeState;
 use herald::domain::Event;
 use herald::intake::{IntakeAnswer, accept_event};
 use serde_json::Value;

@@ -1,10 +1,12 @@
 //! Herald's event intake (`event-intake`): `POST /v1/events` and `GET /v1/events/{event_id}`
 //! through API Gateway, and `herald.event` events from EventBridge, all into one use case
-//! ([`herald::intake::accept_event`]); and `POST /v1/scheduler/run` ([`scheduler`]), whose
+//! ([`herald::intake::accept_event`]); and `POST /v1/scheduler/run` ([`checks`]), whose
 //! reminders go through the same intake.
 
+pub mod checks;
 pub mod eventbridge;
 pub mod router;
-pub mod scheduler;
+pub mod state;
 
-pub use router::{IntakeState, api, openapi, router};
+pub use router::{api, openapi, router};
+pub use state::IntakeState;

@@ -1,44 +1,20 @@
 //! The intake HTTP API: one axum router, hosted by Lambda, by `herald-local` and by tests.
 
+use crate::state::IntakeState;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use herald::domain::{Delivery, Event, EventId};
 use herald::intake::{IntakeAnswer, IntakeError, accept_event};
-use herald::ports::{Clock, DeliveryQueue, HeraldStore};
-use herald_http::auth::{Authenticator, Caller};
+use herald_http::auth::Caller;
 use herald_http::error::{ApiError, ErrorBody};
 use herald_http::extract::JsonBody;
 use herald_http::rfc3339;
 use serde::Serialize;
-use std::sync::Arc;
 use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-
-/// What the intake handlers share.
-#[derive(Clone)]
-pub struct IntakeState {
-    pub store: Arc<dyn HeraldStore>,
-    pub queue: Arc<dyn DeliveryQueue>,
-    pub clock: Arc<dyn Clock>,
-    pub auth: Authenticator,
-}
-
-impl std::fmt::Debug for IntakeState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IntakeState")
-            .field("auth", &self.auth)
-            .finish_non_exhaustive()
-    }
-}
-
-impl AsRef<Authenticator> for IntakeState {
-    fn as_ref(&self) -> &Authenticator {
-        &self.auth
-    }
-}
 
 #[derive(OpenApi)]
 #[openapi(components(schemas(ErrorBody)))]
@@ -49,7 +25,7 @@ pub fn api() -> OpenApiRouter<IntakeState> {
     OpenApiRouter::with_openapi(IntakeDoc::openapi())
         .routes(routes!(post_event))
         .routes(routes!(get_event))
-        .merge(crate::scheduler::routes())
+        .merge(crate::checks::routes())
 }
 
 /// The intake routes' OpenAPI document.

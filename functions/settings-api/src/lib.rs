@@ -1,14 +1,16 @@
 //! Herald's settings and directory API (`settings-api`).
 //!
 //! [`router::router`] is the whole API as one axum `Router`; `main.rs` hosts it on Lambda
-//! behind API Gateway's HTTP API, `herald-local` hosts it with `axum::serve`. The webhook
-//! endpoints live in [`webhooks`], the records the scheduled checks read (engagements,
-//! findings, risk acceptances) in [`schedule`], merged into the same router.
+//! behind API Gateway's HTTP API, `herald-local` hosts it with `axum::serve`. The routes live
+//! one file per resource in `routes/` (catalogue, settings, directory, alerts, webhooks, and
+//! `records.rs`: the engagements, findings and risk acceptances the scheduled checks read);
+//! what every handler shares is [`AppState`], in `state.rs`.
 
 pub mod router;
-pub mod schedule;
-pub mod webhooks;
+mod routes;
+pub mod state;
 
 pub use herald_http::{Authenticator, Caller, Hs256Keys, Role};
-pub use router::{AppState, api, openapi, router};
+pub use router::{api, openapi, router};
 pub use sender_webhook::WebhookClient;
+pub use state::AppState;

@@ -2,7 +2,7 @@
 //! the body, the same work an EventBridge schedule triggers. It lives with intake because the
 //! checks' reminders go through intake's queues.
 
-use crate::router::IntakeState;
+use crate::state::IntakeState;
 use axum::Json;
 use axum::extract::State;
 use herald::domain::FieldError;
@@ -14,7 +14,7 @@ use herald_http::extract::JsonBody;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-/// The scheduler route, merged into the intake API.
+/// The route that runs the scheduled checks, merged into the intake API.
 pub fn routes() -> OpenApiRouter<IntakeState> {
     OpenApiRouter::new().routes(routes!(run_scheduler))
 }

@@ -13,7 +13,7 @@
 //! it. Answers never contain the header value or the secret, only `header_value_set` and
 //! `secret_set`.
 
-use crate::router::AppState;
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

@@ -4,11 +4,12 @@
 //! naming the field; a record of an unknown product is 404 naming the product. `PUT` answers
 //! 201 when it created the record, 200 when it replaced it.
 
-use crate::router::AppState;
+use super::{deleted, written};
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use herald::domain::{Engagement, Finding, RiskAcceptance};
 use herald_http::auth::Caller;
 use herald_http::error::{ApiError, ErrorBody};
@@ -27,23 +28,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
             put_risk_acceptance,
             delete_risk_acceptance
         ))
-}
-
-fn written(created: bool, body: Value) -> Response {
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    (status, Json(body)).into_response()
-}
-
-fn deleted(found: bool, what: String) -> Result<StatusCode, ApiError> {
-    if found {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound(format!("{what} not found")))
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -105,10 +89,9 @@ async fn delete_engagement(
 ) -> Result<StatusCode, ApiError> {
     caller.require_service_or_admin()?;
     let id = path_id("id", &id)?;
-    deleted(
-        state.store.delete_engagement(&id).await?,
-        format!("engagement {id}"),
-    )
+    deleted(state.store.delete_engagement(&id).await?, || {
+        format!("engagement {id} not found")
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -169,10 +152,9 @@ async fn delete_finding(
 ) -> Result<StatusCode, ApiError> {
     caller.require_service_or_admin()?;
     let id = path_id("id", &id)?;
-    deleted(
-        state.store.delete_finding(&id).await?,
-        format!("finding {id}"),
-    )
+    deleted(state.store.delete_finding(&id).await?, || {
+        format!("finding {id} not found")
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -233,8 +215,7 @@ async fn delete_risk_acceptance(
 ) -> Result<StatusCode, ApiError> {
     caller.require_service_or_admin()?;
     let id = path_id("id", &id)?;
-    deleted(
-        state.store.delete_risk_acceptance(&id).await?,
-        format!("risk acceptance {id}"),
-    )
+    deleted(state.store.delete_risk_acceptance(&id).await?, || {
+        format!("risk acceptance {id} not found")
+    })
 }

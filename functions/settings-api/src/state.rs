@@ -1,0 +1,31 @@
+//! The state the handlers share: the store, how callers authenticate, the webhook client for
+//! pings and the clock.
+
+use herald::ports::HeraldStore;
+use herald_http::auth::Authenticator;
+use std::sync::Arc;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn HeraldStore>,
+    pub auth: Authenticator,
+    /// Pings webhook endpoints before they are saved.
+    pub webhooks: sender_webhook::WebhookClient,
+    /// "Now" for timestamps the API writes (webhook endpoints).
+    pub clock: Arc<dyn herald::ports::Clock>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AsRef<Authenticator> for AppState {
+    fn as_ref(&self) -> &Authenticator {
+        &self.auth
+    }
+}
