@@ -1,6 +1,7 @@
 //! [`AlertStore`] on the DynamoDB table: each user's alerts, newest first, with read state.
 use super::DynamoDbStore;
-use super::attributes::{READ, alert_from_item, alert_item, boolean, names, s};
+use super::attributes::{READ, boolean, names, s};
+use super::items::{alert_from_item, alert_item};
 use super::keys::{ALERT_PREFIX, Key, PK, SK, alerts_pk};
 use super::requests::{
     CONCURRENT_CALLS, FILTERED_PAGE, NOT_EXISTS, backend, condition_failed, join_next,

@@ -2,9 +2,9 @@
 //! and the audiences read from them.
 use super::attributes::{
     BODY, EMAIL, FIRST_NAME, ID, IS_ACTIVE, IS_ADMIN, LAST_NAME, NAME, PERSONAL, PRODUCT_TYPE_ID,
-    PRODUCTS, SLACK_EMAIL, SLACK_USER_ID, USERNAME, boolean, names, parse_settings,
-    product_from_item, product_item, s, string, user_from_item,
+    PRODUCTS, SLACK_EMAIL, SLACK_USER_ID, USERNAME, boolean, names, s, string,
 };
+use super::items::{parse_settings, product_from_item, product_item, user_from_item};
 use super::keys::{
     ADMINS, GSI1, GSI1PK, GSI1SK, Key, MEMBER_PREFIX, NOTIFY_PREFIX, PK, PRODUCT_SK, Parent, SK,
     USERS, linked_item, product_pk, product_type_pk, user_pk,

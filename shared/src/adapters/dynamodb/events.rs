@@ -2,9 +2,11 @@
 //! deliveries' claims and attempts.
 use super::DynamoDbStore;
 use super::attributes::{
-    ATTEMPTS, ENQUEUED, LAST_ERROR, LEASE_UNTIL, RECORDED, RECORDING, STATUS, UPDATED_AT,
-    alert_item, delivery_from_item, delivery_item, event_expiry, event_item, n, names, number,
-    record_from_item, s, string,
+    ATTEMPTS, ENQUEUED, LAST_ERROR, LEASE_UNTIL, RECORDED, RECORDING, STATUS, UPDATED_AT, n, names,
+    number, s, string,
+};
+use super::items::{
+    alert_item, delivery_from_item, delivery_item, event_expiry, event_item, record_from_item,
 };
 use super::keys::{
     DELIVERY_PREFIX, EVENT_PREFIX, EVENTS_NOT_ENQUEUED, GSI1, GSI1PK, GSI1SK, Key, PK, event_pk,

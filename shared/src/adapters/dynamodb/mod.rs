@@ -95,7 +95,8 @@
 //! with exponential backoff. [`DynamoDbStore::request_count`] counts the requests sent.
 //!
 //! Files, one per port with what they all share beside them: `keys.rs` (key attributes,
-//! prefixes, [`Key`](keys::Key)), `attributes.rs` (attribute names, item codecs), `requests.rs`
+//! prefixes, [`Key`](keys::Key)), `attributes.rs` (attribute names, value codecs), `items.rs`
+//! (domain types to items and back), `requests.rs`
 //! (reads, queries, batches, transactions, retries), `table.rs` (creating the table),
 //! `settings.rs`, `directory.rs`, `events.rs`, `alerts.rs`, `webhooks.rs` and `schedule.rs`
 //! (the ports, each with its own inherent helpers).
@@ -113,6 +114,7 @@ mod alerts;
 mod attributes;
 mod directory;
 mod events;
+mod items;
 mod keys;
 mod requests;
 mod schedule;

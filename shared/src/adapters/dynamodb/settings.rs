@@ -1,7 +1,8 @@
 //! [`SettingsStore`] on the DynamoDB table: system settings, the system and template
 //! documents, personal and per-product notification settings.
 use super::DynamoDbStore;
-use super::attributes::{BODY, PERSONAL, USERNAME, names, parse_settings, s, string};
+use super::attributes::{BODY, PERSONAL, USERNAME, names, s, string};
+use super::items::parse_settings;
 use super::keys::{Key, PK, SETTINGS_SK, SYSTEM_DOCUMENT_SK, TEMPLATE_DOCUMENT_SK, linked_item};
 use super::requests::{EXISTS, Transaction, backend, cancelled};
 use crate::domain::{NotificationSettings, ResourceId, SystemSettings, Username};

@@ -20,8 +20,7 @@
 //! | mark read, delete, trim | the pending rows merged first, then the `alerts` primary key |
 //! | add alerts raised outside intake, once each | one transaction of `INSERT .. ON CONFLICT(username, id) DO NOTHING`, counting the rows inserted |
 
-use super::events::{integer, unsigned};
-use super::{EmbeddedStore, backend};
+use super::{EmbeddedStore, backend, integer, unsigned};
 use crate::domain::{Alert, EventId, Username};
 use crate::ports::{AlertCounts, AlertPage, AlertStore, StoreError};
 use async_trait::async_trait;

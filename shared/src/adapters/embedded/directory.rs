@@ -1,8 +1,7 @@
 //! [`DirectoryStore`] on the embedded store: users, product types, products, memberships,
 //! and the audiences read from them.
 use super::cache::CACHED_AUDIENCES;
-use super::settings::parse_settings;
-use super::{EmbeddedStore, backend};
+use super::{EmbeddedStore, backend, parse_settings};
 use crate::domain::{
     AudienceMember, NotificationSettings, Product, ProductAccess, ProductAudience, ProductType,
     ResourceId, User, UserProfile, Username,

@@ -1,6 +1,6 @@
 //! [`EventStore`] on the embedded store: events recorded once with their alerts, deliveries
 //! and queue messages in one transaction, and the deliveries' claims and attempts.
-use super::{EmbeddedStore, backend};
+use super::{EmbeddedStore, backend, integer, unsigned};
 use crate::domain::{
     Alert, Channel, Delivery, DeliveryId, DeliveryMessage, DeliveryStatus, Destination, Event,
     EventId,
@@ -16,20 +16,6 @@ use std::sync::atomic::Ordering;
 pub(super) fn event_expiry(accepted_at_ms: u64) -> i64 {
     let seconds = accepted_at_ms / 1000 + crate::intake::EVENT_RETENTION_DAYS * 86_400;
     i64::try_from(seconds).unwrap_or(i64::MAX)
-}
-
-/// A `u64` for an SQLite INTEGER column (which is signed).
-pub(super) fn integer(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-/// An INTEGER column read back as the unsigned count or time it was written from.
-pub(super) fn unsigned<T: TryFrom<i64>>(
-    row: &rusqlite::Row<'_>,
-    index: usize,
-) -> rusqlite::Result<T> {
-    let value: i64 = row.get(index)?;
-    T::try_from(value).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(index, value))
 }
 
 pub(super) const EVENT_COLUMNS: &str =

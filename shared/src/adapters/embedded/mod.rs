@@ -59,6 +59,7 @@
 //! [`EmbeddedQueue`](queue::EmbeddedQueue) on the same database); `tests.rs` holds the tests
 //! of what the conformance suites cannot see (upgrades, the cache, group commit).
 
+use crate::domain::NotificationSettings;
 use crate::ports::StoreError;
 use cache::Cache;
 use rusqlite::{Connection, OpenFlags};
@@ -451,4 +452,20 @@ pub(super) fn backend(e: rusqlite::Error) -> StoreError {
 
 pub(super) fn poisoned() -> StoreError {
     StoreError::Backend("embedded store lock poisoned".into())
+}
+
+fn parse_settings(body: &str) -> Result<NotificationSettings, StoreError> {
+    NotificationSettings::from_stored(body)
+        .map_err(|e| StoreError::Backend(format!("unreadable settings document: {e}")))
+}
+
+/// A `u64` for an SQLite INTEGER column (which is signed).
+fn integer(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// An INTEGER column read back as the unsigned count or time it was written from.
+fn unsigned<T: TryFrom<i64>>(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<T> {
+    let value: i64 = row.get(index)?;
+    T::try_from(value).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(index, value))
 }

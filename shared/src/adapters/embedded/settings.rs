@@ -1,7 +1,7 @@
 //! [`SettingsStore`] on the embedded store: the `documents` table (system settings, the
 //! system and template documents) and personal and per-product notification settings.
 use super::directory::{PRODUCT_EXISTS, USER_EXISTS, require};
-use super::{EmbeddedStore, backend};
+use super::{EmbeddedStore, backend, parse_settings};
 use crate::domain::{NotificationSettings, ResourceId, SystemSettings, Username};
 use crate::ports::{SettingsStore, StoreError};
 use async_trait::async_trait;
@@ -10,11 +10,6 @@ use rusqlite::{OptionalExtension, params};
 pub(super) const DOC_SYSTEM_SETTINGS: &str = "system_settings";
 pub(super) const DOC_SYSTEM_NOTIFICATIONS: &str = "system_notifications";
 pub(super) const DOC_TEMPLATE_NOTIFICATIONS: &str = "template_notifications";
-
-pub(super) fn parse_settings(body: &str) -> Result<NotificationSettings, StoreError> {
-    NotificationSettings::from_stored(body)
-        .map_err(|e| StoreError::Backend(format!("unreadable settings document: {e}")))
-}
 
 impl EmbeddedStore {
     pub(super) async fn document(&self, name: &'static str) -> Result<Option<String>, StoreError> {
