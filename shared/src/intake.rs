@@ -34,9 +34,6 @@ use crate::ports::{
 use serde::Serialize;
 use std::sync::Arc;
 
-/// How many days Herald remembers an event id (and keeps its delivery records).
-pub const EVENT_RETENTION_DAYS: u64 = 7;
-
 /// The answer to an accepted event (the same for every repeat of its id).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct IntakeAnswer {

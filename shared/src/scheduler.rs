@@ -31,13 +31,14 @@
 //! DynamoDB lists the directory's users from its `GSI1` rosters (one Query of a user's
 //! alert keys each). Alerts also expire after `ALERT_RETENTION_DAYS` (a TTL on DynamoDB).
 
+use crate::domain::checks::REMINDER_RETENTION_DAYS;
 use crate::domain::checks::{
     Reminder, SLA_POST_BREACH_DAYS, SLA_PRE_BREACH_DAYS, UPCOMING_DAYS, engagement_reminders,
     risk_acceptance_reminders, sla_reminders,
 };
 use crate::domain::{Event, FieldError, Username};
 use crate::intake::{IntakeError, accept_event};
-use crate::ports::{DeliveryQueue, HeraldStore, REMINDER_RETENTION_DAYS, StoreError};
+use crate::ports::{DeliveryQueue, HeraldStore, StoreError};
 use crate::webhooks::{WebhookRecoveryError, recover_webhooks};
 use serde::Serialize;
 use serde_json::Value;

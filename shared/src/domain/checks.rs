@@ -25,6 +25,10 @@ use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use time::Date;
 
+/// How long a reminder's record is kept at least: past the longest a check looks back
+/// (a year), so a reminder is never sent again because its record expired.
+pub const REMINDER_RETENTION_DAYS: u64 = 400;
+
 /// Days before `target_start` an upcoming engagement is announced.
 pub const UPCOMING_DAYS: i64 = 3;
 /// The SLA pre-breach window: a notice with 1 to 3 days left.

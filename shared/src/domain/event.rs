@@ -8,6 +8,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use std::fmt;
 
+/// How many days Herald remembers an event id (and keeps its delivery records).
+pub const EVENT_RETENTION_DAYS: u64 = 7;
+
 /// An event's idempotency key: posting the same id again returns the first answer.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]

@@ -20,7 +20,7 @@ pub use directory::{DirectoryStore, UserWrite};
 pub use events::{AttemptOutcome, Claim, EventRecord, EventStore, RecordOutcome};
 pub use mailer::{MailError, Mailer, OutgoingMail};
 pub use queue::{DeliveryQueue, QueueConsumer, QueueError, RedeliveryDelay};
-pub use schedule::{REMINDER_RETENTION_DAYS, ScheduleStore};
+pub use schedule::ScheduleStore;
 pub use settings::SettingsStore;
 pub use transport::{SendError, SendRequest, Transport};
 pub use webhooks::{ParkedMessage, WebhookOwner, WebhookStore};

@@ -7,10 +7,6 @@ use crate::domain::{ResourceId, Username};
 use async_trait::async_trait;
 use time::Date;
 
-/// How long a reminder's record is kept at least: past the longest a check looks back
-/// (a year), so a reminder is never sent again because its record expired.
-pub const REMINDER_RETENTION_DAYS: u64 = 400;
-
 /// Engagements, findings and risk acceptances, their due dates, and sent reminders.
 ///
 /// Every due query is served by an index on the due date (never a scan of all records);

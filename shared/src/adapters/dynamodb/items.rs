@@ -64,7 +64,7 @@ pub(super) fn product_item(product: &Product) -> Item {
 /// When an event accepted at `accepted_at_ms` and its deliveries expire (the TTL attribute),
 /// in seconds since the Unix epoch.
 pub(super) fn event_expiry(accepted_at_ms: u64) -> u64 {
-    accepted_at_ms / 1000 + crate::intake::EVENT_RETENTION_DAYS * 86_400
+    accepted_at_ms / 1000 + crate::domain::event::EVENT_RETENTION_DAYS * 86_400
 }
 
 /// The event item, with the sparse `GSI1` entry while it is not enqueued.

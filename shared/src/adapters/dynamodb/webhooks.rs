@@ -196,7 +196,7 @@ impl WebhookStore for DynamoDbStore {
         item.insert(PARKED_AT.to_owned(), n(now_ms));
         item.insert(
             EXPIRES_AT.to_owned(),
-            n(now_ms / 1000 + crate::intake::EVENT_RETENTION_DAYS * 86_400),
+            n(now_ms / 1000 + crate::domain::event::EVENT_RETENTION_DAYS * 86_400),
         );
         self.count();
         self.client

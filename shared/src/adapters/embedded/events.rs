@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 /// When an event accepted at `accepted_at_ms` and its deliveries may be deleted, in seconds
 /// since the Unix epoch (the same attribute as DynamoDB's TTL).
 pub(super) fn event_expiry(accepted_at_ms: u64) -> i64 {
-    let seconds = accepted_at_ms / 1000 + crate::intake::EVENT_RETENTION_DAYS * 86_400;
+    let seconds = accepted_at_ms / 1000 + crate::domain::event::EVENT_RETENTION_DAYS * 86_400;
     i64::try_from(seconds).unwrap_or(i64::MAX)
 }
 

@@ -21,9 +21,10 @@
 use super::directory::{PRODUCT_EXISTS, require};
 use super::{EmbeddedStore, backend};
 use crate::adapters::due;
+use crate::domain::checks::REMINDER_RETENTION_DAYS;
 use crate::domain::checks::{Engagement, EngagementStatus, Finding, RiskAcceptance};
 use crate::domain::{FieldError, ResourceId, Username};
-use crate::ports::{REMINDER_RETENTION_DAYS, ScheduleStore, StoreError};
+use crate::ports::{ScheduleStore, StoreError};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use time::Date;
