@@ -3,11 +3,11 @@
 
 use axum::Router;
 use axum::body::Body;
-use herald::adapters::EmbeddedStore;
-use herald::adapters::QueueConfig;
-use herald::ports::SystemClock;
 use herald_http::{Authenticator, Hs256Keys, Role};
 use herald_local::LocalHerald;
+use herald_shared::adapters::EmbeddedStore;
+use herald_shared::adapters::QueueConfig;
+use herald_shared::ports::SystemClock;
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -65,7 +65,7 @@ impl TestApp {
 
     /// A fresh app whose store, queue and intake take "now" from `clock`, with queues that
     /// dead-letter after `max_receives`.
-    pub fn with_clock(clock: Arc<dyn herald::ports::Clock>, max_receives: u32) -> Self {
+    pub fn with_clock(clock: Arc<dyn herald_shared::ports::Clock>, max_receives: u32) -> Self {
         Self::with_options(clock, max_receives, false)
     }
 
@@ -81,7 +81,7 @@ impl TestApp {
     /// A fresh app as [`TestApp::with_clock`], and whether webhook pings may reach loopback
     /// and private addresses.
     pub fn with_options(
-        clock: Arc<dyn herald::ports::Clock>,
+        clock: Arc<dyn herald_shared::ports::Clock>,
         max_receives: u32,
         allow_private: bool,
     ) -> Self {
@@ -115,7 +115,7 @@ impl TestApp {
     fn over(
         store: EmbeddedStore,
         data_dir: Option<tempfile::TempDir>,
-        clock: Arc<dyn herald::ports::Clock>,
+        clock: Arc<dyn herald_shared::ports::Clock>,
         max_receives: u32,
         allow_private: bool,
     ) -> Self {
@@ -425,7 +425,7 @@ pub async fn sqs_client(url: &str) -> aws_sdk_sqs::Client {
 pub async fn create_channel_queues(
     client: &aws_sdk_sqs::Client,
     label: &str,
-) -> Result<herald::adapters::sqs::ChannelQueues, Box<dyn std::error::Error>> {
+) -> Result<herald_shared::adapters::sqs::ChannelQueues, Box<dyn std::error::Error>> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static QUEUES: AtomicU64 = AtomicU64::new(0);
     let prefix = format!(
@@ -444,7 +444,7 @@ pub async fn create_channel_queues(
     }
     let [mail, slack, msteams, webhooks]: [String; 4] =
         urls.try_into().map_err(|_| "four queues")?;
-    Ok(herald::adapters::sqs::ChannelQueues {
+    Ok(herald_shared::adapters::sqs::ChannelQueues {
         mail,
         slack,
         msteams,

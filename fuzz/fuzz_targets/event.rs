@@ -6,10 +6,10 @@
 //! never panics.
 #![no_main]
 
-use herald::domain::check_records::engagement_news;
-use herald::domain::event::{MAX_DESCRIPTION, MAX_TITLE};
-use herald::domain::message::template_context;
-use herald::domain::{Event, SystemSettings};
+use herald_shared::domain::check_records::engagement_news;
+use herald_shared::domain::event::{MAX_DESCRIPTION, MAX_TITLE};
+use herald_shared::domain::message::template_context;
+use herald_shared::domain::{Event, SystemSettings};
 use herald_fuzz::{assert_names_a_field, json};
 use libfuzzer_sys::fuzz_target;
 

@@ -7,8 +7,8 @@
 //! is their union.
 #![no_main]
 
-use herald::domain::settings::SettingsScope;
-use herald::domain::{Channel, EVENT_TYPES, EffectiveSettings, NotificationSettings};
+use herald_shared::domain::settings::SettingsScope;
+use herald_shared::domain::{Channel, EVENT_TYPES, EffectiveSettings, NotificationSettings};
 use herald_fuzz::{assert_names_a_field, json};
 use libfuzzer_sys::fuzz_target;
 

@@ -14,7 +14,7 @@
 #![no_main]
 
 use arbitrary::{Arbitrary, Unstructured};
-use herald::domain::{Event, SystemSettings};
+use herald_shared::domain::{Event, SystemSettings};
 use herald_fuzz::{MAX_BODY_BYTES, RenderInput};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;

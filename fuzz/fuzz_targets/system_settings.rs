@@ -7,7 +7,7 @@
 //! what it read).
 #![no_main]
 
-use herald::domain::SystemSettings;
+use herald_shared::domain::SystemSettings;
 use herald_fuzz::{assert_names_a_field, json};
 use libfuzzer_sys::fuzz_target;
 

@@ -7,8 +7,8 @@
 //! unchanged; the request also edits an existing endpoint without panicking.
 #![no_main]
 
-use herald::domain::webhook::sign;
-use herald::domain::{WebhookEndpoint, WebhookId, WebhookRequest};
+use herald_shared::domain::webhook::sign;
+use herald_shared::domain::{WebhookEndpoint, WebhookId, WebhookRequest};
 use herald_fuzz::{assert_names_a_field, json};
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;

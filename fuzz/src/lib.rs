@@ -2,7 +2,7 @@
 //! names a field, and the structured inputs (built with `arbitrary`) of the `render` target.
 
 use arbitrary::Arbitrary;
-use herald::domain::{EVENT_TYPES, FieldError};
+use herald_shared::domain::{EVENT_TYPES, FieldError};
 use serde_json::{Map, Value, json};
 
 /// The input as JSON, as the HTTP layer reads a request body; `None` when it is not JSON (the

@@ -7,9 +7,9 @@
 //! that was not in the batch fails the whole batch.
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use herald::adapters::{EmbeddedQueue, ReceivedMessage};
-use herald::domain::Channel;
-use herald::ports::{Clock, QueueConsumer, QueueError};
+use herald_shared::adapters::{EmbeddedQueue, ReceivedMessage};
+use herald_shared::domain::Channel;
+use herald_shared::ports::{Clock, QueueConsumer, QueueError};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;

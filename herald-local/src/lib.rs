@@ -2,15 +2,15 @@
 //! queue, served as one application. The binary (`main.rs`) adds flags, the secret and the
 //! server; tests use [`LocalHerald`] directly.
 
-use herald::adapters::EmbeddedStore;
+use herald_shared::adapters::EmbeddedStore;
 pub mod driver;
 
-use herald::adapters::{EmbeddedQueue, QueueConfig};
-use herald::intake::{IntakeError, recover_unenqueued};
-use herald::ports::{Clock, StoreError};
-use herald::scheduler::{Check, run_checks};
-use herald::webhooks::{RecoveryReport, recover_webhooks};
 use herald_http::Authenticator;
+use herald_shared::adapters::{EmbeddedQueue, QueueConfig};
+use herald_shared::intake::{IntakeError, recover_unenqueued};
+use herald_shared::ports::{Clock, StoreError};
+use herald_shared::scheduler::{Check, run_checks};
+use herald_shared::webhooks::{RecoveryReport, recover_webhooks};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,7 +37,7 @@ pub const DATABASE_FILE: &str = "herald.db";
 #[derive(Debug, Clone)]
 pub struct SenderConfig {
     /// Retries (`HERALD_RETRY_BASE_SECONDS`, `HERALD_MAX_ATTEMPTS`).
-    pub policy: herald::sender::RetryPolicy,
+    pub policy: herald_shared::sender::RetryPolicy,
     /// Slack's Web API (`SLACK_API_URL`).
     pub slack_api_url: String,
     /// Whether Teams and webhook URLs may point at loopback or private addresses
@@ -139,12 +139,12 @@ impl LocalHerald {
         config: &SenderConfig,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Result<Vec<tokio::task::JoinHandle<()>>, String> {
-        let store: Arc<dyn herald::ports::HeraldStore> = self.store.clone();
+        let store: Arc<dyn herald_shared::ports::HeraldStore> = self.store.clone();
         let slack = sender_slack::SlackTransport::new(store, &config.slack_api_url)
             .map_err(|e| e.to_string())?;
         let teams =
             sender_teams::TeamsTransport::new(config.allow_private).map_err(|e| e.to_string())?;
-        let outbox = Arc::new(herald::adapters::OutboxMailer::new(
+        let outbox = Arc::new(herald_shared::adapters::OutboxMailer::new(
             config.outbox_dir.clone(),
         ));
         let email = sender_email::EmailTransport::new(outbox).map_err(|e| e.to_string())?;
@@ -155,23 +155,23 @@ impl LocalHerald {
         );
         let policy = config.policy;
         let consumers: Vec<(
-            herald::domain::Channel,
-            Arc<dyn herald::ports::QueueConsumer>,
+            herald_shared::domain::Channel,
+            Arc<dyn herald_shared::ports::QueueConsumer>,
         )> = vec![
             (
-                herald::domain::Channel::Slack,
+                herald_shared::domain::Channel::Slack,
                 Arc::new(self.sender(slack, policy)),
             ),
             (
-                herald::domain::Channel::Msteams,
+                herald_shared::domain::Channel::Msteams,
                 Arc::new(self.sender(teams, policy)),
             ),
             (
-                herald::domain::Channel::Mail,
+                herald_shared::domain::Channel::Mail,
                 Arc::new(self.sender(email, policy)),
             ),
             (
-                herald::domain::Channel::Webhooks,
+                herald_shared::domain::Channel::Webhooks,
                 Arc::new(self.sender(webhooks, policy)),
             ),
         ];
@@ -278,12 +278,12 @@ impl LocalHerald {
     }
 
     /// The `Sender` for `transport` over this store and queue.
-    fn sender<T: herald::ports::Transport>(
+    fn sender<T: herald_shared::ports::Transport>(
         &self,
         transport: T,
-        policy: herald::sender::RetryPolicy,
-    ) -> herald::sender::Sender<T> {
-        herald::sender::Sender {
+        policy: herald_shared::sender::RetryPolicy,
+    ) -> herald_shared::sender::Sender<T> {
+        herald_shared::sender::Sender {
             store: self.store.clone(),
             transport,
             redelivery: self.queue.clone(),

@@ -12,11 +12,11 @@
 mod secret;
 
 use clap::{Parser, Subcommand};
-use herald::ports::SystemClock;
-use herald::sender::RetryPolicy;
-use herald::telemetry::{self, LogFormat};
 use herald_http::{Authenticator, Hs256Keys, Role};
 use herald_local::{LocalHerald, queue_config_from_env};
+use herald_shared::ports::SystemClock;
+use herald_shared::sender::RetryPolicy;
+use herald_shared::telemetry::{self, LogFormat};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -121,7 +121,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             Arc::new(SystemClock),
         )
         .map_err(|e| e.to_string())?
-        .allow_private_targets(herald::outbound::allow_private_from_env());
+        .allow_private_targets(herald_shared::outbound::allow_private_from_env());
         let recovered = herald
             .recover()
             .await
@@ -135,7 +135,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         let senders = herald_local::SenderConfig {
             policy: RetryPolicy::from_env().map_err(|e| e.to_string())?,
             slack_api_url: sender_slack::slack_api_url_from_env(),
-            allow_private: herald::outbound::allow_private_from_env(),
+            allow_private: herald_shared::outbound::allow_private_from_env(),
             outbox_dir: args.data_dir.join("outbox"),
         };
         let (stop_senders, stop) = tokio::sync::watch::channel(false);

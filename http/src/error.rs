@@ -4,8 +4,8 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use herald::domain::FieldError;
-use herald::ports::StoreError;
+use herald_shared::domain::FieldError;
+use herald_shared::ports::StoreError;
 use serde::Serialize;
 
 /// Everything a request can fail with.

@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use herald::domain::{FieldError, ResourceId, Username};
+use herald_shared::domain::{FieldError, ResourceId, Username};
 use http_body_util::BodyExt;
 use serde_json::Value;
 

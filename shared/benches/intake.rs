@@ -15,14 +15,14 @@
 //! `cargo bench -p herald-shared --bench intake`
 
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
-use herald::adapters::{EmbeddedQueue, EmbeddedStore, QueueConfig};
-use herald::domain::directory::UserProfile;
-use herald::domain::{
+use herald_shared::adapters::{EmbeddedQueue, EmbeddedStore, QueueConfig};
+use herald_shared::domain::directory::UserProfile;
+use herald_shared::domain::{
     Channel, Event, EventType, NotificationSettings, Product, ProductType, ResourceId,
     SystemSettings, Username,
 };
-use herald::intake::accept_event;
-use herald::ports::{DirectoryStore, SettingsStore};
+use herald_shared::intake::accept_event;
+use herald_shared::ports::{DirectoryStore, SettingsStore};
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -33,7 +33,7 @@ fn id(value: &str) -> ResourceId {
 /// A fresh store with a product of `members` members.
 async fn seeded(dir: &std::path::Path, members: usize) -> EmbeddedStore {
     let store = EmbeddedStore::open(&dir.join("herald.db")).unwrap_or_else(|e| panic!("{e}"));
-    let ok = |r: Result<_, herald::ports::StoreError>| r.unwrap_or_else(|e| panic!("{e}"));
+    let ok = |r: Result<_, herald_shared::ports::StoreError>| r.unwrap_or_else(|e| panic!("{e}"));
     ok(store
         .put_system_settings(&SystemSettings {
             enable_mail_notifications: true,
@@ -130,7 +130,7 @@ fn bench_intake(c: &mut Criterion) {
 /// 32 of its events' alerts still pending (not merged yet): 32 is the most a batch holds at
 /// 1,002 recipients an event, so the second case is the slowest read between two merges.
 fn bench_bell(c: &mut Criterion) {
-    use herald::ports::AlertStore;
+    use herald_shared::ports::AlertStore;
     let runtime = runtime();
     let mut group = c.benchmark_group("bell");
     for pending in [1_u64, 32] {

@@ -4,10 +4,10 @@
 //! `cargo bench -p herald-shared --bench routing`
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use herald::domain::alert::AlertTemplate;
-use herald::domain::directory::UserProfile;
-use herald::domain::routing::Audience;
-use herald::domain::{
+use herald_shared::domain::alert::AlertTemplate;
+use herald_shared::domain::directory::UserProfile;
+use herald_shared::domain::routing::Audience;
+use herald_shared::domain::{
     Alert, AudienceMember, Channel, Delivery, Event, EventType, NotificationSettings, SystemScope,
     SystemSettings, User, Username, route,
 };

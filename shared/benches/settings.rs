@@ -3,8 +3,8 @@
 //! `cargo bench -p herald-shared --bench settings`
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use herald::domain::catalogue::EVENT_TYPES;
-use herald::domain::{
+use herald_shared::domain::catalogue::EVENT_TYPES;
+use herald_shared::domain::{
     Channel, EffectiveSettings, EventType, NotificationSettings, SettingsScope, SystemSettings,
 };
 use serde_json::{Value, json};

@@ -2,7 +2,7 @@
 //! queue, idempotency, and the alerts API with read state.
 
 use event_intake::eventbridge;
-use herald::domain::Channel;
+use herald_shared::domain::Channel;
 use herald_tests::TestApp;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};

@@ -271,9 +271,9 @@ async fn an_engagement_added_event_keeps_the_directory_and_auto_close_closes_it(
 #[tokio::test]
 async fn herald_locals_interval_runs_the_checks_as_of_its_clock_and_stops_on_shutdown() {
     // GIVEN herald-local's clock at 2026-11-27T07:30:00Z and an engagement starting on the 30th
-    let now = herald::scheduler::parse_time("time", &json!("2026-11-27T07:30:00Z"))
+    let now = herald_shared::scheduler::parse_time("time", &json!("2026-11-27T07:30:00Z"))
         .unwrap_or_else(|e| panic!("{e}"));
-    let clock = std::sync::Arc::new(herald::ports::FixedClock(now));
+    let clock = std::sync::Arc::new(herald_shared::ports::FixedClock(now));
     let app = TestApp::with_clock(clock, 5);
     app.service_ok(Method::PUT, "/v1/users/alice", Some(&json!({})))
         .await;
@@ -342,7 +342,7 @@ async fn the_eventbridge_scheduled_event_runs_the_checks_as_of_its_time() {
     .unwrap_or_else(|e| panic!("{e}"));
     // WHEN the scheduled event is handled, twice (EventBridge delivers at least once)
     for _ in 0..2 {
-        herald::scheduler::handle_scheduled_event(
+        herald_shared::scheduler::handle_scheduled_event(
             app.herald.store.as_ref(),
             app.herald.queue.as_ref(),
             &payload,
@@ -355,7 +355,7 @@ async fn the_eventbridge_scheduled_event_runs_the_checks_as_of_its_time() {
         alert_titles(&app).await,
         ["Upcoming engagement: Q4 pentest"]
     );
-    let untimed = herald::scheduler::handle_scheduled_event(
+    let untimed = herald_shared::scheduler::handle_scheduled_event(
         app.herald.store.as_ref(),
         app.herald.queue.as_ref(),
         &json!({"detail-type": "Scheduled Event", "detail": {}}),

@@ -1,4 +1,4 @@
-//! AWS requests per event: one `scan_added` event through `herald::intake::accept_event`
+//! AWS requests per event: one `scan_added` event through `herald_shared::intake::accept_event`
 //! against DynamoDB Local (a fresh table, found through `HERALD_TEST_DYNAMODB_URL`) and moto's
 //! SQS (four fresh queues, through `HERALD_TEST_MOTO_URL`), for products of 10, 100 and 1,000
 //! members. Without either variable the test fails, naming `scripts/services.sh start`.
@@ -23,14 +23,14 @@ use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_sqs::types::QueueAttributeName;
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
-use herald::adapters::{ChannelQueues, DynamoDbStore, SqsQueue};
-use herald::domain::DeliveryMessage;
-use herald::domain::{
+use herald_shared::adapters::{ChannelQueues, DynamoDbStore, SqsQueue};
+use herald_shared::domain::DeliveryMessage;
+use herald_shared::domain::{
     Channel, Event, EventType, NotificationSettings, Product, ProductType, ResourceId,
     SystemSettings, UserProfile, Username,
 };
-use herald::intake::accept_event;
-use herald::ports::{DeliveryQueue, DirectoryStore, QueueError, SettingsStore, StoreError};
+use herald_shared::intake::accept_event;
+use herald_shared::ports::{DeliveryQueue, DirectoryStore, QueueError, SettingsStore, StoreError};
 use herald_tests::{create_channel_queues, moto_sqs};
 use herald_tests::{dynamodb_local, emulator_config, emulator_url};
 use serde_json::json;

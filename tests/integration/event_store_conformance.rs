@@ -7,12 +7,12 @@
 
 use crate::store_conformance::{Harness, TestResult};
 use aws_sdk_dynamodb::types::AttributeValue;
-use herald::adapters::{EmbeddedQueue, EmbeddedStore, QueueConfig};
-use herald::domain::{
+use herald_shared::adapters::{EmbeddedQueue, EmbeddedStore, QueueConfig};
+use herald_shared::domain::{
     Alert, Channel, Delivery, DeliveryId, DeliveryStatus, Destination, Event, EventId, EventType,
     NotificationSettings, UserProfile, Username,
 };
-use herald::ports::{
+use herald_shared::ports::{
     AlertCounts, AttemptOutcome, Claim, EventRecord, EventStore, HeraldStore, RecordOutcome,
     StoreError,
 };
@@ -193,7 +193,7 @@ fn ids(alerts: &[Alert]) -> Vec<String> {
     alerts.iter().map(|a| a.id.clone()).collect()
 }
 
-fn member_names(members: &[herald::domain::AudienceMember]) -> Vec<&str> {
+fn member_names(members: &[herald_shared::domain::AudienceMember]) -> Vec<&str> {
     members.iter().map(|m| m.user.username.as_str()).collect()
 }
 
@@ -1415,7 +1415,7 @@ async fn dynamodb_events_and_deliveries_expire_after_seven_days() -> TestResult 
         .send()
         .await?;
     let alert_expiry =
-        (1_700_000_000 + herald::domain::alert::ALERT_RETENTION_DAYS * 86_400).to_string();
+        (1_700_000_000 + herald_shared::domain::alert::ALERT_RETENTION_DAYS * 86_400).to_string();
     assert_eq!(
         alert.item().and_then(|item| item.get("expires_at")),
         Some(&AttributeValue::N(alert_expiry.clone()))

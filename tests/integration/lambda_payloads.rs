@@ -1,7 +1,7 @@
 //! The API as Lambda runs it: API Gateway HTTP API (v2) payloads from `events/`, the caller
 //! taken from the JWT authorizer's claims.
 
-use herald::adapters::EmbeddedStore;
+use herald_shared::adapters::EmbeddedStore;
 use herald_tests::{TestResponse, send_to};
 use http::StatusCode;
 use settings_api::{AppState, Authenticator, router};
@@ -18,7 +18,7 @@ fn lambda_router() -> axum::Router {
             role_claim: "role".into(),
         },
         webhooks: settings_api::WebhookClient::new(false),
-        clock: Arc::new(herald::ports::SystemClock),
+        clock: Arc::new(herald_shared::ports::SystemClock),
     })
 }
 

@@ -4,12 +4,12 @@
 
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use herald::adapters::EmbeddedStore;
-use herald::adapters::QueueConfig;
-use herald::domain::{Channel, DeliveryId, DeliveryMessage, Destination, EventId};
-use herald::ports::Clock;
 use herald_local::LocalHerald;
 use herald_local::driver::QueueDriver;
+use herald_shared::adapters::EmbeddedStore;
+use herald_shared::adapters::QueueConfig;
+use herald_shared::domain::{Channel, DeliveryId, DeliveryMessage, Destination, EventId};
+use herald_shared::ports::Clock;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,7 +35,7 @@ struct RecordingConsumer {
 }
 
 #[async_trait]
-impl herald::ports::QueueConsumer for RecordingConsumer {
+impl herald_shared::ports::QueueConsumer for RecordingConsumer {
     async fn consume(&self, batch: SqsEvent) -> SqsBatchResponse {
         assert!(
             batch.records.len() <= 10,

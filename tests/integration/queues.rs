@@ -4,11 +4,11 @@
 //! it those tests fail, naming `scripts/services.sh start`) and against a scripted fake SQS
 //! endpoint for partial batch failures, which moto cannot produce.
 
-use herald::adapters::{
+use herald_shared::adapters::{
     ChannelQueues, EmbeddedQueue, EmbeddedStore, QueueConfig, QueueDepth, ReceivedMessage, SqsQueue,
 };
-use herald::domain::{Channel, Delivery, DeliveryMessage, Destination, EventId};
-use herald::ports::{DeliveryQueue, FixedClock, RedeliveryDelay};
+use herald_shared::domain::{Channel, Delivery, DeliveryMessage, Destination, EventId};
+use herald_shared::ports::{DeliveryQueue, FixedClock, RedeliveryDelay};
 use herald_tests::{create_channel_queues, moto_sqs, sqs_client};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -92,7 +92,7 @@ impl Embedded {
 
     /// A second store on the same file while this one is open: refused, one process owns
     /// a data directory.
-    fn open_again(&self) -> Result<EmbeddedStore, herald::ports::StoreError> {
+    fn open_again(&self) -> Result<EmbeddedStore, herald_shared::ports::StoreError> {
         EmbeddedStore::open(&self.dir.path().join(DATABASE_FILE))
     }
 }
@@ -461,7 +461,7 @@ async fn given_concurrent_receivers_then_no_message_is_handed_out_twice() -> Tes
             loop {
                 let batch = q.receive(Channel::Slack, 5, T0).await?;
                 if batch.is_empty() {
-                    return Ok::<_, herald::ports::QueueError>(got);
+                    return Ok::<_, herald_shared::ports::QueueError>(got);
                 }
                 got.extend(received_ids(&batch));
                 tokio::task::yield_now().await;
@@ -693,7 +693,7 @@ async fn sqs_given_a_missing_queue_then_delay_redelivery_is_a_backend_error() ->
         .delay_redelivery(Channel::Mail, "some-receipt", Duration::ZERO)
         .await;
     assert!(
-        matches!(&result, Err(herald::ports::QueueError::Backend(e)) if e.contains("mail queue")),
+        matches!(&result, Err(herald_shared::ports::QueueError::Backend(e)) if e.contains("mail queue")),
         "{result:?}"
     );
     // The alert channel has no queue.

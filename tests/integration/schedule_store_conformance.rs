@@ -6,16 +6,16 @@
 //! harness is `store_conformance`'s.
 
 use crate::store_conformance::{Harness, TestResult};
-use herald::domain::Event;
-use herald::domain::{
+use herald_shared::domain::Event;
+use herald_shared::domain::{
     DeliveryMessage, Engagement, EngagementStatus, Finding, NotificationSettings, Product,
     ProductType, ResourceId, RiskAcceptance, Severity, SystemSettings, UserProfile, Username,
 };
-use herald::intake::accept_event;
-use herald::ports::{
+use herald_shared::intake::accept_event;
+use herald_shared::ports::{
     DeliveryQueue, DirectoryStore, HeraldStore, QueueError, ScheduleStore, StoreError,
 };
-use herald::scheduler::{Check, parse_time, run_all, run_checks};
+use herald_shared::scheduler::{Check, parse_time, run_all, run_checks};
 use serde_json::json;
 use time::Date;
 use time::macros::date;
@@ -498,7 +498,7 @@ async fn given_due_records_then_concurrent_and_repeated_runs_send_each_reminder_
     let later = run_all(herald, &NoQueue, now + 3_600_000).await?;
     // THEN the four reminders went out once: upcoming engagement, SLA notice and summary,
     // risk acceptance expiry
-    let sent = |r: &herald::scheduler::CheckReport| r.sent.values().sum::<u64>();
+    let sent = |r: &herald_shared::scheduler::CheckReport| r.sent.values().sum::<u64>();
     assert_eq!(sent(&a) + sent(&b), 4, "{a:?} {b:?}");
     assert_eq!((sent(&later), later.already_sent), (0, 4), "{later:?}");
     assert_eq!(herald.alert_counts(&alice).await?.total, 4);

@@ -3,11 +3,11 @@
 //! alerts at most once per channel and hour, and no double send on redelivery.
 
 use async_trait::async_trait;
-use herald::domain::Channel;
-use herald::ports::{Clock, EventStore, HeraldStore, QueueConsumer};
-use herald::ports::{SendError, SendRequest, Transport};
-use herald::sender::{RetryPolicy, Sender};
 use herald_local::driver::QueueDriver;
+use herald_shared::domain::Channel;
+use herald_shared::ports::{Clock, EventStore, HeraldStore, QueueConsumer};
+use herald_shared::ports::{SendError, SendRequest, Transport};
+use herald_shared::sender::{RetryPolicy, Sender};
 use herald_tests::TestApp;
 use http::Method;
 use serde_json::json;
@@ -343,12 +343,14 @@ async fn given_a_sent_delivery_queued_again_then_it_is_not_sent_twice() {
         .app
         .herald
         .store
-        .deliveries(&herald::domain::EventId::parse("id", "e1").unwrap_or_else(|e| panic!("{e}")))
+        .deliveries(
+            &herald_shared::domain::EventId::parse("id", "e1").unwrap_or_else(|e| panic!("{e}")),
+        )
         .await
         .unwrap_or_default();
     let messages: Vec<_> = deliveries
         .iter()
-        .map(herald::domain::Delivery::message)
+        .map(herald_shared::domain::Delivery::message)
         .collect();
     w.app
         .herald

@@ -3,8 +3,8 @@
 //! refused for good.
 
 use aws_sdk_sesv2::Client;
-use herald::adapters::SesMailer;
-use herald::ports::{MailError, Mailer, OutgoingMail};
+use herald_shared::adapters::SesMailer;
+use herald_shared::ports::{MailError, Mailer, OutgoingMail};
 use herald_tests::{emulator_config, emulator_url};
 use serde_json::Value;
 

@@ -4,16 +4,16 @@
 //! same moment still send it once.
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use herald::adapters::{DynamoDbStore, SqsQueue};
-use herald::domain::{
+use herald_shared::adapters::{DynamoDbStore, SqsQueue};
+use herald_shared::domain::{
     Channel, DeliveryStatus, Event, EventType, NotificationSettings, SystemSettings,
 };
-use herald::intake::accept_event;
-use herald::ports::{
+use herald_shared::intake::accept_event;
+use herald_shared::ports::{
     DeliveryQueue, EventStore, HeraldStore, QueueConsumer, SettingsStore, SystemClock,
 };
-use herald::ports::{SendError, SendRequest, Transport};
-use herald::sender::{RetryPolicy, Sender};
+use herald_shared::ports::{SendError, SendRequest, Transport};
+use herald_shared::sender::{RetryPolicy, Sender};
 use herald_tests::{create_channel_queues, dynamodb_local, moto_sqs, now};
 use serde_json::json;
 use std::collections::HashMap;

@@ -7,12 +7,12 @@
 //! `store_conformance::dynamodb::<scenario>` (a fresh table on DynamoDB Local, found through
 //! `HERALD_TEST_DYNAMODB_URL`; without it those tests fail, naming `scripts/services.sh start`).
 
-use herald::adapters::{DynamoDbStore, EmbeddedStore};
-use herald::domain::{
+use herald_shared::adapters::{DynamoDbStore, EmbeddedStore};
+use herald_shared::domain::{
     Channel, EventType, NotificationSettings, Product, ProductAccess, ProductType, ResourceId,
     Secret, SystemSettings, User, UserProfile, Username,
 };
-use herald::ports::{HeraldStore, StoreError, UserWrite};
+use herald_shared::ports::{HeraldStore, StoreError, UserWrite};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub(crate) type TestResult = Result<(), Box<dyn std::error::Error>>;

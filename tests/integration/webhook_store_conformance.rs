@@ -6,12 +6,12 @@
 //! `store_conformance`'s.
 
 use crate::store_conformance::{Harness, TestResult};
-use herald::domain::webhook::Change;
-use herald::domain::{
+use herald_shared::domain::webhook::Change;
+use herald_shared::domain::{
     DeliveryMessage, Destination, EventId, Username, WebhookEndpoint, WebhookId, WebhookRequest,
     WebhookState, WebhookStatus,
 };
-use herald::ports::{ParkedMessage, WebhookOwner, WebhookStore};
+use herald_shared::ports::{ParkedMessage, WebhookOwner, WebhookStore};
 use serde_json::json;
 
 impl Harness {
@@ -86,7 +86,8 @@ fn endpoint(id_byte: u8, owner: Option<&str>) -> WebhookEndpoint {
 
 fn message(event: &str, endpoint: &WebhookId) -> DeliveryMessage {
     let event = EventId::parse("id", event).unwrap_or_else(|e| panic!("{e}"));
-    herald::domain::Delivery::queued(&event, Destination::Webhook(endpoint.clone()), 0).message()
+    herald_shared::domain::Delivery::queued(&event, Destination::Webhook(endpoint.clone()), 0)
+        .message()
 }
 
 async fn given_nothing_stored_then_reads_are_empty_and_deletes_report_nothing(
@@ -347,7 +348,7 @@ async fn given_webhook_groups_then_intake_expands_them_per_endpoint_with_one_rea
     ];
     groups.extend((60..160).map(|n| Destination::UserWebhooks(username(&format!("nobody{n}")))));
     let before = h.request_count();
-    let expanded = herald::intake::expand_webhook_groups(h.webhooks(), groups).await?;
+    let expanded = herald_shared::intake::expand_webhook_groups(h.webhooks(), groups).await?;
     if let (Some(before), Some(after)) = (before, h.request_count()) {
         assert_eq!(after - before, 1, "one Query for the endpoint list");
     }
@@ -365,7 +366,7 @@ async fn given_webhook_groups_then_intake_expands_them_per_endpoint_with_one_rea
     let before = h.request_count();
     let plain = vec![Destination::Teams];
     assert_eq!(
-        herald::intake::expand_webhook_groups(h.webhooks(), plain.clone()).await?,
+        herald_shared::intake::expand_webhook_groups(h.webhooks(), plain.clone()).await?,
         plain
     );
     assert_eq!(h.request_count(), before);

@@ -3,13 +3,13 @@
 //! endpoint states, parking and recovery, and who may see what.
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use herald::domain::Channel;
-use herald::domain::webhook::sign;
-use herald::domain::{Secret, WebhookId};
-use herald::ports::{Clock, EventStore, HeraldStore, QueueConsumer, WebhookStore};
-use herald::sender::{RetryPolicy, Sender};
-use herald::webhooks::recover_webhooks;
 use herald_local::driver::QueueDriver;
+use herald_shared::domain::Channel;
+use herald_shared::domain::webhook::sign;
+use herald_shared::domain::{Secret, WebhookId};
+use herald_shared::ports::{Clock, EventStore, HeraldStore, QueueConsumer, WebhookStore};
+use herald_shared::sender::{RetryPolicy, Sender};
+use herald_shared::webhooks::recover_webhooks;
 use herald_tests::{Reply, TestApp, TestResponse, WebhookReceiver};
 use http::{Method, StatusCode};
 use sender_webhook::{WebhookClient, WebhookTransport};
@@ -200,7 +200,7 @@ impl World {
             .body
     }
 
-    async fn recover(&self) -> herald::webhooks::RecoveryReport {
+    async fn recover(&self) -> herald_shared::webhooks::RecoveryReport {
         recover_webhooks(
             self.app.herald.store.as_ref(),
             self.app.herald.queue.as_ref(),
@@ -274,7 +274,9 @@ async fn given_system_and_user_endpoints_then_each_gets_one_signed_post_with_its
         .app
         .herald
         .store
-        .deliveries(&herald::domain::EventId::parse("id", "e1").unwrap_or_else(|e| panic!("{e}")))
+        .deliveries(
+            &herald_shared::domain::EventId::parse("id", "e1").unwrap_or_else(|e| panic!("{e}")),
+        )
         .await
         .unwrap_or_else(|e| panic!("{e}"))
         .into_iter()
@@ -835,7 +837,7 @@ async fn given_messages_parked_for_an_endpoint_deactivated_for_good_then_recover
         .await
         .unwrap_or_else(|e| panic!("{e}"))
         .unwrap_or_else(|| panic!("the endpoint is gone"));
-    endpoint.state.status = herald::domain::WebhookStatus::InactivePermanent;
+    endpoint.state.status = herald_shared::domain::WebhookStatus::InactivePermanent;
     assert!(
         store
             .update_webhook_if_unchanged(&endpoint)

@@ -6,8 +6,8 @@
 
 use crate::BenchResult;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
-use herald::adapters::DynamoDbStore;
-use herald::adapters::sqs::ChannelQueues;
+use herald_shared::adapters::DynamoDbStore;
+use herald_shared::adapters::sqs::ChannelQueues;
 use std::net::IpAddr;
 
 /// Clients for the two emulators.

@@ -18,12 +18,12 @@ use crate::emulators::{Emulators, Resources, queue_arn};
 use crate::function::{Function, FunctionSpec};
 use crate::slack_sink::SlackSink;
 use aws_lambda_events::event::sqs::SqsBatchResponse;
-use herald::adapters::DynamoDbStore;
-use herald::domain::{
+use herald_shared::adapters::DynamoDbStore;
+use herald_shared::domain::{
     Delivery, DeliveryStatus, Destination, Event, NotificationSettings, Secret, SystemSettings,
     UserProfile, Username,
 };
-use herald::ports::{DirectoryStore, EventRecord, EventStore, RecordOutcome, SettingsStore};
+use herald_shared::ports::{DirectoryStore, EventRecord, EventStore, RecordOutcome, SettingsStore};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::Duration;

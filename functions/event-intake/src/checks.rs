@@ -5,12 +5,12 @@
 use crate::state::IntakeState;
 use axum::Json;
 use axum::extract::State;
-use herald::domain::FieldError;
-use herald::domain::validation::{expect_object, reject_unknown_fields};
-use herald::scheduler::{CheckReport, SchedulerError, parse_checks, parse_time, run_checks};
 use herald_http::auth::Caller;
 use herald_http::error::{ApiError, ErrorBody};
 use herald_http::extract::JsonBody;
+use herald_shared::domain::FieldError;
+use herald_shared::domain::validation::{expect_object, reject_unknown_fields};
+use herald_shared::scheduler::{CheckReport, SchedulerError, parse_checks, parse_time, run_checks};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 

@@ -2,8 +2,8 @@
 
 use crate::router::new_event_id;
 use crate::state::IntakeState;
-use herald::domain::Event;
-use herald::intake::{IntakeAnswer, accept_event};
+use herald_shared::domain::Event;
+use herald_shared::intake::{IntakeAnswer, accept_event};
 use serde_json::Value;
 
 /// The `detail-type` Herald accepts.

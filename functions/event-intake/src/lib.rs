@@ -1,6 +1,6 @@
 //! Herald's event intake (`event-intake`): `POST /v1/events` and `GET /v1/events/{event_id}`
 //! through API Gateway, and `herald.event` events from EventBridge, all into one use case
-//! ([`herald::intake::accept_event`]); and `POST /v1/scheduler/run` ([`checks`]), whose
+//! ([`herald_shared::intake::accept_event`]); and `POST /v1/scheduler/run` ([`checks`]), whose
 //! reminders go through the same intake.
 
 pub mod checks;

@@ -2,11 +2,11 @@
 //! and `herald.event` events from an EventBridge rule, in one function.
 
 use event_intake::{IntakeState, eventbridge, router};
-use herald::adapters::{DynamoDbStore, SqsQueue, sqs::ChannelQueues};
-use herald::config::AwsFunctionConfig;
-use herald::ports::SystemClock;
-use herald::telemetry::{self, LogFormat};
 use herald_http::Authenticator;
+use herald_shared::adapters::{DynamoDbStore, SqsQueue, sqs::ChannelQueues};
+use herald_shared::config::AwsFunctionConfig;
+use herald_shared::ports::SystemClock;
+use herald_shared::telemetry::{self, LogFormat};
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Adapter, LambdaEvent, Service, service_fn};
 use serde_json::Value;

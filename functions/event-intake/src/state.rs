@@ -1,8 +1,8 @@
 //! What the intake handlers share: the store, the delivery queue, the clock and how callers
 //! authenticate.
 
-use herald::ports::{Clock, DeliveryQueue, HeraldStore};
 use herald_http::auth::Authenticator;
+use herald_shared::ports::{Clock, DeliveryQueue, HeraldStore};
 use std::sync::Arc;
 
 /// What the intake handlers share.

@@ -6,10 +6,10 @@
 //! `time` already. The answer is the run's report; a failed run is an error, so the schedule
 //! retries it, and a retry sends nothing twice (every reminder is remembered once).
 
-use herald::adapters::{DynamoDbStore, SqsQueue, sqs::ChannelQueues};
-use herald::config::AwsFunctionConfig;
-use herald::scheduler::handle_scheduled_event;
-use herald::telemetry::{self, LogFormat};
+use herald_shared::adapters::{DynamoDbStore, SqsQueue, sqs::ChannelQueues};
+use herald_shared::config::AwsFunctionConfig;
+use herald_shared::scheduler::handle_scheduled_event;
+use herald_shared::telemetry::{self, LogFormat};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 

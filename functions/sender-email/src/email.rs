@@ -11,9 +11,9 @@
 
 use crate::message::Templates;
 use async_trait::async_trait;
-use herald::domain::{Channel, Destination, system::is_plausible_email};
-use herald::ports::{MailError, Mailer, OutgoingMail};
-use herald::ports::{SendError, SendRequest, Transport};
+use herald_shared::domain::{Channel, Destination, system::is_plausible_email};
+use herald_shared::ports::{MailError, Mailer, OutgoingMail};
+use herald_shared::ports::{SendError, SendRequest, Transport};
 use std::sync::Arc;
 
 /// Sends mail deliveries (see the module docs).

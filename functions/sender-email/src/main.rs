@@ -1,11 +1,11 @@
 //! `sender-email` on AWS Lambda: the mail queue's SQS trigger, one batch per invocation,
 //! sending with Amazon SES.
 
-use herald::adapters::{DynamoDbStore, SesMailer, SqsQueue, sqs::ChannelQueues};
-use herald::config::AwsFunctionConfig;
-use herald::ports::SystemClock;
-use herald::sender::{RetryPolicy, Sender};
-use herald::telemetry::{self, LogFormat};
+use herald_shared::adapters::{DynamoDbStore, SesMailer, SqsQueue, sqs::ChannelQueues};
+use herald_shared::config::AwsFunctionConfig;
+use herald_shared::ports::SystemClock;
+use herald_shared::sender::{RetryPolicy, Sender};
+use herald_shared::telemetry::{self, LogFormat};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use sender_email::{EmailTransport, function_handler};
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! Each event type of the catalogue has two templates, `templates/<event_type>.html.j2` and
 //! `templates/<event_type>.txt.j2`; any other event name uses `templates/other.*.j2`. They
 //! extend `templates/_layout.html.j2` / `_layout.txt.j2` and see exactly
-//! [`herald::domain::message::template_context`], the context every channel uses, plus the
+//! [`herald_shared::domain::message::template_context`], the context every channel uses, plus the
 //! `subject`.
 //!
 //! HTML templates are auto-escaped (minijinja's HTML escaping, on for every `*.html.j2`):
@@ -14,9 +14,9 @@
 //! The subject is DefectDojo's: `{team_name} notification: {title}`, or
 //! `Notification: {title}` without a team name, on one line.
 
-use herald::domain::message::template_context;
-use herald::domain::{Event, EventType, SystemSettings};
-use herald::templating::{error_chain, text_of};
+use herald_shared::domain::message::template_context;
+use herald_shared::domain::{Event, EventType, SystemSettings};
+use herald_shared::templating::{error_chain, text_of};
 use minijinja::{AutoEscape, Environment, State, UndefinedBehavior, Value};
 use serde::Serialize;
 

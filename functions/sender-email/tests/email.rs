@@ -4,10 +4,10 @@
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use herald::adapters::OutboxMailer;
-use herald::domain::{Delivery, Destination, Event, SystemSettings};
-use herald::ports::{MailError, Mailer, OutgoingMail};
-use herald::ports::{SendError, SendRequest, Transport};
+use herald_shared::adapters::OutboxMailer;
+use herald_shared::domain::{Delivery, Destination, Event, SystemSettings};
+use herald_shared::ports::{MailError, Mailer, OutgoingMail};
+use herald_shared::ports::{SendError, SendRequest, Transport};
 use sender_email::{EmailTransport, Templates};
 use serde_json::json;
 use std::sync::{Arc, Mutex};

@@ -1,5 +1,5 @@
 //! Herald's Slack sender (`sender-slack`): deliveries from the Slack queue to Slack's
-//! `chat.postMessage`, through the shared [`herald::sender::Sender`].
+//! `chat.postMessage`, through the shared [`herald_shared::sender::Sender`].
 //!
 //! - [`message`]: the Block Kit message of each event type, from templates compiled into
 //!   the binary.
@@ -24,7 +24,7 @@ pub const DEFAULT_SLACK_API_URL: &str = "https://slack.com/api";
 
 /// `SLACK_API_URL`, or [`DEFAULT_SLACK_API_URL`]; without a trailing `/`.
 pub fn slack_api_url_from_env() -> String {
-    herald::config::optional("SLACK_API_URL", DEFAULT_SLACK_API_URL)
+    herald_shared::config::optional("SLACK_API_URL", DEFAULT_SLACK_API_URL)
         .trim()
         .trim_end_matches('/')
         .to_owned()

@@ -4,7 +4,7 @@
 //! any other event name uses `templates/other.json.j2`. They all extend
 //! `templates/_layout.json.j2` and render `{"text": ..., "blocks": [...]}`: the plain-text
 //! fallback Slack shows in notifications, and the Block Kit blocks. They see exactly
-//! [`herald::domain::message::template_context`], the context every channel uses.
+//! [`herald_shared::domain::message::template_context`], the context every channel uses.
 //!
 //! Templates build JSON, so every value is inserted with minijinja's `tojson` filter (there is
 //! no auto-escaping). Text shown as Slack `mrkdwn` also goes through the `mrkdwn` filter or
@@ -13,9 +13,9 @@
 //! Block Kit's limits (3,000 characters per section, 2,000 per field), so a long description
 //! is cut, never refused by Slack.
 
-use herald::domain::message::template_context;
-use herald::domain::{Event, EventType, SystemSettings};
-use herald::templating::{error_chain, text_of};
+use herald_shared::domain::message::template_context;
+use herald_shared::domain::{Event, EventType, SystemSettings};
+use herald_shared::templating::{error_chain, text_of};
 use minijinja::{AutoEscape, Environment, State, UndefinedBehavior, Value};
 use serde::Serialize;
 
@@ -440,8 +440,8 @@ fn severity(value: Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use herald::domain::EVENT_TYPES;
-    use herald::domain::samples::{event, sample_event, sample_system};
+    use herald_shared::domain::EVENT_TYPES;
+    use herald_shared::domain::samples::{event, sample_event, sample_system};
     use serde_json::json;
 
     fn templates() -> Templates {

@@ -22,9 +22,9 @@
 use crate::message::Templates;
 use crate::token::SecretsManagerToken;
 use async_trait::async_trait;
-use herald::domain::{Channel, Destination, User, Username};
-use herald::ports::DirectoryStore;
-use herald::ports::{SendError, SendRequest, Transport};
+use herald_shared::domain::{Channel, Destination, User, Username};
+use herald_shared::ports::DirectoryStore;
+use herald_shared::ports::{SendError, SendRequest, Transport};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use reqwest::{Response, StatusCode, Url};
 use serde_json::{Value, json};

@@ -8,8 +8,8 @@
 //! settings. A secret that cannot be read makes the send transient (it is retried); the
 //! error names the secret's ARN and the service's error code, never its value.
 
-use herald::domain::Secret;
-use herald::ports::SendError;
+use herald_shared::domain::Secret;
+use herald_shared::ports::SendError;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;

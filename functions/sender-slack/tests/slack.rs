@@ -9,17 +9,17 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use herald::adapters::EmbeddedStore;
-use herald::domain::{
+use herald_shared::adapters::EmbeddedStore;
+use herald_shared::domain::{
     Channel, Delivery, DeliveryStatus, Destination, Event, Secret, SystemSettings, User,
     UserProfile, Username,
 };
-use herald::ports::{
+use herald_shared::ports::{
     DirectoryStore, EventRecord, EventStore, FixedClock, HeraldStore, QueueError, RedeliveryDelay,
     SettingsStore,
 };
-use herald::ports::{SendError, SendRequest, Transport};
-use herald::sender::{RetryPolicy, Sender};
+use herald_shared::ports::{SendError, SendRequest, Transport};
+use herald_shared::sender::{RetryPolicy, Sender};
 use lambda_runtime::{Context, LambdaEvent};
 use sender_slack::SlackTransport;
 use serde_json::{Value, json};

@@ -2,8 +2,8 @@
 
 use crate::teams::TeamsTransport;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use herald::ports::QueueConsumer;
-use herald::sender::Sender;
+use herald_shared::ports::QueueConsumer;
+use herald_shared::sender::Sender;
 use lambda_runtime::{Error, LambdaEvent};
 
 /// Handles one batch: every record is processed (concurrently), and the answer names each

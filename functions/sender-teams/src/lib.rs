@@ -1,6 +1,6 @@
 //! Herald's Microsoft Teams sender (`sender-teams`): deliveries from the Teams queue to the
 //! system Teams webhook (Office connector or Power Automate Workflows), through the shared
-//! [`herald::sender::Sender`]. Teams is offered at system scope only.
+//! [`herald_shared::sender::Sender`]. Teams is offered at system scope only.
 //!
 //! - [`message`]: the Adaptive Card 1.4 of each event type, from templates compiled into the
 //!   binary, and the `message` envelope that carries it.

@@ -8,16 +8,16 @@
 //! kind, the disclaimer, and one `Action.OpenUrl` "View in <team>" button to the item when the
 //! event has a URL. [`envelope`] wraps the card in the `message` Office connectors and Power
 //! Automate Workflows both accept. They see exactly
-//! [`herald::domain::message::template_context`], the context every channel uses.
+//! [`herald_shared::domain::message::template_context`], the context every channel uses.
 //!
 //! Templates build JSON, so every value is inserted with minijinja's `tojson` filter (there is
 //! no auto-escaping). `TextBlock`s render Teams' markdown subset, so posted text goes through
 //! the `plain` filter, which drops control characters, defuses markdown links (`](`) and cuts
 //! long text; links are made only by the `link` helper, to web addresses.
 
-use herald::domain::message::template_context;
-use herald::domain::{Event, EventType, SystemSettings};
-use herald::templating::{error_chain, text_of};
+use herald_shared::domain::message::template_context;
+use herald_shared::domain::{Event, EventType, SystemSettings};
+use herald_shared::templating::{error_chain, text_of};
 use minijinja::{AutoEscape, Environment, State, UndefinedBehavior, Value};
 use serde_json::json;
 
@@ -323,8 +323,8 @@ fn name(thing: Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use herald::domain::EVENT_TYPES;
-    use herald::domain::samples::{event, sample_event, sample_system};
+    use herald_shared::domain::EVENT_TYPES;
+    use herald_shared::domain::samples::{event, sample_event, sample_system};
     use serde_json::json;
 
     fn templates() -> Templates {

@@ -1,6 +1,6 @@
 //! Herald's webhook sender (`sender-webhook`): deliveries from the webhooks queue to each
 //! registered endpoint (system-owned or a user's), through the shared
-//! [`herald::sender::Sender`].
+//! [`herald_shared::sender::Sender`].
 //!
 //! - [`message`]: the body, DefectDojo's webhook JSON built with serde, and the ping.
 //! - [`webhook`]: the [`WebhookClient`] (one guarded, signed POST; the settings API pings with it)

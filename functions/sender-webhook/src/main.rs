@@ -1,11 +1,11 @@
 //! `sender-webhook` on AWS Lambda: the webhooks queue's SQS trigger, one batch per invocation.
 
-use herald::adapters::{DynamoDbStore, SqsQueue, sqs::ChannelQueues};
-use herald::config::AwsFunctionConfig;
-use herald::outbound::allow_private_from_env;
-use herald::ports::{Clock, HeraldStore, SystemClock};
-use herald::sender::{RetryPolicy, Sender};
-use herald::telemetry::{self, LogFormat};
+use herald_shared::adapters::{DynamoDbStore, SqsQueue, sqs::ChannelQueues};
+use herald_shared::config::AwsFunctionConfig;
+use herald_shared::outbound::allow_private_from_env;
+use herald_shared::ports::{Clock, HeraldStore, SystemClock};
+use herald_shared::sender::{RetryPolicy, Sender};
+use herald_shared::telemetry::{self, LogFormat};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use sender_webhook::{WebhookClient, WebhookTransport, function_handler};
 use std::sync::Arc;

@@ -8,7 +8,7 @@
 //! `webhook-timestamp` (Unix seconds) and `webhook-signature` (`v1,` and the base64
 //! HMAC-SHA256 of `"{id}.{timestamp}.{body}"`).
 //!
-//! Before each request the URL goes through [`herald::outbound::check_url`] (http(s) only; no
+//! Before each request the URL goes through [`herald_shared::outbound::check_url`] (http(s) only; no
 //! loopback, private, link-local or metadata address unless `HERALD_ALLOW_PRIVATE_TARGETS=1`),
 //! the connection is pinned to the vetted addresses, redirects are not followed, and the
 //! request gives up after the system's `webhooks_notifications_timeout`.
@@ -27,14 +27,14 @@
 
 use crate::message::webhook_body;
 use async_trait::async_trait;
-use herald::domain::webhook::sign;
-use herald::domain::{
+use herald_shared::domain::webhook::sign;
+use herald_shared::domain::{
     Channel, Destination, SystemSettings, WebhookEndpoint, WebhookOutcome, WebhookStatus,
 };
-use herald::outbound::{GuardedUrl, OutboundError, check_url};
-use herald::ports::{Clock, HeraldStore};
-use herald::ports::{SendError, SendRequest, Transport};
-use herald::webhooks::record_webhook_outcome;
+use herald_shared::outbound::{GuardedUrl, OutboundError, check_url};
+use herald_shared::ports::{Clock, HeraldStore};
+use herald_shared::ports::{SendError, SendRequest, Transport};
+use herald_shared::webhooks::record_webhook_outcome;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
 use std::sync::Arc;
@@ -280,7 +280,7 @@ fn permanent(reason: impl Into<String>) -> SendError {
     }
 }
 
-fn store_failed(error: &herald::ports::StoreError) -> SendError {
+fn store_failed(error: &herald_shared::ports::StoreError) -> SendError {
     tracing::error!(%error, "the store failed while sending a webhook");
     SendError::Transient {
         reason: "the webhook endpoint could not be read".into(),
@@ -311,7 +311,7 @@ impl Transport for WebhookTransport {
             .webhook(id)
             .await
             .map_err(|e| store_failed(&e))?
-            .ok_or_else(|| permanent(herald::webhooks::DELETED_ENDPOINT))?;
+            .ok_or_else(|| permanent(herald_shared::webhooks::DELETED_ENDPOINT))?;
         match endpoint.state.status {
             WebhookStatus::InactivePermanent => {
                 return Err(permanent(

@@ -7,17 +7,17 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use herald::adapters::EmbeddedStore;
-use herald::domain::{
+use herald_shared::adapters::EmbeddedStore;
+use herald_shared::domain::{
     Channel, Delivery, DeliveryStatus, Destination, Event, SystemSettings, WebhookEndpoint,
     WebhookId, WebhookRequest, WebhookStatus,
 };
-use herald::ports::{
+use herald_shared::ports::{
     EventRecord, EventStore, FixedClock, HeraldStore, QueueError, RedeliveryDelay, SettingsStore,
     WebhookStore,
 };
-use herald::ports::{SendError, SendRequest, Transport};
-use herald::sender::{RetryPolicy, Sender};
+use herald_shared::ports::{SendError, SendRequest, Transport};
+use herald_shared::sender::{RetryPolicy, Sender};
 use lambda_runtime::{Context, LambdaEvent};
 use sender_webhook::{WebhookClient, WebhookTransport};
 use serde_json::{Value, json};

@@ -1,8 +1,8 @@
 //! The state the handlers share: the store, how callers authenticate, the webhook client for
 //! pings and the clock.
 
-use herald::ports::HeraldStore;
 use herald_http::auth::Authenticator;
+use herald_shared::ports::HeraldStore;
 use std::sync::Arc;
 
 /// What every handler shares.
@@ -13,7 +13,7 @@ pub struct AppState {
     /// Pings webhook endpoints before they are saved.
     pub webhooks: sender_webhook::WebhookClient,
     /// "Now" for timestamps the API writes (webhook endpoints).
-    pub clock: Arc<dyn herald::ports::Clock>,
+    pub clock: Arc<dyn herald_shared::ports::Clock>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -1,8 +1,8 @@
 //! Snapshots of every event type's email, and the escaping of hostile text.
 
 use super::*;
-use herald::domain::EVENT_TYPES;
-use herald::domain::samples::{event, sample_event, sample_system};
+use herald_shared::domain::EVENT_TYPES;
+use herald_shared::domain::samples::{event, sample_event, sample_system};
 use serde_json::json;
 
 fn templates() -> Templates {

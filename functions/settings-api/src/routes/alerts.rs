@@ -5,13 +5,13 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use herald::domain::validation::join_path;
-use herald::domain::{FieldError, Username};
-use herald::ports::{AlertCounts, AlertPage, StoreError};
 use herald_http::auth::Caller;
 use herald_http::error::{ApiError, ErrorBody};
 use herald_http::extract::{JsonBody, bad_query, path_username};
 use herald_http::rfc3339;
+use herald_shared::domain::validation::join_path;
+use herald_shared::domain::{FieldError, Username};
+use herald_shared::ports::{AlertCounts, AlertPage, StoreError};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -50,8 +50,8 @@ struct AlertView {
     read: bool,
 }
 
-impl From<herald::domain::Alert> for AlertView {
-    fn from(a: herald::domain::Alert) -> Self {
+impl From<herald_shared::domain::Alert> for AlertView {
+    fn from(a: herald_shared::domain::Alert) -> Self {
         Self {
             id: a.id,
             title: a.title,

@@ -2,10 +2,10 @@
 
 use crate::state::AppState;
 use axum::Json;
-use herald::domain::Channel;
-use herald::domain::catalogue::EVENT_TYPES;
 use herald_http::auth::Caller;
 use herald_http::error::ErrorBody;
+use herald_shared::domain::Channel;
+use herald_shared::domain::catalogue::EVENT_TYPES;
 use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;

@@ -7,12 +7,12 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use herald::domain::directory::{product_from_request, product_type_from_request};
-use herald::domain::{FieldError, ProductType, User, UserProfile};
-use herald::ports::{StoreError, UserWrite};
 use herald_http::auth::Caller;
 use herald_http::error::{ApiError, ErrorBody};
 use herald_http::extract::{JsonBody, path_id, path_username};
+use herald_shared::domain::directory::{product_from_request, product_type_from_request};
+use herald_shared::domain::{FieldError, ProductType, User, UserProfile};
+use herald_shared::ports::{StoreError, UserWrite};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -211,13 +211,13 @@ async fn delete_product_type_member(
 /// A product.
 #[utoipa::path(get, path = "/v1/products/{id}", tag = "directory", security(("bearer" = [])),
     params(("id" = String, Path)),
-    responses((status = 200, body = herald::domain::Product), (status = 401, body = ErrorBody),
+    responses((status = 200, body = herald_shared::domain::Product), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_product(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<herald::domain::Product>, ApiError> {
+) -> Result<Json<herald_shared::domain::Product>, ApiError> {
     caller.require_service_or_admin()?;
     let id = path_id("id", &id)?;
     state
@@ -233,7 +233,7 @@ async fn get_product(
 #[utoipa::path(put, path = "/v1/products/{id}", tag = "directory", security(("bearer" = [])),
     params(("id" = String, Path)),
     request_body(content = Object, example = json!({"name": "Web shop", "product_type_id": "3"})),
-    responses((status = 200, body = herald::domain::Product), (status = 201, body = herald::domain::Product),
+    responses((status = 200, body = herald_shared::domain::Product), (status = 201, body = herald_shared::domain::Product),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 async fn put_product(

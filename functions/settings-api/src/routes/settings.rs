@@ -6,14 +6,14 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use herald::domain::{
-    Channel, EffectiveSettings, FieldError, NotificationSettings, ResourceId, SettingsScope,
-    Username,
-};
-use herald::ports::StoreError;
 use herald_http::auth::{Caller, Role};
 use herald_http::error::{ApiError, ErrorBody};
 use herald_http::extract::{JsonBody, bad_query, path_id, path_username};
+use herald_shared::domain::{
+    Channel, EffectiveSettings, FieldError, NotificationSettings, ResourceId, SettingsScope,
+    Username,
+};
+use herald_shared::ports::StoreError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -87,7 +87,7 @@ async fn check_teams_url(url: &str, allow_private: bool) -> Result<(), ApiError>
     if url.trim().is_empty() {
         return Ok(());
     }
-    match herald::outbound::check_url(url, allow_private).await {
+    match herald_shared::outbound::check_url(url, allow_private).await {
         Ok(_) => Ok(()),
         Err(e) if e.is_transient() => Ok(()),
         Err(e) => Err(ApiError::Validation(FieldError::new(

@@ -18,16 +18,16 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use herald::domain::webhook::Change;
-use herald::domain::{
-    FieldError, Username, WebhookEndpoint, WebhookId, WebhookRequest, WebhookStatus,
-};
-use herald::ports::WebhookOwner;
-use herald::webhooks::delete_webhook_endpoint;
 use herald_http::auth::{Caller, Role};
 use herald_http::error::{ApiError, ErrorBody};
 use herald_http::extract::JsonBody;
 use herald_http::rfc3339;
+use herald_shared::domain::webhook::Change;
+use herald_shared::domain::{
+    FieldError, Username, WebhookEndpoint, WebhookId, WebhookRequest, WebhookStatus,
+};
+use herald_shared::ports::WebhookOwner;
+use herald_shared::webhooks::delete_webhook_endpoint;
 use sender_webhook::message::PING_EVENT;
 use sender_webhook::{Post, ping_body};
 use serde::Serialize;
