@@ -150,7 +150,7 @@ impl LocalHerald {
         let email = sender_email::EmailTransport::new(outbox).map_err(|e| e.to_string())?;
         let webhooks = sender_webhook::WebhookTransport::new(
             self.store.clone(),
-            sender_webhook::WebhookClient::new(config.allow_private),
+            herald_shared::adapters::WebhookClient::new(config.allow_private),
             Arc::clone(&self.clock),
         );
         let policy = config.policy;

@@ -4,6 +4,7 @@
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use herald_local::driver::QueueDriver;
+use herald_shared::adapters::WebhookClient;
 use herald_shared::domain::Channel;
 use herald_shared::domain::webhook::sign;
 use herald_shared::domain::{Secret, WebhookId};
@@ -12,7 +13,7 @@ use herald_shared::sender::{RetryPolicy, Sender};
 use herald_shared::webhooks::recover_webhooks;
 use herald_tests::{Reply, TestApp, TestResponse, WebhookReceiver};
 use http::{Method, StatusCode};
-use sender_webhook::{WebhookClient, WebhookTransport};
+use sender_webhook::WebhookTransport;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;

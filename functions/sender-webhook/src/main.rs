@@ -1,5 +1,6 @@
 //! `sender-webhook` on AWS Lambda: the webhooks queue's SQS trigger, one batch per invocation.
 
+use herald_shared::adapters::WebhookClient;
 use herald_shared::adapters::{DynamoDbStore, SqsQueue, sqs::ChannelQueues};
 use herald_shared::config::AwsFunctionConfig;
 use herald_shared::outbound::allow_private_from_env;
@@ -7,7 +8,7 @@ use herald_shared::ports::{Clock, HeraldStore, SystemClock};
 use herald_shared::sender::{RetryPolicy, Sender};
 use herald_shared::telemetry::{self, LogFormat};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use sender_webhook::{WebhookClient, WebhookTransport, function_handler};
+use sender_webhook::{WebhookTransport, function_handler};
 use std::sync::Arc;
 
 #[tokio::main]

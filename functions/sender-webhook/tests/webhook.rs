@@ -19,7 +19,8 @@ use herald_shared::ports::{
 use herald_shared::ports::{SendError, SendRequest, Transport};
 use herald_shared::sender::{RetryPolicy, Sender};
 use lambda_runtime::{Context, LambdaEvent};
-use sender_webhook::{WebhookClient, WebhookTransport};
+use herald_shared::adapters::WebhookClient;
+use sender_webhook::WebhookTransport;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -11,6 +11,6 @@ mod routes;
 pub mod state;
 
 pub use herald_http::{Authenticator, Caller, Hs256Keys, Role};
+pub use herald_shared::adapters::WebhookClient;
 pub use router::{api, openapi, router};
-pub use sender_webhook::WebhookClient;
 pub use state::AppState;

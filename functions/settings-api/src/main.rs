@@ -1,11 +1,11 @@
 //! `settings-api` on AWS Lambda, behind API Gateway's HTTP API with a JWT authorizer.
 
 use herald_shared::adapters::DynamoDbStore;
+use herald_shared::adapters::WebhookClient;
 use herald_shared::config::AwsFunctionConfig;
 use herald_shared::outbound::allow_private_from_env;
 use herald_shared::ports::SystemClock;
 use herald_shared::telemetry::{self, LogFormat};
-use sender_webhook::WebhookClient;
 use settings_api::{AppState, Authenticator, router};
 use std::sync::Arc;
 

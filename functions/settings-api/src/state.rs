@@ -11,7 +11,7 @@ pub struct AppState {
     pub store: Arc<dyn HeraldStore>,
     pub auth: Authenticator,
     /// Pings webhook endpoints before they are saved.
-    pub webhooks: sender_webhook::WebhookClient,
+    pub webhooks: herald_shared::adapters::WebhookClient,
     /// "Now" for timestamps the API writes (webhook endpoints).
     pub clock: Arc<dyn herald_shared::ports::Clock>,
 }

@@ -7,12 +7,15 @@
 //! - [`SqsQueue`]: the delivery queues on SQS, one queue per non-alert channel.
 //! - [`SesMailer`]: the `Mailer` on Amazon SES (v2 `SendEmail`).
 //! - [`OutboxMailer`]: the `Mailer` writing one RFC 5322 message per file, for `herald-local`.
+//! - [`WebhookClient`]: one guarded, signed POST to a webhook endpoint (the webhooks sender's
+//!   transport and the settings API's ping).
 
 pub mod dynamodb;
 pub mod embedded;
 pub mod outbox;
 pub mod ses;
 pub mod sqs;
+pub mod webhook_client;
 
 pub use dynamodb::DynamoDbStore;
 pub use embedded::EmbeddedStore;
@@ -20,6 +23,7 @@ pub use embedded::queue::{DeadLetter, EmbeddedQueue, QueueConfig, QueueDepth, Re
 pub use outbox::OutboxMailer;
 pub use ses::SesMailer;
 pub use sqs::{ChannelQueues, SqsQueue};
+pub use webhook_client::{Post, PostError, WebhookClient};
 
 /// The due lists both stores index the scheduled records on: which list a record is on (by
 /// its state) and the date it is due there. A record on no list is never read by a check.

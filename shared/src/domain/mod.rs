@@ -10,12 +10,13 @@ pub mod directory;
 pub mod event;
 pub mod message;
 pub mod routing;
-#[cfg(feature = "samples")]
+#[cfg(any(test, feature = "samples"))]
 pub mod samples;
 pub mod settings;
 pub mod system;
 pub mod validation;
 pub mod webhook;
+pub mod webhook_body;
 
 pub use alert::Alert;
 pub use catalogue::{EVENT_TYPES, EventType};

@@ -22,14 +22,14 @@ use herald_http::auth::{Caller, Role};
 use herald_http::error::{ApiError, ErrorBody};
 use herald_http::extract::JsonBody;
 use herald_http::rfc3339;
+use herald_shared::adapters::Post;
 use herald_shared::domain::webhook::Change;
+use herald_shared::domain::webhook_body::{PING_EVENT, ping_body};
 use herald_shared::domain::{
     FieldError, Username, WebhookEndpoint, WebhookId, WebhookRequest, WebhookStatus,
 };
 use herald_shared::ports::WebhookOwner;
 use herald_shared::webhooks::delete_webhook_endpoint;
-use sender_webhook::message::PING_EVENT;
-use sender_webhook::{Post, ping_body};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;

@@ -10,8 +10,8 @@
 //! (`requested_by`), `null` for scheduled or platform events. Every URL is absolute when the
 //! system settings have a `site_url`; API URLs are DefectDojo's `/api/v2/...` paths.
 
-use herald_shared::domain::message::{FINDING_KINDS, absolute_url};
-use herald_shared::domain::{Event, SystemSettings, User};
+use super::message::{FINDING_KINDS, absolute_url};
+use super::{Event, SystemSettings, User};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -332,8 +332,8 @@ pub fn ping_body(event_id: &str, system: &SystemSettings) -> WebhookBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use herald_shared::domain::samples::{sample_event, sample_system};
-    use herald_shared::domain::{EVENT_TYPES, UserProfile, Username};
+    use crate::domain::samples::{sample_event, sample_system};
+    use crate::domain::{EVENT_TYPES, UserProfile, Username};
 
     fn bob() -> User {
         User {
