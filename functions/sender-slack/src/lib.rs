@@ -5,18 +5,17 @@
 //!   the binary.
 //! - [`slack`]: [`SlackTransport`], the `Transport` for Slack: the system channel, or a
 //!   user's direct messages (their Slack id looked up once from `slack_email` and kept).
-//! - [`token`]: the bot token from AWS Secrets Manager, where the deployment keeps it there.
+//!   The bot token comes from AWS Secrets Manager where the deployment keeps it there
+//!   ([`herald_shared::adapters::SecretsManagerToken`]).
 //! - [`handler`]: the Lambda SQS handler.
 
 pub mod handler;
 pub mod message;
 pub mod slack;
-pub mod token;
 
 pub use handler::function_handler;
 pub use message::{SlackMessage, Templates};
 pub use slack::{SlackSetupError, SlackTransport};
-pub use token::SecretsManagerToken;
 
 /// Slack's Web API base URL, `https://slack.com/api` unless `SLACK_API_URL` says otherwise
 /// (tests and emulators).

@@ -1,12 +1,13 @@
 //! `sender-slack` on AWS Lambda: the Slack queue's SQS trigger, one batch per invocation.
 
+use herald_shared::adapters::SecretsManagerToken;
 use herald_shared::adapters::{DynamoDbStore, SqsQueue, sqs::ChannelQueues};
 use herald_shared::config::AwsFunctionConfig;
 use herald_shared::ports::SystemClock;
 use herald_shared::sender::{RetryPolicy, Sender};
 use herald_shared::telemetry::{self, LogFormat};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use sender_slack::{SecretsManagerToken, SlackTransport, function_handler, slack_api_url_from_env};
+use sender_slack::{SlackTransport, function_handler, slack_api_url_from_env};
 use std::sync::Arc;
 
 #[tokio::main]

@@ -20,8 +20,8 @@
 //! request or response body.
 
 use crate::message::Templates;
-use crate::token::SecretsManagerToken;
 use async_trait::async_trait;
+use herald_shared::adapters::SecretsManagerToken;
 use herald_shared::domain::{Channel, Destination, User, Username};
 use herald_shared::ports::DirectoryStore;
 use herald_shared::ports::{SendError, SendRequest, Transport};

@@ -862,19 +862,19 @@ async fn given_a_token_secret_then_it_wins_over_the_settings_and_is_kept_for_its
         .unwrap_or_else(|e| panic!("{e:?}"))
         .arn
         .unwrap_or_else(|| panic!("no ARN"));
-    let cached = w
-        .transport()
-        .with_token_secret(sender_slack::SecretsManagerToken::new(
-            secrets.clone(),
-            &arn,
-        ));
-    let fresh = w
-        .transport()
-        .with_token_secret(sender_slack::SecretsManagerToken::with_ttl(
-            secrets.clone(),
-            &arn,
-            Duration::ZERO,
-        ));
+    let cached =
+        w.transport()
+            .with_token_secret(herald_shared::adapters::SecretsManagerToken::new(
+                secrets.clone(),
+                &arn,
+            ));
+    let fresh =
+        w.transport()
+            .with_token_secret(herald_shared::adapters::SecretsManagerToken::with_ttl(
+                secrets.clone(),
+                &arn,
+                Duration::ZERO,
+            ));
 
     // WHEN both send, the secret is rotated, and both send again
     assert_eq!(w.send_to_channel(&cached, &system()).await, Ok(()));
@@ -926,12 +926,12 @@ async fn given_a_missing_or_unusable_token_secret_then_the_send_is_transient_wit
         (missing, "could not be read from AWS Secrets Manager"),
         (name.as_str(), "is unusable: its JSON object has no string"),
     ] {
-        let transport = w
-            .transport()
-            .with_token_secret(sender_slack::SecretsManagerToken::new(
-                secrets.clone(),
-                secret_id,
-            ));
+        let transport =
+            w.transport()
+                .with_token_secret(herald_shared::adapters::SecretsManagerToken::new(
+                    secrets.clone(),
+                    secret_id,
+                ));
         let result = w.send_to_channel(&transport, &system()).await;
         let Err(SendError::Transient { reason, .. }) = result else {
             panic!("{secret_id}: {result:?}");

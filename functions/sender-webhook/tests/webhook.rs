@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use herald_shared::adapters::EmbeddedStore;
+use herald_shared::adapters::WebhookClient;
 use herald_shared::domain::{
     Channel, Delivery, DeliveryStatus, Destination, Event, SystemSettings, WebhookEndpoint,
     WebhookId, WebhookRequest, WebhookStatus,
@@ -19,7 +20,6 @@ use herald_shared::ports::{
 use herald_shared::ports::{SendError, SendRequest, Transport};
 use herald_shared::sender::{RetryPolicy, Sender};
 use lambda_runtime::{Context, LambdaEvent};
-use herald_shared::adapters::WebhookClient;
 use sender_webhook::WebhookTransport;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};

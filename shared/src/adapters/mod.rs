@@ -7,12 +7,14 @@
 //! - [`SqsQueue`]: the delivery queues on SQS, one queue per non-alert channel.
 //! - [`SesMailer`]: the `Mailer` on Amazon SES (v2 `SendEmail`).
 //! - [`OutboxMailer`]: the `Mailer` writing one RFC 5322 message per file, for `herald-local`.
+//! - [`SecretsManagerToken`]: the Slack bot token from AWS Secrets Manager.
 //! - [`WebhookClient`]: one guarded, signed POST to a webhook endpoint (the webhooks sender's
 //!   transport and the settings API's ping).
 
 pub mod dynamodb;
 pub mod embedded;
 pub mod outbox;
+pub mod secrets_manager;
 pub mod ses;
 pub mod sqs;
 pub mod webhook_client;
@@ -21,6 +23,7 @@ pub use dynamodb::DynamoDbStore;
 pub use embedded::EmbeddedStore;
 pub use embedded::queue::{DeadLetter, EmbeddedQueue, QueueConfig, QueueDepth, ReceivedMessage};
 pub use outbox::OutboxMailer;
+pub use secrets_manager::SecretsManagerToken;
 pub use ses::SesMailer;
 pub use sqs::{ChannelQueues, SqsQueue};
 pub use webhook_client::{Post, PostError, WebhookClient};

@@ -8,8 +8,8 @@
 //! settings. A secret that cannot be read makes the send transient (it is retried); the
 //! error names the secret's ARN and the service's error code, never its value.
 
-use herald_shared::domain::Secret;
-use herald_shared::ports::SendError;
+use crate::domain::Secret;
+use crate::ports::SendError;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
