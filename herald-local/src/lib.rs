@@ -64,6 +64,50 @@ impl std::fmt::Debug for LocalHerald {
     }
 }
 
+/// `herald-local`'s environment, read once at start ([`Config::from_env`]).
+#[derive(Clone)]
+pub struct Config {
+    /// The queue (`HERALD_MAX_ATTEMPTS`).
+    pub queue: QueueConfig,
+    /// Retries (`HERALD_RETRY_BASE_SECONDS`, `HERALD_MAX_ATTEMPTS`).
+    pub policy: herald_shared::sender::RetryPolicy,
+    /// Slack's Web API (`SLACK_API_URL`).
+    pub slack_api_url: String,
+    /// Whether Teams, webhook and ping URLs may point at loopback or private addresses
+    /// (`HERALD_ALLOW_PRIVATE_TARGETS=1`).
+    pub allow_private: bool,
+    /// The HS256 secret (`HERALD_JWT_SECRET`); none: the one kept in the data directory.
+    pub jwt_secret: Option<herald_shared::domain::Secret>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("queue", &self.queue)
+            .field("policy", &self.policy)
+            .field("slack_api_url", &self.slack_api_url)
+            .field("allow_private", &self.allow_private)
+            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "set"))
+            .finish()
+    }
+}
+
+impl Config {
+    /// Reads every variable `herald-local` uses; names the first malformed one.
+    pub fn from_env() -> Result<Self, String> {
+        Ok(Self {
+            queue: queue_config_from_env()?,
+            policy: herald_shared::sender::RetryPolicy::from_env().map_err(|e| e.to_string())?,
+            slack_api_url: sender_slack::slack_api_url_from_env(),
+            allow_private: herald_shared::outbound::allow_private_from_env(),
+            jwt_secret: std::env::var("HERALD_JWT_SECRET")
+                .ok()
+                .filter(|s| !s.is_empty())
+                .map(herald_shared::domain::Secret::new),
+        })
+    }
+}
+
 /// Queue settings from the environment: `HERALD_MAX_ATTEMPTS` (default 5) receives before
 /// the dead-letter state, and a 60 s visibility timeout.
 pub fn queue_config_from_env() -> Result<QueueConfig, String> {
@@ -153,26 +197,26 @@ impl LocalHerald {
             herald_shared::adapters::WebhookClient::new(config.allow_private),
             Arc::clone(&self.clock),
         );
-        let policy = config.policy;
+        let parts = self.sender_parts(config.policy);
         let consumers: Vec<(
             herald_shared::domain::Channel,
             Arc<dyn herald_shared::ports::QueueConsumer>,
         )> = vec![
             (
                 herald_shared::domain::Channel::Slack,
-                Arc::new(self.sender(slack, policy)),
+                Arc::new(parts.sender(slack)),
             ),
             (
                 herald_shared::domain::Channel::Msteams,
-                Arc::new(self.sender(teams, policy)),
+                Arc::new(parts.sender(teams)),
             ),
             (
                 herald_shared::domain::Channel::Mail,
-                Arc::new(self.sender(email, policy)),
+                Arc::new(parts.sender(email)),
             ),
             (
                 herald_shared::domain::Channel::Webhooks,
-                Arc::new(self.sender(webhooks, policy)),
+                Arc::new(parts.sender(webhooks)),
             ),
         ];
         let mut tasks: Vec<tokio::task::JoinHandle<()>> = consumers
@@ -278,14 +322,14 @@ impl LocalHerald {
     }
 
     /// The `Sender` for `transport` over this store and queue.
-    fn sender<T: herald_shared::ports::Transport>(
+    /// The parts every channel's sender shares here: the store, the embedded queue for
+    /// delayed retries, `policy` and the clock.
+    fn sender_parts(
         &self,
-        transport: T,
         policy: herald_shared::sender::RetryPolicy,
-    ) -> herald_shared::sender::Sender<T> {
-        herald_shared::sender::Sender {
+    ) -> herald_shared::sender::SenderParts {
+        herald_shared::sender::SenderParts {
             store: self.store.clone(),
-            transport,
             redelivery: self.queue.clone(),
             policy,
             clock: Arc::clone(&self.clock),

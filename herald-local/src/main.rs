@@ -13,9 +13,8 @@ mod secret;
 
 use clap::{Parser, Subcommand};
 use herald_http::{Authenticator, Hs256Keys, Role};
-use herald_local::{LocalHerald, queue_config_from_env};
+use herald_local::{Config, LocalHerald};
 use herald_shared::ports::SystemClock;
-use herald_shared::sender::RetryPolicy;
 use herald_shared::telemetry::{self, LogFormat};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -79,10 +78,12 @@ fn parse_role(value: &str) -> Result<Role, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(telemetry::format_from_env(LogFormat::Text));
-    let result = match cli.command {
-        Some(Command::Token { sub, role, ttl }) => print_token(&cli.serve, &sub, role, ttl),
-        Some(Command::Serve) | None => serve(cli.serve),
-    };
+    let result = Config::from_env().and_then(|config| match cli.command {
+        Some(Command::Token { sub, role, ttl }) => {
+            print_token(&config, &cli.serve, &sub, role, ttl)
+        }
+        Some(Command::Serve) | None => serve(config, cli.serve),
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -92,21 +93,28 @@ fn main() -> ExitCode {
     }
 }
 
-fn keys(args: &ServeArgs) -> Result<Hs256Keys, String> {
-    let secret = secret::jwt_secret(&args.data_dir)?;
+fn keys(config: &Config, args: &ServeArgs) -> Result<Hs256Keys, String> {
+    let configured = config.jwt_secret.as_ref().map(|s| s.expose());
+    let secret = secret::jwt_secret(configured, &args.data_dir)?;
     Hs256Keys::new(secret.as_bytes())
 }
 
-fn print_token(args: &ServeArgs, sub: &str, role: Role, ttl: u64) -> Result<(), String> {
+fn print_token(
+    config: &Config,
+    args: &ServeArgs,
+    sub: &str,
+    role: Role,
+    ttl: u64,
+) -> Result<(), String> {
     if sub.is_empty() {
         return Err("--sub must not be empty".into());
     }
-    let token = keys(args)?.issue(sub, role, secret::unix_now(), ttl)?;
+    let token = keys(config, args)?.issue(sub, role, secret::unix_now(), ttl)?;
     println!("{token}");
     Ok(())
 }
 
-fn serve(args: ServeArgs) -> Result<(), String> {
+fn serve(config: Config, args: ServeArgs) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -114,14 +122,10 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     runtime.block_on(async move {
         std::fs::create_dir_all(&args.data_dir)
             .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
-        let keys = keys(&args)?;
-        let herald = LocalHerald::open(
-            &args.data_dir,
-            queue_config_from_env()?,
-            Arc::new(SystemClock),
-        )
-        .map_err(|e| e.to_string())?
-        .allow_private_targets(herald_shared::outbound::allow_private_from_env());
+        let keys = keys(&config, &args)?;
+        let herald = LocalHerald::open(&args.data_dir, config.queue, Arc::new(SystemClock))
+            .map_err(|e| e.to_string())?
+            .allow_private_targets(config.allow_private);
         let recovered = herald
             .recover()
             .await
@@ -133,9 +137,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             );
         }
         let senders = herald_local::SenderConfig {
-            policy: RetryPolicy::from_env().map_err(|e| e.to_string())?,
-            slack_api_url: sender_slack::slack_api_url_from_env(),
-            allow_private: herald_shared::outbound::allow_private_from_env(),
+            policy: config.policy,
+            slack_api_url: config.slack_api_url.clone(),
+            allow_private: config.allow_private,
             outbox_dir: args.data_dir.join("outbox"),
         };
         let (stop_senders, stop) = tokio::sync::watch::channel(false);

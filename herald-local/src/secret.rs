@@ -13,13 +13,11 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// `HERALD_JWT_SECRET` if set, else the secret kept in `data_dir/jwt-secret`, created with 32
-/// random bytes (hex) and mode 0600 the first time.
-pub fn jwt_secret(data_dir: &Path) -> Result<String, String> {
-    if let Ok(secret) = std::env::var("HERALD_JWT_SECRET")
-        && !secret.is_empty()
-    {
-        return Ok(secret);
+/// `configured` (`HERALD_JWT_SECRET`) if set, else the secret kept in `data_dir/jwt-secret`,
+/// created with 32 random bytes (hex) and mode 0600 the first time.
+pub fn jwt_secret(configured: Option<&str>, data_dir: &Path) -> Result<String, String> {
+    if let Some(secret) = configured {
+        return Ok(secret.to_owned());
     }
     let path = data_dir.join(SECRET_FILE);
     match std::fs::read_to_string(&path) {

@@ -6,6 +6,7 @@
 //! - [`adapters`]: the ports' implementations, named for their technology
 //!   (`DynamoDbStore` for AWS, `EmbeddedStore` for `herald-local`).
 //! - `templating` (feature `templates`): the minijinja helpers the channel senders share.
+//! - [`lambda`]: the sender functions' configuration and AWS adapters, built once.
 //! - [`webhooks`]: webhook endpoint outcomes and the periodic recovery of resting endpoints.
 //! - [`scheduler`]: the scheduled checks (reminders, alert clean-up, webhook recovery) as of
 //!   the trigger's time.
@@ -14,6 +15,7 @@ pub mod adapters;
 pub mod config;
 pub mod domain;
 pub mod intake;
+pub mod lambda;
 pub mod outbound;
 pub mod ports;
 pub mod scheduler;

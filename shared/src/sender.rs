@@ -153,6 +153,60 @@ pub struct Sender<T> {
     pub clock: Arc<dyn Clock>,
 }
 
+/// What every channel's [`Sender`] shares besides its transport: the store, the queue that
+/// delays a retry, the retry policy and the clock. One builder for Lambda and `herald-local`.
+#[derive(Clone)]
+pub struct SenderParts {
+    pub store: Arc<dyn HeraldStore>,
+    pub redelivery: Arc<dyn RedeliveryDelay>,
+    pub policy: RetryPolicy,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for SenderParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SenderParts")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SenderParts {
+    /// The sender of one channel over these parts.
+    pub fn sender<T: Transport>(&self, transport: T) -> Sender<T> {
+        Sender {
+            store: Arc::clone(&self.store),
+            transport,
+            redelivery: Arc::clone(&self.redelivery),
+            policy: self.policy,
+            clock: Arc::clone(&self.clock),
+        }
+    }
+}
+
+/// The Lambda handler of every sender function: one SQS batch through `sender`. Every record
+/// is processed (concurrently), and the answer names each record to retry
+/// (`ReportBatchItemFailures`). Never fails as a whole: a failed record is reported, not
+/// raised.
+pub async fn lambda_handler<T: Transport>(
+    sender: &Sender<T>,
+    event: lambda_runtime::LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+    Ok(sender.consume(event.payload).await)
+}
+
+/// Runs `sender` as the Lambda function of its queue's SQS trigger, one batch per invocation,
+/// until the runtime stops.
+pub async fn run_on_lambda<T: Transport>(sender: Sender<T>) -> Result<(), lambda_runtime::Error> {
+    let sender = &sender;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<SqsEvent>| async move {
+            lambda_handler(sender, event).await
+        },
+    ))
+    .await
+}
+
 impl<T> std::fmt::Debug for Sender<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sender")

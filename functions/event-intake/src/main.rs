@@ -4,7 +4,7 @@
 use event_intake::{IntakeState, eventbridge, router};
 use herald_http::Authenticator;
 use herald_shared::adapters::{DynamoDbStore, SqsQueue, sqs::ChannelQueues};
-use herald_shared::config::AwsFunctionConfig;
+use herald_shared::config::{AwsFunctionConfig, ConfigError};
 use herald_shared::ports::SystemClock;
 use herald_shared::telemetry::{self, LogFormat};
 use lambda_http::request::LambdaRequest;
@@ -12,21 +12,37 @@ use lambda_http::{Adapter, LambdaEvent, Service, service_fn};
 use serde_json::Value;
 use std::sync::Arc;
 
+/// The environment this function reads, once: the table, the role claim and the four queue
+/// URLs.
+struct Config {
+    function: AwsFunctionConfig,
+    queues: ChannelQueues,
+}
+
+impl Config {
+    /// Names the first missing variable.
+    fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            function: AwsFunctionConfig::from_env()?,
+            queues: ChannelQueues::from_env()?,
+        })
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init(LogFormat::Json);
-    let config = AwsFunctionConfig::from_env()?;
-    let queues = ChannelQueues::from_env()?;
+    let Config { function, queues } = Config::from_env()?;
     let aws = aws_config::load_from_env().await;
     let state = IntakeState {
         store: Arc::new(DynamoDbStore::new(
             aws_sdk_dynamodb::Client::new(&aws),
-            config.table_name,
+            function.table_name,
         )),
         queue: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&aws), queues)),
         clock: Arc::new(SystemClock),
         auth: Authenticator::ApiGatewayClaims {
-            role_claim: config.role_claim,
+            role_claim: function.role_claim,
         },
     };
     let http = Adapter::from(router(state.clone()));

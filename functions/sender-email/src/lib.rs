@@ -5,14 +5,11 @@
 //! - [`message`]: the subject, HTML and text bodies of each event type, from templates
 //!   compiled into the binary.
 //! - [`email`]: [`EmailTransport`], the `Transport` for mail over any [`Mailer`].
-//! - [`handler`]: the Lambda SQS handler.
 //!
 //! [`Mailer`]: herald_shared::ports::Mailer
 
 pub mod email;
-pub mod handler;
 pub mod message;
 
 pub use email::EmailTransport;
-pub use handler::function_handler;
 pub use message::{EmailMessage, RenderError, Templates};

@@ -1,39 +1,18 @@
 //! `sender-email` on AWS Lambda: the mail queue's SQS trigger, one batch per invocation,
 //! sending with Amazon SES.
 
-use herald_shared::adapters::{DynamoDbStore, SesMailer, SqsQueue, sqs::ChannelQueues};
-use herald_shared::config::AwsFunctionConfig;
-use herald_shared::ports::SystemClock;
-use herald_shared::sender::{RetryPolicy, Sender};
+use herald_shared::adapters::SesMailer;
+use herald_shared::lambda::{AwsSender, SenderConfig};
+use herald_shared::sender::run_on_lambda;
 use herald_shared::telemetry::{self, LogFormat};
-use lambda_runtime::{Error, LambdaEvent, service_fn};
-use sender_email::{EmailTransport, function_handler};
+use lambda_runtime::Error;
+use sender_email::EmailTransport;
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init(LogFormat::Json);
-    let config = AwsFunctionConfig::from_env()?;
-    // All four are required by ChannelQueues; this function only changes the visibility of
-    // messages on the mail queue.
-    let queues = ChannelQueues::from_env()?;
-    let policy = RetryPolicy::from_env()?;
-    let aws = aws_config::load_from_env().await;
-    let store = Arc::new(DynamoDbStore::new(
-        aws_sdk_dynamodb::Client::new(&aws),
-        config.table_name,
-    ));
-    let mailer = Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(&aws)));
-    let sender = Sender {
-        store,
-        transport: EmailTransport::new(mailer)?,
-        redelivery: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&aws), queues)),
-        policy,
-        clock: Arc::new(SystemClock),
-    };
-    let sender = &sender;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| async move {
-        function_handler(sender, event).await
-    }))
-    .await
+    let aws = AwsSender::connect(SenderConfig::from_env()?).await;
+    let mailer = Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(&aws.sdk)));
+    run_on_lambda(aws.parts.sender(EmailTransport::new(mailer)?)).await
 }

@@ -7,13 +7,13 @@
 //!   user's direct messages (their Slack id looked up once from `slack_email` and kept).
 //!   The bot token comes from AWS Secrets Manager where the deployment keeps it there
 //!   ([`herald_shared::adapters::SecretsManagerToken`]).
-//! - [`handler`]: the Lambda SQS handler.
 
-pub mod handler;
 pub mod message;
 pub mod slack;
 
-pub use handler::function_handler;
+use herald_shared::adapters::secrets_manager::SECRET_ENV;
+use herald_shared::config::ConfigError;
+use herald_shared::lambda::SenderConfig;
 pub use message::{SlackMessage, Templates};
 pub use slack::{SlackSetupError, SlackTransport};
 
@@ -27,4 +27,26 @@ pub fn slack_api_url_from_env() -> String {
         .trim()
         .trim_end_matches('/')
         .to_owned()
+}
+
+/// The environment of `sender-slack`, read once: the sender's ([`SenderConfig`]), Slack's API
+/// URL (`SLACK_API_URL`) and the Secrets Manager secret holding the bot token
+/// (`SLACK_TOKEN_SECRET_ARN`, optional).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub sender: SenderConfig,
+    pub slack_api_url: String,
+    pub token_secret: Option<String>,
+}
+
+impl Config {
+    /// Reads the configuration; names the first missing or malformed variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let token_secret = herald_shared::config::optional(SECRET_ENV, "");
+        Ok(Self {
+            sender: SenderConfig::from_env()?,
+            slack_api_url: slack_api_url_from_env(),
+            token_secret: Some(token_secret.trim().to_owned()).filter(|s| !s.is_empty()),
+        })
+    }
 }

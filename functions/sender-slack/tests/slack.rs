@@ -420,7 +420,7 @@ async fn given_a_user_with_only_a_slack_email_then_it_is_looked_up_once_and_kept
         .records
         .retain(|r| r.message_id.as_deref() == Some("5d2e9f3a-8b61-4c07-b1e2-7a9c0d4f6e21"));
     let answer =
-        sender_slack::function_handler(&sender, LambdaEvent::new(batch, Context::default()))
+        herald_shared::sender::lambda_handler(&sender, LambdaEvent::new(batch, Context::default()))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
     assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
@@ -458,7 +458,7 @@ async fn given_a_user_with_only_a_slack_email_then_it_is_looked_up_once_and_kept
     record.body = Some(serde_json::to_string(&deliveries[0].message()).unwrap_or_default());
     batch.records.push(record);
     let answer =
-        sender_slack::function_handler(&sender, LambdaEvent::new(batch, Context::default()))
+        herald_shared::sender::lambda_handler(&sender, LambdaEvent::new(batch, Context::default()))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
     assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
@@ -495,7 +495,7 @@ async fn given_the_sample_batch_then_the_handler_sends_both_and_reports_no_failu
         .await;
     let sender = w.sender(w.transport());
 
-    let answer = sender_slack::function_handler(
+    let answer = herald_shared::sender::lambda_handler(
         &sender,
         LambdaEvent::new(sample_batch(), Context::default()),
     )

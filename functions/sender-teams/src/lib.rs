@@ -6,12 +6,9 @@
 //!   binary, and the `message` envelope that carries it.
 //! - [`teams`]: [`TeamsTransport`], the `Transport` for Teams: the URL checked by the
 //!   outbound guard and the connection pinned to the vetted addresses.
-//! - [`handler`]: the Lambda SQS handler.
 
-pub mod handler;
 pub mod message;
 pub mod teams;
 
-pub use handler::function_handler;
 pub use message::{Templates, envelope};
 pub use teams::{TeamsSetupError, TeamsTransport};

@@ -1,38 +1,16 @@
 //! `sender-teams` on AWS Lambda: the Teams queue's SQS trigger, one batch per invocation.
 
-use herald_shared::adapters::{DynamoDbStore, SqsQueue, sqs::ChannelQueues};
-use herald_shared::config::AwsFunctionConfig;
-use herald_shared::outbound::allow_private_from_env;
-use herald_shared::ports::SystemClock;
-use herald_shared::sender::{RetryPolicy, Sender};
+use herald_shared::lambda::{AwsSender, SenderConfig};
+use herald_shared::sender::run_on_lambda;
 use herald_shared::telemetry::{self, LogFormat};
-use lambda_runtime::{Error, LambdaEvent, service_fn};
-use sender_teams::{TeamsTransport, function_handler};
-use std::sync::Arc;
+use lambda_runtime::Error;
+use sender_teams::TeamsTransport;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init(LogFormat::Json);
-    let config = AwsFunctionConfig::from_env()?;
-    // All four are required by ChannelQueues; this function only changes the visibility of
-    // messages on the Teams queue.
-    let queues = ChannelQueues::from_env()?;
-    let policy = RetryPolicy::from_env()?;
-    let aws = aws_config::load_from_env().await;
-    let store = Arc::new(DynamoDbStore::new(
-        aws_sdk_dynamodb::Client::new(&aws),
-        config.table_name,
-    ));
-    let sender = Sender {
-        store,
-        transport: TeamsTransport::new(allow_private_from_env())?,
-        redelivery: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&aws), queues)),
-        policy,
-        clock: Arc::new(SystemClock),
-    };
-    let sender = &sender;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| async move {
-        function_handler(sender, event).await
-    }))
-    .await
+    let config = SenderConfig::from_env()?;
+    let allow_private = config.allow_private;
+    let aws = AwsSender::connect(config).await;
+    run_on_lambda(aws.parts.sender(TeamsTransport::new(allow_private)?)).await
 }

@@ -414,7 +414,7 @@ async fn given_a_batch_then_the_handler_sends_and_records_each_outcome() {
     };
 
     let answer =
-        sender_teams::function_handler(&sender, LambdaEvent::new(batch, Context::default()))
+        herald_shared::sender::lambda_handler(&sender, LambdaEvent::new(batch, Context::default()))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
 

@@ -6,10 +6,7 @@
 //!   shared [`herald_shared::adapters::WebhookClient`] (one guarded, signed POST), moves each
 //!   endpoint through its states and parks messages for resting endpoints. The body is
 //!   DefectDojo's webhook JSON, [`herald_shared::domain::webhook_body`].
-//! - [`handler`]: the Lambda SQS handler.
 
-pub mod handler;
 pub mod webhook;
 
-pub use handler::function_handler;
 pub use webhook::WebhookTransport;

@@ -183,7 +183,7 @@ async fn given_the_sample_batch_then_it_answers_with_exactly_the_records_to_retr
         clock: Arc::new(FixedClock(NOW_MS)),
     };
 
-    let answer = sender_webhook::function_handler(
+    let answer = herald_shared::sender::lambda_handler(
         &sender,
         LambdaEvent::new(sample_batch(), Context::default()),
     )

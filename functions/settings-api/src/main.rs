@@ -2,25 +2,45 @@
 
 use herald_shared::adapters::DynamoDbStore;
 use herald_shared::adapters::WebhookClient;
-use herald_shared::config::AwsFunctionConfig;
+use herald_shared::config::{AwsFunctionConfig, ConfigError};
 use herald_shared::outbound::allow_private_from_env;
 use herald_shared::ports::SystemClock;
 use herald_shared::telemetry::{self, LogFormat};
 use settings_api::{AppState, Authenticator, router};
 use std::sync::Arc;
 
+/// The environment this function reads, once: the table, the role claim, and whether pings
+/// may reach private addresses (`HERALD_ALLOW_PRIVATE_TARGETS`).
+struct Config {
+    function: AwsFunctionConfig,
+    allow_private: bool,
+}
+
+impl Config {
+    /// Names the first missing variable.
+    fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            function: AwsFunctionConfig::from_env()?,
+            allow_private: allow_private_from_env(),
+        })
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init(LogFormat::Json);
-    let config = AwsFunctionConfig::from_env()?;
+    let Config {
+        function,
+        allow_private,
+    } = Config::from_env()?;
     let aws = aws_config::load_from_env().await;
-    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name);
+    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&aws), function.table_name);
     let state = AppState {
         store: Arc::new(store),
         auth: Authenticator::ApiGatewayClaims {
-            role_claim: config.role_claim,
+            role_claim: function.role_claim,
         },
-        webhooks: WebhookClient::new(allow_private_from_env()),
+        webhooks: WebhookClient::new(allow_private),
         clock: Arc::new(SystemClock),
     };
     lambda_http::run(router(state)).await

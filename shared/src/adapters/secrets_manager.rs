@@ -57,14 +57,6 @@ impl SecretsManagerToken {
         }
     }
 
-    /// The secret `SLACK_TOKEN_SECRET_ARN` names, if it is set and not blank.
-    pub fn from_env(aws: &aws_config::SdkConfig) -> Option<Self> {
-        let secret_id = std::env::var(SECRET_ENV).ok()?;
-        let secret_id = secret_id.trim();
-        (!secret_id.is_empty())
-            .then(|| Self::new(aws_sdk_secretsmanager::Client::new(aws), secret_id))
-    }
-
     /// The secret's ARN or name (for logs).
     pub fn secret_id(&self) -> &str {
         &self.secret_id

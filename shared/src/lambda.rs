@@ -1,0 +1,62 @@
+//! What the sender functions' `main.rs` share on AWS Lambda: their configuration, read once
+//! from the environment, and the adapters every channel's [`Sender`] runs over (the
+//! DynamoDB table, the SQS queues for delayed retries, the system clock). Each sender's
+//! `main.rs` builds its transport, then calls [`SenderParts::sender`] and
+//! [`run_on_lambda`](crate::sender::run_on_lambda).
+
+use crate::adapters::{ChannelQueues, DynamoDbStore, SqsQueue};
+use crate::config::{AwsFunctionConfig, ConfigError};
+use crate::outbound::allow_private_from_env;
+use crate::ports::{HeraldStore, SystemClock};
+use crate::sender::{RetryPolicy, SenderParts};
+use std::sync::Arc;
+
+/// The environment of a sender function: the table, the four queue URLs (a retry's delay is
+/// a change of visibility on its own channel's queue, and `ChannelQueues` names them all), the
+/// retry policy, and whether private targets are allowed.
+#[derive(Debug, Clone)]
+pub struct SenderConfig {
+    pub function: AwsFunctionConfig,
+    pub queues: ChannelQueues,
+    pub policy: RetryPolicy,
+    /// `HERALD_ALLOW_PRIVATE_TARGETS`.
+    pub allow_private: bool,
+}
+
+impl SenderConfig {
+    /// Reads the configuration; names the first missing or malformed variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            function: AwsFunctionConfig::from_env()?,
+            queues: ChannelQueues::from_env()?,
+            policy: RetryPolicy::from_env()?,
+            allow_private: allow_private_from_env(),
+        })
+    }
+}
+
+/// A sender function's AWS side: the SDK configuration (for the channel's own clients) and
+/// the parts every sender shares.
+#[derive(Debug, Clone)]
+pub struct AwsSender {
+    pub sdk: aws_config::SdkConfig,
+    pub parts: SenderParts,
+}
+
+impl AwsSender {
+    /// Loads the SDK configuration and builds the store and the redelivery queue.
+    pub async fn connect(config: SenderConfig) -> Self {
+        let sdk = aws_config::load_from_env().await;
+        let store: Arc<dyn HeraldStore> = Arc::new(DynamoDbStore::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            config.function.table_name,
+        ));
+        let parts = SenderParts {
+            store,
+            redelivery: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.queues)),
+            policy: config.policy,
+            clock: Arc::new(SystemClock),
+        };
+        Self { sdk, parts }
+    }
+}
