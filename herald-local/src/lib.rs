@@ -99,7 +99,7 @@ impl Config {
             queue: queue_config_from_env()?,
             policy: herald_shared::sender::RetryPolicy::from_env().map_err(|e| e.to_string())?,
             slack_api_url: sender_slack::slack_api_url_from_env(),
-            allow_private: herald_shared::outbound::allow_private_from_env(),
+            allow_private: herald_shared::url_guard::allow_private_from_env(),
             jwt_secret: std::env::var("HERALD_JWT_SECRET")
                 .ok()
                 .filter(|s| !s.is_empty())

@@ -6,9 +6,9 @@
 
 use crate::adapters::{ChannelQueues, DynamoDbStore, SqsQueue};
 use crate::config::{AwsFunctionConfig, ConfigError};
-use crate::outbound::allow_private_from_env;
 use crate::ports::{HeraldStore, SystemClock};
 use crate::sender::{RetryPolicy, SenderParts};
+use crate::url_guard::allow_private_from_env;
 use std::sync::Arc;
 
 /// The environment of a sender function: the table, the four queue URLs (a retry's delay is

@@ -16,11 +16,11 @@ pub mod config;
 pub mod domain;
 pub mod intake;
 pub mod lambda;
-pub mod outbound;
 pub mod ports;
 pub mod scheduler;
 pub mod sender;
 pub mod telemetry;
 #[cfg(feature = "templates")]
 pub mod templating;
+pub mod url_guard;
 pub mod webhooks;

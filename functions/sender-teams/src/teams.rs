@@ -3,7 +3,7 @@
 //! `Content-Type: application/json`. Office connectors and Power Automate Workflows webhooks
 //! both take it (Workflows answers 202).
 //!
-//! Before each post the URL goes through [`herald_shared::outbound::check_url`]: http(s) only, and
+//! Before each post the URL goes through [`herald_shared::url_guard::check_url`]: http(s) only, and
 //! unless private targets are allowed (`HERALD_ALLOW_PRIVATE_TARGETS=1`), never a loopback,
 //! private, link-local or otherwise internal address. The request then connects only to the
 //! addresses that were checked (the host is pinned in the client, so a second DNS answer
@@ -21,8 +21,8 @@
 use crate::message::{Templates, envelope};
 use async_trait::async_trait;
 use herald_shared::domain::{Channel, Destination};
-use herald_shared::outbound::{OutboundError, check_url};
 use herald_shared::ports::{SendError, SendRequest, Transport};
+use herald_shared::url_guard::{OutboundError, check_url};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use std::time::Duration;
@@ -54,7 +54,7 @@ impl std::fmt::Debug for TeamsTransport {
 
 impl TeamsTransport {
     /// A transport; `allow_private` lets the Teams URL point at loopback or private addresses
-    /// (`HERALD_ALLOW_PRIVATE_TARGETS=1`, see [`herald_shared::outbound::allow_private_from_env`]).
+    /// (`HERALD_ALLOW_PRIVATE_TARGETS=1`, see [`herald_shared::url_guard::allow_private_from_env`]).
     pub fn new(allow_private: bool) -> Result<TeamsTransport, TeamsSetupError> {
         Ok(TeamsTransport {
             templates: Templates::new()?,
@@ -66,7 +66,7 @@ impl TeamsTransport {
     /// after `timeout`.
     fn client(
         &self,
-        guarded: &herald_shared::outbound::GuardedUrl,
+        guarded: &herald_shared::url_guard::GuardedUrl,
         timeout: Duration,
     ) -> Result<reqwest::Client, SendError> {
         let mut builder = reqwest::Client::builder()

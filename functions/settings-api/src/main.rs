@@ -3,9 +3,9 @@
 use herald_shared::adapters::DynamoDbStore;
 use herald_shared::adapters::WebhookClient;
 use herald_shared::config::{AwsFunctionConfig, ConfigError};
-use herald_shared::outbound::allow_private_from_env;
 use herald_shared::ports::SystemClock;
 use herald_shared::telemetry::{self, LogFormat};
+use herald_shared::url_guard::allow_private_from_env;
 use settings_api::{AppState, Authenticator, router};
 use std::sync::Arc;
 

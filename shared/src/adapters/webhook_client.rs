@@ -8,7 +8,7 @@
 //! `webhook-timestamp` (Unix seconds) and `webhook-signature` (`v1,` and the base64
 //! HMAC-SHA256 of `"{id}.{timestamp}.{body}"`).
 //!
-//! Before each request the URL goes through [`crate::outbound::check_url`] (http(s) only; no
+//! Before each request the URL goes through [`crate::url_guard::check_url`] (http(s) only; no
 //! loopback, private, link-local or metadata address unless `HERALD_ALLOW_PRIVATE_TARGETS=1`),
 //! the connection is pinned to the vetted addresses, redirects are not followed, and the
 //! request gives up after the system's `webhooks_notifications_timeout`.
@@ -23,7 +23,7 @@
 
 use crate::domain::webhook::sign;
 use crate::domain::{SystemSettings, WebhookEndpoint, WebhookOutcome};
-use crate::outbound::{GuardedUrl, OutboundError, check_url};
+use crate::url_guard::{GuardedUrl, OutboundError, check_url};
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
 use std::time::Duration;

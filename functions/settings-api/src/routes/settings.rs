@@ -87,7 +87,7 @@ async fn check_teams_url(url: &str, allow_private: bool) -> Result<(), ApiError>
     if url.trim().is_empty() {
         return Ok(());
     }
-    match herald_shared::outbound::check_url(url, allow_private).await {
+    match herald_shared::url_guard::check_url(url, allow_private).await {
         Ok(_) => Ok(()),
         Err(e) if e.is_transient() => Ok(()),
         Err(e) => Err(ApiError::Validation(FieldError::new(

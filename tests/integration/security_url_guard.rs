@@ -1,4 +1,4 @@
-//! The outbound URL guard (`herald_shared::outbound`), which stands between users' webhook and Teams
+//! The outbound URL guard (`herald_shared::url_guard`), which stands between users' webhook and Teams
 //! URLs and the network: every spelling of a loopback, private, link-local, unique-local,
 //! CGNAT or metadata address is refused, by the function itself, by `POST` and `PUT
 //! /v1/webhooks` and by `PUT /v1/system/settings` (`msteams_url`); names resolving to such
@@ -6,8 +6,8 @@
 //! itself.
 
 use herald_shared::domain::{WebhookId, WebhookRequest};
-use herald_shared::outbound::{OutboundError, check_url, check_url_with};
 use herald_shared::ports::WebhookStore;
+use herald_shared::url_guard::{OutboundError, check_url, check_url_with};
 use herald_tests::{Reply, TestApp, WebhookReceiver};
 use http::{Method, StatusCode};
 use serde_json::json;
