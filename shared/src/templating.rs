@@ -3,6 +3,30 @@
 
 use minijinja::Value;
 
+/// Every channel's template table, compiled into the binary: `(name, source)` for each
+/// template in the invoking crate's `templates/` folder, one per suffix given (`".json.j2"`;
+/// email's `".html.j2", ".txt.j2"`), for the layout, the macros, each event type of the
+/// catalogue and the fallback `other`. The list is here once; each sender's tests check it
+/// against the catalogue.
+#[macro_export]
+macro_rules! template_table {
+    ($($suffix:literal),+ $(,)?) => {
+        $crate::template_table!(@rows [] [$($suffix),+]
+            "_layout" "_macros" "product_type_added" "product_added" "engagement_added"
+            "test_added" "scan_added" "scan_added_empty" "jira_update" "upcoming_engagement"
+            "stale_engagement" "auto_close_engagement" "close_engagement" "user_mentioned"
+            "code_review" "review_requested" "other" "sla_breach" "sla_breach_combined"
+            "risk_acceptance_expiration")
+    };
+    (@rows [$($row:tt)*] [$($suffix:literal),+]) => { &[$($row)*] };
+    (@rows [$($row:tt)*] [$($suffix:literal),+] $name:literal $($rest:literal)*) => {
+        $crate::template_table!(@rows [$($row)* $((
+            concat!($name, $suffix),
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/templates/", $name, $suffix)),
+        ),)+] [$($suffix),+] $($rest)*)
+    };
+}
+
 /// A minijinja error with its causes, on one line.
 pub fn error_chain(error: &minijinja::Error) -> String {
     let mut text = error.to_string();

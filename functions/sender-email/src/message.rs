@@ -23,40 +23,8 @@ use serde::Serialize;
 /// The template of event names without their own (without its extension).
 pub const FALLBACK_TEMPLATE: &str = "other";
 
-macro_rules! templates {
-    ($($name:literal),* $(,)?) => {
-        &[
-            $(
-                (concat!($name, ".html.j2"), include_str!(concat!("../templates/", $name, ".html.j2"))),
-                (concat!($name, ".txt.j2"), include_str!(concat!("../templates/", $name, ".txt.j2"))),
-            )*
-        ]
-    };
-}
-
 /// Every template, by name: compiled into the binary.
-pub const TEMPLATES: &[(&str, &str)] = templates!(
-    "_layout",
-    "_macros",
-    "product_type_added",
-    "product_added",
-    "engagement_added",
-    "test_added",
-    "scan_added",
-    "scan_added_empty",
-    "jira_update",
-    "upcoming_engagement",
-    "stale_engagement",
-    "auto_close_engagement",
-    "close_engagement",
-    "user_mentioned",
-    "code_review",
-    "review_requested",
-    "other",
-    "sla_breach",
-    "sla_breach_combined",
-    "risk_acceptance_expiration",
-);
+pub const TEMPLATES: &[(&str, &str)] = herald_shared::template_table!(".html.j2", ".txt.j2");
 
 /// One email's content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

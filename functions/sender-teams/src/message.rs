@@ -21,90 +21,13 @@ use herald_shared::templating::{error_chain, text_of};
 use minijinja::{AutoEscape, Environment, State, UndefinedBehavior, Value};
 use serde_json::json;
 
-/// The layout every template extends.
-const LAYOUT: &str = "_layout.json.j2";
 /// The template of event names without their own.
 pub const FALLBACK_TEMPLATE: &str = "other.json.j2";
 /// The attachment content type of an Adaptive Card.
 pub const ADAPTIVE_CARD_CONTENT_TYPE: &str = "application/vnd.microsoft.card.adaptive";
 
 /// Every template, by name: compiled into the binary.
-pub const TEMPLATES: &[(&str, &str)] = &[
-    (LAYOUT, include_str!("../templates/_layout.json.j2")),
-    ("_macros.j2", include_str!("../templates/_macros.j2")),
-    (
-        "product_type_added.json.j2",
-        include_str!("../templates/product_type_added.json.j2"),
-    ),
-    (
-        "product_added.json.j2",
-        include_str!("../templates/product_added.json.j2"),
-    ),
-    (
-        "engagement_added.json.j2",
-        include_str!("../templates/engagement_added.json.j2"),
-    ),
-    (
-        "test_added.json.j2",
-        include_str!("../templates/test_added.json.j2"),
-    ),
-    (
-        "scan_added.json.j2",
-        include_str!("../templates/scan_added.json.j2"),
-    ),
-    (
-        "scan_added_empty.json.j2",
-        include_str!("../templates/scan_added_empty.json.j2"),
-    ),
-    (
-        "jira_update.json.j2",
-        include_str!("../templates/jira_update.json.j2"),
-    ),
-    (
-        "upcoming_engagement.json.j2",
-        include_str!("../templates/upcoming_engagement.json.j2"),
-    ),
-    (
-        "stale_engagement.json.j2",
-        include_str!("../templates/stale_engagement.json.j2"),
-    ),
-    (
-        "auto_close_engagement.json.j2",
-        include_str!("../templates/auto_close_engagement.json.j2"),
-    ),
-    (
-        "close_engagement.json.j2",
-        include_str!("../templates/close_engagement.json.j2"),
-    ),
-    (
-        "user_mentioned.json.j2",
-        include_str!("../templates/user_mentioned.json.j2"),
-    ),
-    (
-        "code_review.json.j2",
-        include_str!("../templates/code_review.json.j2"),
-    ),
-    (
-        "review_requested.json.j2",
-        include_str!("../templates/review_requested.json.j2"),
-    ),
-    (
-        FALLBACK_TEMPLATE,
-        include_str!("../templates/other.json.j2"),
-    ),
-    (
-        "sla_breach.json.j2",
-        include_str!("../templates/sla_breach.json.j2"),
-    ),
-    (
-        "sla_breach_combined.json.j2",
-        include_str!("../templates/sla_breach_combined.json.j2"),
-    ),
-    (
-        "risk_acceptance_expiration.json.j2",
-        include_str!("../templates/risk_acceptance_expiration.json.j2"),
-    ),
-];
+pub const TEMPLATES: &[(&str, &str)] = herald_shared::template_table!(".json.j2");
 
 /// Longest text of one `TextBlock` by default (Teams refuses cards over about 28 KB).
 pub const TEXT_LIMIT: usize = 3_000;
