@@ -15,7 +15,7 @@
 //! every message sent, so its `SendMessageBatch` slows down as a queue fills (seconds for
 //! 1,000 mails).
 
-use crate::store_conformance::{Harness, TestResult};
+use crate::conformance::{Harness, TestResult};
 use aws_sdk_dynamodb::config::interceptors::{
     BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
 };

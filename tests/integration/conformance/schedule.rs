@@ -1,82 +1,18 @@
 //! The conformance suite of `ScheduleStore` (engagements, findings, risk acceptances, their
-//! due lists and the reminders sent): written once, run against every adapter, as
-//! `schedule_store_conformance::embedded::<scenario>` and
-//! `schedule_store_conformance::dynamodb::<scenario>` (a fresh table on DynamoDB Local;
-//! without `HERALD_TEST_DYNAMODB_URL` those fail, naming `scripts/services.sh start`). The
-//! harness is `store_conformance`'s.
+//! due lists and the reminders sent).
 
-use crate::store_conformance::{Harness, TestResult};
+use super::{Harness, TestResult};
 use herald_shared::domain::Event;
 use herald_shared::domain::{
     DeliveryMessage, Engagement, EngagementStatus, Finding, NotificationSettings, Product,
     ProductType, ResourceId, RiskAcceptance, Severity, SystemSettings, UserProfile, Username,
 };
 use herald_shared::intake::accept_event;
-use herald_shared::ports::{
-    DeliveryQueue, DirectoryStore, HeraldStore, QueueError, ScheduleStore, StoreError,
-};
+use herald_shared::ports::{DeliveryQueue, QueueError, ScheduleStore, StoreError};
 use herald_shared::scheduler::{Check, parse_time, run_all, run_checks};
 use serde_json::json;
 use time::Date;
 use time::macros::date;
-
-impl Harness {
-    fn schedule(&self) -> &dyn ScheduleStore {
-        match self {
-            Harness::Embedded {
-                store: Some(store), ..
-            } => store,
-            Harness::Embedded { store: None, .. } => panic!("the embedded store is closed"),
-            Harness::DynamoDb { store, .. } => store,
-        }
-    }
-
-    fn herald(&self) -> &dyn HeraldStore {
-        match self {
-            Harness::Embedded {
-                store: Some(store), ..
-            } => store,
-            Harness::Embedded { store: None, .. } => panic!("the embedded store is closed"),
-            Harness::DynamoDb { store, .. } => store,
-        }
-    }
-
-    fn directory(&self) -> &dyn DirectoryStore {
-        match self {
-            Harness::Embedded {
-                store: Some(store), ..
-            } => store,
-            Harness::Embedded { store: None, .. } => panic!("the embedded store is closed"),
-            Harness::DynamoDb { store, .. } => store,
-        }
-    }
-}
-
-macro_rules! conformance {
-    ($($scenario:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test]
-                async fn $scenario() -> super::TestResult {
-                    let mut harness = super::Harness::embedded()?;
-                    super::$scenario(&mut harness).await?;
-                    harness.finish().await
-                }
-            )*
-        }
-
-        mod dynamodb {
-            $(
-                #[tokio::test]
-                async fn $scenario() -> super::TestResult {
-                    let mut harness = super::Harness::dynamodb().await?;
-                    super::$scenario(&mut harness).await?;
-                    harness.finish().await
-                }
-            )*
-        }
-    };
-}
 
 conformance! {
     given_nothing_stored_then_reads_are_empty_and_deletes_report_nothing,
@@ -94,14 +30,14 @@ fn id(value: &str) -> ResourceId {
 
 async fn product(harness: &Harness) -> TestResult {
     harness
-        .directory()
+        .store()
         .put_product_type(&ProductType {
             id: id("web"),
             name: "Web".into(),
         })
         .await?;
     harness
-        .directory()
+        .store()
         .put_product(&Product {
             id: id("7"),
             name: "Shop".into(),
@@ -154,7 +90,7 @@ fn ids<T>(records: &[T], id: impl Fn(&T) -> &ResourceId) -> Vec<String> {
 async fn given_nothing_stored_then_reads_are_empty_and_deletes_report_nothing(
     harness: &mut Harness,
 ) -> TestResult {
-    let store = harness.schedule();
+    let store = harness.store();
     assert_eq!(store.engagement(&id("1")).await?, None);
     assert_eq!(store.finding(&id("1")).await?, None);
     assert_eq!(store.risk_acceptance(&id("1")).await?, None);
@@ -184,28 +120,28 @@ async fn given_records_then_they_round_trip_survive_a_reopen_and_need_their_prod
     );
     let f = finding("101", Severity::High, true, Some(date!(2026 - 12 - 31)));
     let ra = acceptance("5", Some(date!(2027 - 01 - 10)));
-    match harness.schedule().put_engagement(&e).await {
+    match harness.store().put_engagement(&e).await {
         Err(StoreError::NotFound(what)) => assert_eq!(what, "product 7"),
         other => panic!("expected NotFound, got {other:?}"),
     }
     assert!(matches!(
-        harness.schedule().put_finding(&f).await,
+        harness.store().put_finding(&f).await,
         Err(StoreError::NotFound(_))
     ));
     assert!(matches!(
-        harness.schedule().put_risk_acceptance(&ra).await,
+        harness.store().put_risk_acceptance(&ra).await,
         Err(StoreError::NotFound(_))
     ));
     // WHEN the product exists: created, then replaced.
     product(harness).await?;
-    let store = harness.schedule();
+    let store = harness.store();
     assert!(store.put_engagement(&e).await?);
     assert!(!store.put_engagement(&e).await?);
     assert!(store.put_finding(&f).await?);
     assert!(store.put_risk_acceptance(&ra).await?);
     // THEN they read back as written, after a restart too.
     harness.reopen().await?;
-    let store = harness.schedule();
+    let store = harness.store();
     assert_eq!(store.engagement(&id("12")).await?, Some(e));
     assert_eq!(store.finding(&id("101")).await?, Some(f));
     assert_eq!(store.risk_acceptance(&id("5")).await?, Some(ra));
@@ -226,7 +162,7 @@ async fn given_records_on_due_lists_then_ranges_return_only_the_due_ones_in_date
     harness: &mut Harness,
 ) -> TestResult {
     product(harness).await?;
-    let store = harness.schedule();
+    let store = harness.store();
     // Engagements: pending ones by start, the one in progress by end, finished ones nowhere.
     for e in [
         engagement(
@@ -360,7 +296,7 @@ async fn given_an_engagement_in_progress_then_only_the_first_close_succeeds(
     harness: &mut Harness,
 ) -> TestResult {
     product(harness).await?;
-    let store = harness.schedule();
+    let store = harness.store();
     let e = engagement(
         "12",
         EngagementStatus::InProgress,
@@ -402,7 +338,7 @@ async fn given_an_engagement_in_progress_then_only_the_first_close_succeeds(
 async fn given_a_reminder_then_only_the_first_of_concurrent_remembers_wins(
     harness: &mut Harness,
 ) -> TestResult {
-    let store = harness.schedule();
+    let store = harness.store();
     let key = "upcoming_engagement:12:2026-12-01";
     let expires = 1_830_000_000_000;
     let attempts = futures_like_join(store, key, expires).await;
@@ -410,7 +346,7 @@ async fn given_a_reminder_then_only_the_first_of_concurrent_remembers_wins(
     assert!(!store.remember_reminder(key, expires).await?);
     // Survives a restart.
     harness.reopen().await?;
-    let store = harness.schedule();
+    let store = harness.store();
     assert!(!store.remember_reminder(key, expires).await?);
     // Forgotten (a failed send): the next run may send it.
     store.forget_reminder(key).await?;
@@ -451,23 +387,20 @@ async fn given_due_records_then_concurrent_and_repeated_runs_send_each_reminder_
     product(harness).await?;
     let alice = Username::parse("user", "alice")?;
     harness
-        .directory()
+        .store()
         .put_user(
             &alice,
             &UserProfile::default(),
             &NotificationSettings::defaults(),
         )
         .await?;
-    harness
-        .directory()
-        .put_product_member(&id("7"), &alice)
-        .await?;
+    harness.store().put_product_member(&id("7"), &alice).await?;
     let settings = SystemSettings {
         enable_notify_sla_active: true,
         ..SystemSettings::default()
     };
-    harness.herald().put_system_settings(&settings).await?;
-    let store = harness.schedule();
+    harness.store().put_system_settings(&settings).await?;
+    let store = harness.store();
     store
         .put_engagement(&engagement(
             "12",
@@ -488,7 +421,7 @@ async fn given_due_records_then_concurrent_and_repeated_runs_send_each_reminder_
         .put_risk_acceptance(&acceptance("5", Some(date!(2026 - 11 - 27))))
         .await?;
     // WHEN two runs start at once, and another follows an hour later
-    let herald = harness.herald();
+    let herald = harness.store();
     let now = parse_time("time", &json!("2026-11-27T07:30:00Z"))?;
     let (a, b) = tokio::join!(
         run_all(herald, &NoQueue, now),
@@ -511,7 +444,7 @@ async fn given_alerts_of_an_admin_and_a_member_then_the_cleanup_trims_both_to_th
     // GIVEN an administrator, a member of product 7 and a user with no alerts; three scans of
     // product 7 give the first two three alerts each
     product(harness).await?;
-    let directory = harness.directory();
+    let directory = harness.store();
     let profile = |is_admin| UserProfile {
         is_admin,
         ..UserProfile::default()
@@ -527,7 +460,7 @@ async fn given_alerts_of_an_admin_and_a_member_then_the_cleanup_trims_both_to_th
             .await?;
     }
     directory.put_product_member(&id("7"), &bob).await?;
-    let herald = harness.herald();
+    let herald = harness.store();
     herald
         .put_system_settings(&SystemSettings {
             max_alerts_per_user: 1,
@@ -542,7 +475,7 @@ async fn given_alerts_of_an_admin_and_a_member_then_the_cleanup_trims_both_to_th
     }
     assert_eq!(herald.alert_counts(&bob).await?.total, 3);
     // WHEN the clean-up runs
-    let listed = harness.schedule().users_with_alerts().await?;
+    let listed = harness.store().users_with_alerts().await?;
     assert!(
         listed.contains(&root) && listed.contains(&bob),
         "{listed:?}"

@@ -1,56 +1,14 @@
 //! The conformance suite of `WebhookStore` (endpoints, conditional state updates, parked
-//! messages): written once, run against every adapter, as
-//! `webhook_store_conformance::embedded::<scenario>` and
-//! `webhook_store_conformance::dynamodb::<scenario>` (a fresh table on DynamoDB Local; without
-//! `HERALD_TEST_DYNAMODB_URL` those fail, naming `scripts/services.sh start`). The harness is
-//! `store_conformance`'s.
+//! messages).
 
-use crate::store_conformance::{Harness, TestResult};
+use super::{Harness, TestResult};
 use herald_shared::domain::webhook::Change;
 use herald_shared::domain::{
     DeliveryMessage, Destination, EventId, Username, WebhookEndpoint, WebhookId, WebhookRequest,
     WebhookState, WebhookStatus,
 };
-use herald_shared::ports::{ParkedMessage, WebhookOwner, WebhookStore};
+use herald_shared::ports::{ParkedMessage, WebhookOwner};
 use serde_json::json;
-
-impl Harness {
-    fn webhooks(&self) -> &dyn WebhookStore {
-        match self {
-            Harness::Embedded {
-                store: Some(store), ..
-            } => store,
-            Harness::Embedded { store: None, .. } => panic!("the embedded store is closed"),
-            Harness::DynamoDb { store, .. } => store,
-        }
-    }
-}
-
-macro_rules! conformance {
-    ($($scenario:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test]
-                async fn $scenario() -> super::TestResult {
-                    let mut harness = super::Harness::embedded()?;
-                    super::$scenario(&mut harness).await?;
-                    harness.finish().await
-                }
-            )*
-        }
-
-        mod dynamodb {
-            $(
-                #[tokio::test]
-                async fn $scenario() -> super::TestResult {
-                    let mut harness = super::Harness::dynamodb().await?;
-                    super::$scenario(&mut harness).await?;
-                    harness.finish().await
-                }
-            )*
-        }
-    };
-}
 
 conformance! {
     given_nothing_stored_then_reads_are_empty_and_deletes_report_nothing,
@@ -93,7 +51,7 @@ fn message(event: &str, endpoint: &WebhookId) -> DeliveryMessage {
 async fn given_nothing_stored_then_reads_are_empty_and_deletes_report_nothing(
     h: &mut Harness,
 ) -> TestResult {
-    let store = h.webhooks();
+    let store = h.store();
     let id = WebhookId::from_random([1; 8]);
     assert_eq!(store.webhook(&id).await?, None);
     assert!(store.webhooks(&WebhookOwner::All).await?.is_empty());
@@ -115,7 +73,7 @@ async fn given_nothing_stored_then_reads_are_empty_and_deletes_report_nothing(
 async fn given_endpoints_then_they_round_trip_with_secrets_and_list_by_owner_in_id_order(
     h: &mut Harness,
 ) -> TestResult {
-    let store = h.webhooks();
+    let store = h.store();
     let system = endpoint(3, None);
     let alices = endpoint(1, Some("alice"));
     let bobs = endpoint(2, Some("bob"));
@@ -183,7 +141,7 @@ async fn given_endpoints_then_they_round_trip_with_secrets_and_list_by_owner_in_
 async fn given_a_read_endpoint_then_only_the_first_conditional_update_wins(
     h: &mut Harness,
 ) -> TestResult {
-    let store = h.webhooks();
+    let store = h.store();
     let e = endpoint(4, Some("alice"));
     store.put_webhook(&e).await?;
     let read = store
@@ -230,7 +188,7 @@ async fn given_a_read_endpoint_then_only_the_first_conditional_update_wins(
 async fn given_parked_messages_then_they_come_oldest_first_and_unpark_and_delete_remove_them(
     h: &mut Harness,
 ) -> TestResult {
-    let store = h.webhooks();
+    let store = h.store();
     let hook = endpoint(5, None);
     let other = endpoint(6, None);
     store.put_webhook(&hook).await?;
@@ -295,19 +253,19 @@ async fn given_endpoints_and_parked_messages_then_they_survive_a_reopen(
     h: &mut Harness,
 ) -> TestResult {
     let hook = endpoint(7, Some("alice"));
-    h.webhooks().put_webhook(&hook).await?;
+    h.store().put_webhook(&hook).await?;
     let m = message("e1", &hook.id);
-    h.webhooks().park_webhook_message(&hook.id, &m, 42).await?;
+    h.store().park_webhook_message(&hook.id, &m, 42).await?;
     h.reopen().await?;
     assert_eq!(
-        h.webhooks().webhook(&hook.id).await?,
+        h.store().webhook(&hook.id).await?,
         Some(WebhookEndpoint {
             version: 1,
             ..hook.clone()
         })
     );
     assert_eq!(
-        h.webhooks().parked_webhook_messages(&hook.id, 10).await?,
+        h.store().parked_webhook_messages(&hook.id, 10).await?,
         vec![ParkedMessage {
             message: m,
             parked_at: 42
@@ -323,18 +281,14 @@ async fn given_webhook_groups_then_intake_expands_them_per_endpoint_with_one_rea
     let alices = [endpoint(2, Some("alice")), endpoint(3, Some("alice"))];
     let mut deactivated = endpoint(4, Some("bob"));
     for e in [&system, &alices[0], &alices[1], &deactivated] {
-        h.webhooks().put_webhook(e).await?;
+        h.store().put_webhook(e).await?;
     }
     deactivated.version = 1;
     deactivated.state.status = WebhookStatus::InactivePermanent;
-    assert!(
-        h.webhooks()
-            .update_webhook_if_unchanged(&deactivated)
-            .await?
-    );
+    assert!(h.store().update_webhook_if_unchanged(&deactivated).await?);
     // Many more endpoints of other users: still one read.
     for n in 10..60u8 {
-        h.webhooks()
+        h.store()
             .put_webhook(&endpoint(n, Some(&format!("user{n}"))))
             .await?;
     }
@@ -348,7 +302,7 @@ async fn given_webhook_groups_then_intake_expands_them_per_endpoint_with_one_rea
     ];
     groups.extend((60..160).map(|n| Destination::UserWebhooks(username(&format!("nobody{n}")))));
     let before = h.request_count();
-    let expanded = herald_shared::intake::expand_webhook_groups(h.webhooks(), groups).await?;
+    let expanded = herald_shared::intake::expand_webhook_groups(h.store(), groups).await?;
     if let (Some(before), Some(after)) = (before, h.request_count()) {
         assert_eq!(after - before, 1, "one Query for the endpoint list");
     }
@@ -366,7 +320,7 @@ async fn given_webhook_groups_then_intake_expands_them_per_endpoint_with_one_rea
     let before = h.request_count();
     let plain = vec![Destination::Teams];
     assert_eq!(
-        herald_shared::intake::expand_webhook_groups(h.webhooks(), plain.clone()).await?,
+        herald_shared::intake::expand_webhook_groups(h.store(), plain.clone()).await?,
         plain
     );
     assert_eq!(h.request_count(), before);

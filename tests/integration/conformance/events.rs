@@ -1,64 +1,21 @@
 //! The conformance suite of `EventStore` (recording events, reading deliveries, recording
-//! attempts), `AlertStore` and the directory's audience reads (`administrator_audience`,
-//! `recipients`): written once, run against every adapter, as
-//! `event_store_conformance::embedded::<scenario>` and `event_store_conformance::dynamodb::<scenario>`
-//! (a fresh table on DynamoDB Local; without `HERALD_TEST_DYNAMODB_URL` those fail, naming
-//! `scripts/services.sh start`). The harness is `store_conformance`'s.
+//! attempts and claims) and the directory's audience reads intake routes with
+//! (`administrator_audience`, `recipients`).
 
-use crate::store_conformance::{Harness, TestResult};
+use super::alerts::event;
+use super::alerts::record;
+use super::alerts::username;
+use super::{Harness, TestResult};
 use aws_sdk_dynamodb::types::AttributeValue;
 use herald_shared::adapters::{EmbeddedQueue, EmbeddedStore, QueueConfig};
 use herald_shared::domain::{
-    Alert, Channel, Delivery, DeliveryId, DeliveryStatus, Destination, Event, EventId, EventType,
+    Alert, Channel, Delivery, DeliveryId, DeliveryStatus, Destination, EventId, EventType,
     NotificationSettings, UserProfile, Username,
 };
 use herald_shared::ports::{
     AlertCounts, AttemptOutcome, Claim, EventRecord, EventStore, HeraldStore, RecordOutcome,
     StoreError,
 };
-use serde_json::json;
-
-/// Every port this suite exercises.
-trait Stores: HeraldStore {}
-impl<T: HeraldStore> Stores for T {}
-
-impl Harness {
-    fn stores(&self) -> &dyn Stores {
-        match self {
-            Harness::Embedded {
-                store: Some(store), ..
-            } => store,
-            Harness::Embedded { store: None, .. } => panic!("the embedded store is closed"),
-            Harness::DynamoDb { store, .. } => store,
-        }
-    }
-}
-
-macro_rules! conformance {
-    ($($scenario:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test]
-                async fn $scenario() -> super::TestResult {
-                    let mut harness = super::Harness::embedded()?;
-                    super::$scenario(&mut harness).await?;
-                    harness.finish().await
-                }
-            )*
-        }
-
-        mod dynamodb {
-            $(
-                #[tokio::test]
-                async fn $scenario() -> super::TestResult {
-                    let mut harness = super::Harness::dynamodb().await?;
-                    super::$scenario(&mut harness).await?;
-                    harness.finish().await
-                }
-            )*
-        }
-    };
-}
 
 conformance! {
     given_admins_then_administrator_audience_lists_them_with_their_settings,
@@ -66,25 +23,12 @@ conformance! {
     given_250_recipients_then_they_are_read_in_batches,
     given_a_new_event_then_it_is_recorded_once_and_a_repeat_is_a_duplicate,
     given_events_then_those_not_enqueued_are_listed_oldest_first_until_marked,
-    given_25_alerts_then_pages_of_10_come_newest_first_with_cursors,
-    given_a_bad_cursor_then_alerts_are_invalid,
-    given_alerts_then_marking_read_changes_counts_and_unread_pages,
-    given_alerts_then_delete_one_all_and_trim_keep_the_newest,
     given_an_event_with_100_alerts_and_10_deliveries_then_it_is_written_in_batches,
-    given_events_for_100_members_then_each_member_pages_marks_and_deletes_their_alerts,
     given_recorded_events_and_alerts_then_they_survive_a_reopen,
     given_a_queued_delivery_then_attempts_move_it_to_retrying_then_sent_and_sent_is_final,
     given_failed_and_dead_deliveries_then_they_are_final_too,
     given_an_unknown_delivery_then_it_reads_and_records_as_none,
     given_a_claimed_delivery_then_a_second_claim_waits_until_the_attempt_or_the_lease_ends,
-    given_alerts_added_outside_intake_then_each_is_added_once_and_keeps_its_read_state,
-}
-
-// ---------------------------------------------------------------------------------------
-// Helpers
-
-fn username(name: &str) -> Username {
-    Username::parse("username", name).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn event_id(id: &str) -> EventId {
@@ -105,57 +49,16 @@ fn template() -> NotificationSettings {
     NotificationSettings::defaults().with(EventType::ScanAdded, &[Channel::Alert, Channel::Mail])
 }
 
-async fn add_user(store: &dyn Stores, name: &str, is_admin: bool) -> Result<Username, StoreError> {
+async fn add_user(
+    store: &dyn HeraldStore,
+    name: &str,
+    is_admin: bool,
+) -> Result<Username, StoreError> {
     let user = username(name);
     store
         .put_user(&user, &profile(name, is_admin), &template())
         .await?;
     Ok(user)
-}
-
-/// An event using every field, so the stored form's round trip is checked in full.
-fn event(id: &str) -> Event {
-    let body = json!({
-        "id": id, "type": "scan_added", "title": format!("Scan {id}"), "description": "Nightly",
-        "url": "/engagement/3", "product_type_id": 1, "product_id": "7",
-        "engagement": {"id": 3, "name": "Q3"}, "test": {"id": 4, "title": "ZAP"},
-        "finding": {"id": 5, "severity": "High"}, "findings": {"new": [{"id": 6}]},
-        "recipients": ["alice"], "requested_by": "bob", "data": {"k": [1, 2]}
-    });
-    Event::from_request(&body, || unreachable!("the body has an id"))
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn record(
-    event: Event,
-    accepted_at: u64,
-    alerts: &[Alert],
-    deliveries: &[Delivery],
-) -> EventRecord {
-    EventRecord {
-        event,
-        accepted_at,
-        delivery_count: u32::try_from(deliveries.len()).unwrap_or(u32::MAX),
-        alert_count: u32::try_from(alerts.len()).unwrap_or(u32::MAX),
-        enqueued: false,
-        complete: true,
-    }
-}
-
-/// `count` alerts for `user`, created at `start`, `start + 1`, ... (oldest first).
-fn alerts_for(user: &Username, key: &str, start: u64, count: u64) -> Vec<Alert> {
-    (0..count)
-        .map(|i| {
-            Alert::system(
-                &format!("{key}-{i}"),
-                user,
-                &format!("Alert {i}"),
-                "d",
-                "Herald",
-                start + i,
-            )
-        })
-        .collect()
 }
 
 fn deliveries_for(event: &EventId, count: usize, now_ms: u64) -> Vec<Delivery> {
@@ -170,40 +73,14 @@ fn deliveries_for(event: &EventId, count: usize, now_ms: u64) -> Vec<Delivery> {
         .collect()
 }
 
-/// Records a carrier event whose only purpose is to hold `alerts`.
-async fn record_alerts(store: &dyn Stores, id: &str, alerts: &[Alert]) -> TestResult {
-    let outcome = store
-        .record_event(&record(event(id), 1_000, alerts, &[]), alerts, &[])
-        .await?;
-    assert_eq!(outcome, RecordOutcome::Recorded);
-    Ok(())
-}
-
-/// The ids of alice's alerts created in `range`, newest first.
-fn alice_ids_created(alerts: &[Alert], range: std::ops::RangeInclusive<u64>) -> Vec<String> {
-    alerts
-        .iter()
-        .rev()
-        .filter(|a| a.username.as_str() == "alice" && range.contains(&a.created_at))
-        .map(|a| a.id.clone())
-        .collect()
-}
-
-fn ids(alerts: &[Alert]) -> Vec<String> {
-    alerts.iter().map(|a| a.id.clone()).collect()
-}
-
 fn member_names(members: &[herald_shared::domain::AudienceMember]) -> Vec<&str> {
     members.iter().map(|m| m.user.username.as_str()).collect()
 }
 
-// ---------------------------------------------------------------------------------------
-// Scenarios: the directory's audience reads
-
 async fn given_admins_then_administrator_audience_lists_them_with_their_settings(
     h: &mut Harness,
 ) -> TestResult {
-    let store = h.stores();
+    let store = h.store();
     assert!(store.administrator_audience().await?.is_empty());
     let zoe = add_user(store, "zoe", true).await?;
     add_user(store, "bob", false).await?;
@@ -238,7 +115,7 @@ async fn given_admins_then_administrator_audience_lists_them_with_their_settings
 async fn given_names_then_recipients_come_in_that_order_without_unknown_ones(
     h: &mut Harness,
 ) -> TestResult {
-    let store = h.stores();
+    let store = h.store();
     let alice = add_user(store, "alice", true).await?;
     let bob = add_user(store, "bob", false).await?;
     let dave = add_user(store, "dave", false).await?;
@@ -261,7 +138,7 @@ async fn given_names_then_recipients_come_in_that_order_without_unknown_ones(
 async fn given_250_recipients_then_they_are_read_in_batches(h: &mut Harness) -> TestResult {
     let mut names = Vec::new();
     for i in 0..250 {
-        names.push(add_user(h.stores(), &format!("user{i:03}"), false).await?);
+        names.push(add_user(h.store(), &format!("user{i:03}"), false).await?);
     }
     // Asked in reverse, with unknown names in between.
     let mut asked: Vec<Username> = names.iter().rev().cloned().collect();
@@ -269,7 +146,7 @@ async fn given_250_recipients_then_they_are_read_in_batches(h: &mut Harness) -> 
     asked.push(username("ghost2"));
 
     let before = h.request_count();
-    let members = h.stores().recipients(&asked).await?;
+    let members = h.store().recipients(&asked).await?;
     let expected: Vec<&str> = names.iter().rev().map(Username::as_str).collect();
     assert_eq!(member_names(&members), expected);
     if let (Some(before), Some(after)) = (before, h.request_count()) {
@@ -283,13 +160,10 @@ async fn given_250_recipients_then_they_are_read_in_batches(h: &mut Harness) -> 
     Ok(())
 }
 
-// ---------------------------------------------------------------------------------------
-// Scenarios: events
-
 async fn given_a_new_event_then_it_is_recorded_once_and_a_repeat_is_a_duplicate(
     h: &mut Harness,
 ) -> TestResult {
-    let store = h.stores();
+    let store = h.store();
     let (alice, bob) = (username("alice"), username("bob"));
     let e1 = event("e-1");
     let alerts = vec![
@@ -364,7 +238,7 @@ async fn given_a_new_event_then_it_is_recorded_once_and_a_repeat_is_a_duplicate(
 async fn given_events_then_those_not_enqueued_are_listed_oldest_first_until_marked(
     h: &mut Harness,
 ) -> TestResult {
-    let store = h.stores();
+    let store = h.store();
     assert!(store.events_not_enqueued(10).await?.is_empty());
     for (id, at) in [("e-b", 2_000), ("e-a", 1_000), ("e-c", 3_000)] {
         let e = event(id);
@@ -408,242 +282,6 @@ async fn given_events_then_those_not_enqueued_are_listed_oldest_first_until_mark
     Ok(())
 }
 
-// ---------------------------------------------------------------------------------------
-// Scenarios: alerts
-
-async fn given_25_alerts_then_pages_of_10_come_newest_first_with_cursors(
-    h: &mut Harness,
-) -> TestResult {
-    let store = h.stores();
-    let (alice, bob) = (username("alice"), username("bob"));
-    let mut alerts = alerts_for(&alice, "a", 1_000, 25);
-    alerts.extend(alerts_for(&bob, "b", 1_000, 3));
-    record_alerts(store, "e-alerts", &alerts).await?;
-    let mut newest_first: Vec<Alert> = alerts[..25].to_vec();
-    newest_first.reverse();
-
-    let first = store.alerts(&alice, false, 10, None).await?;
-    assert_eq!(first.items, newest_first[..10]);
-    assert_eq!(
-        first.next_cursor.as_deref(),
-        Some(newest_first[9].id.as_str())
-    );
-    let second = store
-        .alerts(&alice, false, 10, first.next_cursor.as_deref())
-        .await?;
-    assert_eq!(second.items, newest_first[10..20]);
-    assert_eq!(
-        second.next_cursor.as_deref(),
-        Some(newest_first[19].id.as_str())
-    );
-    let third = store
-        .alerts(&alice, false, 10, second.next_cursor.as_deref())
-        .await?;
-    assert_eq!(third.items, newest_first[20..]);
-    assert_eq!(third.next_cursor, None, "nothing follows the last page");
-
-    // A page that ends exactly at the end has no cursor either.
-    let all = store.alerts(&alice, false, 25, None).await?;
-    assert_eq!(
-        (ids(&all.items), all.next_cursor),
-        (ids(&newest_first), None)
-    );
-    let more_than_all = store.alerts(&alice, false, 100, None).await?;
-    assert_eq!(more_than_all.items.len(), 25);
-    // Any well-formed cursor just positions the page: after it come the older alerts.
-    let made_up = format!("{:013}-{}", 1_010, "f".repeat(32));
-    let older = store.alerts(&alice, false, 5, Some(&made_up)).await?;
-    let expected: Vec<String> = alice_ids_created(&alerts, 1_006..=1_010);
-    assert_eq!(ids(&older.items), expected);
-    assert!(older.next_cursor.is_some());
-
-    assert_eq!(store.alerts(&bob, false, 10, None).await?.items.len(), 3);
-    let nobody = store.alerts(&username("nobody"), false, 10, None).await?;
-    assert!(nobody.items.is_empty() && nobody.next_cursor.is_none());
-    Ok(())
-}
-
-async fn given_a_bad_cursor_then_alerts_are_invalid(h: &mut Harness) -> TestResult {
-    let store = h.stores();
-    let alice = username("alice");
-    record_alerts(store, "e-cursor", &alerts_for(&alice, "a", 1_000, 3)).await?;
-    for cursor in [
-        "",
-        "abc",
-        "0000000001000",
-        "0000000001000-ZZZZ56789abcdef0123456789abcdef",
-        "ALERT#0000000001000-0123456789abcdef0123456789abcdef",
-        "0000000001000-0123456789abcdef0123456789abcdef' OR '1'='1",
-    ] {
-        let result = store.alerts(&alice, false, 10, Some(cursor)).await;
-        assert!(
-            matches!(result, Err(StoreError::Invalid(_))),
-            "{cursor:?}: {result:?}"
-        );
-        let result = store.alerts(&alice, true, 10, Some(cursor)).await;
-        assert!(
-            matches!(result, Err(StoreError::Invalid(_))),
-            "{cursor:?}: {result:?}"
-        );
-    }
-    Ok(())
-}
-
-async fn given_alerts_then_marking_read_changes_counts_and_unread_pages(
-    h: &mut Harness,
-) -> TestResult {
-    let store = h.stores();
-    let (alice, bob) = (username("alice"), username("bob"));
-    let alice_alerts = alerts_for(&alice, "a", 1_000, 25);
-    let bob_alerts = alerts_for(&bob, "b", 1_000, 3);
-    let all: Vec<Alert> = alice_alerts.iter().chain(&bob_alerts).cloned().collect();
-    record_alerts(store, "e-read", &all).await?;
-    assert_eq!(
-        store.alert_counts(&alice).await?,
-        AlertCounts {
-            unread: 25,
-            total: 25
-        }
-    );
-    assert_eq!(
-        store.alert_counts(&username("nobody")).await?,
-        AlertCounts {
-            unread: 0,
-            total: 0
-        }
-    );
-
-    // The three newest, named twice, with bob's and malformed ids that are ignored.
-    let newest: Vec<String> = alice_alerts[22..].iter().map(|a| a.id.clone()).collect();
-    let mut asked = newest.clone();
-    asked.extend([
-        newest[0].clone(),
-        bob_alerts[0].id.clone(),
-        "garbage".into(),
-        String::new(),
-    ]);
-    assert_eq!(store.mark_alerts_read(&alice, Some(&asked)).await?, 3);
-    assert_eq!(
-        store.mark_alerts_read(&alice, Some(&asked)).await?,
-        0,
-        "already read"
-    );
-    assert_eq!(store.mark_alerts_read(&alice, Some(&[])).await?, 0);
-    assert_eq!(
-        store.alert_counts(&alice).await?,
-        AlertCounts {
-            unread: 22,
-            total: 25
-        }
-    );
-    assert_eq!(
-        store.alert_counts(&bob).await?,
-        AlertCounts {
-            unread: 3,
-            total: 3
-        }
-    );
-
-    let page = store.alerts(&alice, false, 3, None).await?;
-    assert!(
-        page.items.iter().all(|a| a.read),
-        "the read ones still list, read"
-    );
-    // Unread only: the 22 others, newest first, in full pages.
-    let unread: Vec<String> = alice_alerts[..22]
-        .iter()
-        .rev()
-        .map(|a| a.id.clone())
-        .collect();
-    let mut seen = Vec::new();
-    let mut cursor = None;
-    let mut sizes = Vec::new();
-    loop {
-        let page = store.alerts(&alice, true, 10, cursor.as_deref()).await?;
-        assert!(page.items.iter().all(|a| !a.read));
-        sizes.push(page.items.len());
-        seen.extend(ids(&page.items));
-        cursor = page.next_cursor;
-        if cursor.is_none() {
-            break;
-        }
-    }
-    assert_eq!(sizes, [10, 10, 2]);
-    assert_eq!(seen, unread);
-
-    // All of alice's: the 22 unread change; bob's stay unread.
-    assert_eq!(store.mark_alerts_read(&alice, None).await?, 22);
-    assert_eq!(store.mark_alerts_read(&alice, None).await?, 0);
-    assert_eq!(
-        store.alert_counts(&alice).await?,
-        AlertCounts {
-            unread: 0,
-            total: 25
-        }
-    );
-    assert_eq!(
-        store.alert_counts(&bob).await?,
-        AlertCounts {
-            unread: 3,
-            total: 3
-        }
-    );
-    let none_unread = store.alerts(&alice, true, 10, None).await?;
-    assert!(none_unread.items.is_empty() && none_unread.next_cursor.is_none());
-    Ok(())
-}
-
-async fn given_alerts_then_delete_one_all_and_trim_keep_the_newest(h: &mut Harness) -> TestResult {
-    let store = h.stores();
-    let (alice, bob) = (username("alice"), username("bob"));
-    let alice_alerts = alerts_for(&alice, "a", 1_000, 25);
-    let bob_alerts = alerts_for(&bob, "b", 1_000, 3);
-    let all: Vec<Alert> = alice_alerts.iter().chain(&bob_alerts).cloned().collect();
-    record_alerts(store, "e-delete", &all).await?;
-
-    let newest = &alice_alerts[24].id;
-    assert!(store.delete_alert(&alice, newest).await?);
-    assert!(!store.delete_alert(&alice, newest).await?, "gone already");
-    assert!(
-        !store.delete_alert(&alice, &bob_alerts[0].id).await?,
-        "bob's"
-    );
-    assert!(!store.delete_alert(&alice, "garbage").await?);
-    assert_eq!(store.alert_counts(&bob).await?.total, 3);
-
-    // 24 left: keep the newest 10.
-    assert_eq!(store.trim_alerts(&alice, 10).await?, 14);
-    assert_eq!(store.trim_alerts(&alice, 10).await?, 0);
-    assert_eq!(store.trim_alerts(&alice, 50).await?, 0);
-    let kept = store.alerts(&alice, false, 100, None).await?;
-    let expected: Vec<String> = alice_alerts[14..24]
-        .iter()
-        .rev()
-        .map(|a| a.id.clone())
-        .collect();
-    assert_eq!(ids(&kept.items), expected);
-
-    assert_eq!(store.delete_alerts(&alice).await?, 10);
-    assert_eq!(store.delete_alerts(&alice).await?, 0);
-    assert_eq!(
-        store.alert_counts(&alice).await?,
-        AlertCounts {
-            unread: 0,
-            total: 0
-        }
-    );
-    assert_eq!(
-        store.alert_counts(&bob).await?,
-        AlertCounts {
-            unread: 3,
-            total: 3
-        }
-    );
-    assert_eq!(store.trim_alerts(&bob, 0).await?, 3);
-    assert_eq!(store.alert_counts(&bob).await?.total, 0);
-    Ok(())
-}
-
 async fn given_an_event_with_100_alerts_and_10_deliveries_then_it_is_written_in_batches(
     h: &mut Harness,
 ) -> TestResult {
@@ -657,7 +295,7 @@ async fn given_an_event_with_100_alerts_and_10_deliveries_then_it_is_written_in_
     let big = record(e.clone(), 7_000, &alerts, &deliveries);
 
     let before = h.request_count();
-    let outcome = h.stores().record_event(&big, &alerts, &deliveries).await?;
+    let outcome = h.store().record_event(&big, &alerts, &deliveries).await?;
     let after = h.request_count();
     assert_eq!(outcome, RecordOutcome::Recorded);
     if let (Some(before), Some(after)) = (before, after) {
@@ -671,7 +309,7 @@ async fn given_an_event_with_100_alerts_and_10_deliveries_then_it_is_written_in_
         assert_eq!(after - before, expected);
     }
 
-    let store = h.stores();
+    let store = h.store();
     assert_eq!(store.deliveries(&e.id).await?.len(), 10);
     for user in &users {
         let page = store.alerts(user, false, 10, None).await?;
@@ -680,7 +318,7 @@ async fn given_an_event_with_100_alerts_and_10_deliveries_then_it_is_written_in_
     }
 
     let before = h.request_count();
-    let again = h.stores().record_event(&big, &alerts, &deliveries).await?;
+    let again = h.store().record_event(&big, &alerts, &deliveries).await?;
     assert!(matches!(again, RecordOutcome::Duplicate(first) if first == big));
     if let (Some(before), Some(after)) = (before, h.request_count()) {
         println!(
@@ -696,137 +334,6 @@ async fn given_an_event_with_100_alerts_and_10_deliveries_then_it_is_written_in_
     Ok(())
 }
 
-/// Records event `id` created at `at` with an alert for each of `users`; returns alice's.
-async fn record_for_all(
-    store: &dyn Stores,
-    id: &str,
-    at: u64,
-    users: &[Username],
-) -> Result<Alert, StoreError> {
-    let e = event(id);
-    let alerts: Vec<Alert> = users.iter().map(|u| Alert::for_event(&e, u, at)).collect();
-    let outcome = store
-        .record_event(&record(e, at, &alerts, &[]), &alerts, &[])
-        .await?;
-    assert_eq!(outcome, RecordOutcome::Recorded);
-    alerts
-        .into_iter()
-        .find(|a| a.username.as_str() == "alice")
-        .ok_or_else(|| StoreError::Backend("alice is not among the users".into()))
-}
-
-/// Events with large audiences mixed with alerts added one by one: every read, change and
-/// reopen sees each alert once, in order (the embedded store files such events' alerts once
-/// and merges them into the users' alerts later; this is what must not show).
-async fn given_events_for_100_members_then_each_member_pages_marks_and_deletes_their_alerts(
-    h: &mut Harness,
-) -> TestResult {
-    let mut users: Vec<Username> = (1..100).map(|i| username(&format!("user{i:03}"))).collect();
-    users.push(username("alice"));
-    let (alice, other) = (username("alice"), username("user050"));
-    let own = alerts_for(&alice, "own", 1_500, 1);
-    let store = h.stores();
-    // Alice's own alerts at 1,500 and 2,500 sit between the events' at 1,000 .. 3,000.
-    assert_eq!(store.add_alerts(&own).await?, 1);
-    let e1 = record_for_all(store, "e-wide-1", 1_000, &users).await?;
-    let e2 = record_for_all(store, "e-wide-2", 2_000, &users).await?;
-    let own2 = alerts_for(&alice, "own2", 2_500, 1);
-    let e3 = record_for_all(store, "e-wide-3", 3_000, &users).await?;
-    // Added after the events: alerts raised outside intake are counted once each.
-    assert_eq!(store.add_alerts(&own2).await?, 1);
-    let e4 = record_for_all(store, "e-wide-4", 4_000, &users).await?;
-    let newest_first = [&e4, &e3, &own2[0], &e2, &own[0], &e1].map(|a| a.id.clone());
-
-    let first = store.alerts(&alice, false, 4, None).await?;
-    assert_eq!(ids(&first.items), newest_first[..4]);
-    assert_eq!(first.items[0], e4, "read back whole");
-    let second = store
-        .alerts(&alice, false, 4, first.next_cursor.as_deref())
-        .await?;
-    assert_eq!(
-        (ids(&second.items), second.next_cursor),
-        (newest_first[4..].to_vec(), None)
-    );
-    assert_eq!(
-        store.alert_counts(&alice).await?,
-        AlertCounts {
-            total: 6,
-            unread: 6
-        }
-    );
-    assert_eq!(
-        store.alert_counts(&other).await?,
-        AlertCounts {
-            total: 4,
-            unread: 4
-        }
-    );
-
-    // Marking one read and deleting another touches alice's alerts only.
-    assert_eq!(
-        store
-            .mark_alerts_read(&alice, Some(std::slice::from_ref(&e2.id)))
-            .await?,
-        1
-    );
-    assert!(store.delete_alert(&alice, &e3.id).await?);
-    let e5 = record_for_all(store, "e-wide-5", 5_000, &users).await?;
-    let unread = store.alerts(&alice, true, 10, None).await?;
-    assert_eq!(
-        ids(&unread.items),
-        [&e5, &e4, &own2[0], &own[0], &e1].map(|a| a.id.clone())
-    );
-    assert_eq!(
-        store.alert_counts(&alice).await?,
-        AlertCounts {
-            total: 6,
-            unread: 5
-        }
-    );
-    let others = store.alerts(&other, false, 10, None).await?;
-    assert_eq!(others.items.len(), 5);
-    assert!(others.items.iter().all(|a| !a.read));
-
-    // A repeat of an event adds nothing; a reopen keeps everything.
-    let e5_again: Vec<Alert> = users
-        .iter()
-        .map(|u| Alert::for_event(&event("e-wide-5"), u, 5_000))
-        .collect();
-    let repeat = store
-        .record_event(
-            &record(event("e-wide-5"), 5_000, &e5_again, &[]),
-            &e5_again,
-            &[],
-        )
-        .await?;
-    assert!(matches!(repeat, RecordOutcome::Duplicate(_)));
-    h.reopen().await?;
-    let store = h.stores();
-    assert_eq!(
-        store.alert_counts(&alice).await?,
-        AlertCounts {
-            total: 6,
-            unread: 5
-        }
-    );
-    assert_eq!(store.alert_counts(&other).await?.total, 5);
-
-    // Mark all read, trim and delete all, after new alerts came in.
-    let e6 = record_for_all(store, "e-wide-6", 6_000, &users).await?;
-    assert_eq!(store.mark_alerts_read(&alice, None).await?, 6);
-    assert_eq!(store.alert_counts(&alice).await?.unread, 0);
-    let e7 = record_for_all(store, "e-wide-7", 7_000, &users).await?;
-    assert_eq!(store.trim_alerts(&alice, 2).await?, 6);
-    let kept = store.alerts(&alice, false, 10, None).await?;
-    assert_eq!(ids(&kept.items), [e7.id.clone(), e6.id.clone()]);
-    assert!(!kept.items[0].read && kept.items[1].read);
-    record_for_all(store, "e-wide-8", 8_000, &users).await?;
-    assert_eq!(store.delete_alerts(&other).await?, 8);
-    assert_eq!(store.alert_counts(&other).await?.total, 0);
-    assert_eq!(store.alert_counts(&username("user099")).await?.total, 8);
-    Ok(())
-}
-
 async fn given_recorded_events_and_alerts_then_they_survive_a_reopen(
     h: &mut Harness,
 ) -> TestResult {
@@ -835,12 +342,10 @@ async fn given_recorded_events_and_alerts_then_they_survive_a_reopen(
     let alerts = vec![Alert::for_event(&e, &alice, 8_000)];
     let deliveries = deliveries_for(&e.id, 2, 8_000);
     let first = record(e.clone(), 8_000, &alerts, &deliveries);
-    h.stores()
-        .record_event(&first, &alerts, &deliveries)
-        .await?;
+    h.store().record_event(&first, &alerts, &deliveries).await?;
     h.reopen().await?;
 
-    let store = h.stores();
+    let store = h.store();
     assert_eq!(store.event(&e.id).await?, Some(first.clone()));
     assert_eq!(store.deliveries(&e.id).await?.len(), 2);
     assert_eq!(store.alerts(&alice, false, 10, None).await?.items, alerts);
@@ -855,12 +360,9 @@ async fn given_recorded_events_and_alerts_then_they_survive_a_reopen(
     Ok(())
 }
 
-// ---------------------------------------------------------------------------------------
-// Scenarios: delivery attempts
-
 /// Records an event with `count` queued deliveries at `at`; returns them, ordered by id.
 async fn record_deliveries(
-    store: &dyn Stores,
+    store: &dyn HeraldStore,
     id: &str,
     count: usize,
     at: u64,
@@ -900,15 +402,15 @@ fn retrying(error: &str) -> AttemptOutcome {
 async fn given_a_queued_delivery_then_attempts_move_it_to_retrying_then_sent_and_sent_is_final(
     h: &mut Harness,
 ) -> TestResult {
-    let deliveries = record_deliveries(h.stores(), "e-attempts", 2, 1_000).await?;
+    let deliveries = record_deliveries(h.store(), "e-attempts", 2, 1_000).await?;
     let (d, other) = (&deliveries[0], &deliveries[1]);
     let e = d.event_id.clone();
-    assert_eq!(h.stores().delivery(&e, &d.id).await?.as_ref(), Some(d));
+    assert_eq!(h.store().delivery(&e, &d.id).await?.as_ref(), Some(d));
 
     // A transient failure: retrying, one attempt, the error kept.
     let before = h.request_count();
     let after_first = h
-        .stores()
+        .store()
         .record_attempt(&e, &d.id, &retrying("Slack answered 503"), 2_000)
         .await?;
     if let (Some(before), Some(after)) = (before, h.request_count()) {
@@ -924,13 +426,13 @@ async fn given_a_queued_delivery_then_attempts_move_it_to_retrying_then_sent_and
     );
     assert_eq!(after_first.as_ref(), Some(&first));
     let before = h.request_count();
-    assert_eq!(h.stores().delivery(&e, &d.id).await?.as_ref(), Some(&first));
+    assert_eq!(h.store().delivery(&e, &d.id).await?.as_ref(), Some(&first));
     if let (Some(before), Some(after)) = (before, h.request_count()) {
         assert_eq!(after - before, 1, "one GetItem");
     }
 
     // Delivered on the second attempt: sent, the error cleared.
-    let store = h.stores();
+    let store = h.store();
     let sent = attempted(d, DeliveryStatus::Sent, 2, None, 3_000);
     assert_eq!(
         store
@@ -953,9 +455,7 @@ async fn given_a_queued_delivery_then_attempts_move_it_to_retrying_then_sent_and
     ] {
         let before = h.request_count();
         assert_eq!(
-            h.stores()
-                .record_attempt(&e, &d.id, &outcome, 4_000)
-                .await?,
+            h.store().record_attempt(&e, &d.id, &outcome, 4_000).await?,
             None,
             "{outcome:?}"
         );
@@ -963,7 +463,7 @@ async fn given_a_queued_delivery_then_attempts_move_it_to_retrying_then_sent_and
             assert_eq!(after - before, 1, "one failed conditional UpdateItem");
         }
     }
-    let store = h.stores();
+    let store = h.store();
     assert_eq!(store.delivery(&e, &d.id).await?.as_ref(), Some(&sent));
     // The event's other delivery is untouched; the list shows both as they stand.
     assert_eq!(store.delivery(&e, &other.id).await?.as_ref(), Some(other));
@@ -976,7 +476,7 @@ async fn given_a_queued_delivery_then_attempts_move_it_to_retrying_then_sent_and
 async fn given_a_claimed_delivery_then_a_second_claim_waits_until_the_attempt_or_the_lease_ends(
     h: &mut Harness,
 ) -> TestResult {
-    let store = h.stores();
+    let store = h.store();
     let deliveries = record_deliveries(store, "e-claim", 2, 1_000).await?;
     let (first, second) = (&deliveries[0], &deliveries[1]);
     let lease = std::time::Duration::from_secs(120);
@@ -1057,7 +557,7 @@ async fn given_a_claimed_delivery_then_a_second_claim_waits_until_the_attempt_or
 }
 
 async fn given_failed_and_dead_deliveries_then_they_are_final_too(h: &mut Harness) -> TestResult {
-    let store = h.stores();
+    let store = h.store();
     let deliveries = record_deliveries(store, "e-final", 2, 1_000).await?;
     let e = deliveries[0].event_id.clone();
     let refused = AttemptOutcome::Failed {
@@ -1120,7 +620,7 @@ async fn given_failed_and_dead_deliveries_then_they_are_final_too(h: &mut Harnes
 async fn given_an_unknown_delivery_then_it_reads_and_records_as_none(
     h: &mut Harness,
 ) -> TestResult {
-    let store = h.stores();
+    let store = h.store();
     let deliveries = record_deliveries(store, "e-known", 1, 1_000).await?;
     let known = &deliveries[0];
     let ghost_event = event_id("e-ghost");
@@ -1150,97 +650,6 @@ async fn given_an_unknown_delivery_then_it_reads_and_records_as_none(
     );
     Ok(())
 }
-
-// ---------------------------------------------------------------------------------------
-// Scenarios: alerts raised outside intake
-
-async fn given_alerts_added_outside_intake_then_each_is_added_once_and_keeps_its_read_state(
-    h: &mut Harness,
-) -> TestResult {
-    let (alice, bob) = (username("alice"), username("bob"));
-    let failed = |user: &Username, key: &str| {
-        Alert::system(
-            key,
-            user,
-            "Delivery failed",
-            "Slack answered 404",
-            "Herald",
-            5_000,
-        )
-    };
-    let raised = vec![
-        failed(&alice, "failed-slack"),
-        failed(&alice, "failed-mail"),
-        failed(&bob, "failed-slack"),
-    ];
-    assert_eq!(h.stores().add_alerts(&[]).await?, 0);
-
-    let before = h.request_count();
-    assert_eq!(h.stores().add_alerts(&raised).await?, 3);
-    if let (Some(before), Some(after)) = (before, h.request_count()) {
-        println!(
-            "add_alerts of 3 alerts: {} DynamoDB requests",
-            after - before
-        );
-        assert_eq!(after - before, 3, "one conditional PutItem each");
-    }
-    let store = h.stores();
-    let mut alice_newest_first = vec![raised[0].clone(), raised[1].clone()];
-    alice_newest_first.sort_by(|a, b| b.id.cmp(&a.id));
-    assert_eq!(
-        store.alerts(&alice, false, 10, None).await?.items,
-        alice_newest_first
-    );
-    assert_eq!(
-        store.alerts(&bob, false, 10, None).await?.items,
-        [raised[2].clone()]
-    );
-
-    // Alice reads one; the same alerts raised again add nothing and keep it read.
-    let read = &raised[0];
-    assert_eq!(
-        store
-            .mark_alerts_read(&alice, Some(std::slice::from_ref(&read.id)))
-            .await?,
-        1
-    );
-    assert_eq!(store.add_alerts(&raised).await?, 0);
-    assert_eq!(
-        store.alert_counts(&alice).await?,
-        AlertCounts {
-            unread: 1,
-            total: 2
-        }
-    );
-    let page = store.alerts(&alice, false, 10, None).await?;
-    let stored = page.items.iter().find(|a| a.id == read.id);
-    assert_eq!(stored.map(|a| a.read), Some(true), "still read");
-
-    // Only the new ones count: a fresh alert for carl, one twice in the same call, and one
-    // intake wrote already.
-    let carl = username("carl");
-    let intake = alerts_for(&carl, "intake", 6_000, 1);
-    record_alerts(store, "e-intake", &intake).await?;
-    let fresh = failed(&carl, "failed-teams");
-    let mixed = [
-        raised[1].clone(),
-        fresh.clone(),
-        fresh.clone(),
-        intake[0].clone(),
-    ];
-    assert_eq!(store.add_alerts(&mixed).await?, 1);
-    assert_eq!(
-        store.alert_counts(&carl).await?,
-        AlertCounts {
-            unread: 2,
-            total: 2
-        }
-    );
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------------------
-// Adapter-specific: what only one adapter can show
 
 /// The embedded store queues an event's deliveries in the transaction that records it, so an
 /// event answered 202 has its messages on disk even if the process dies right after.
@@ -1287,7 +696,7 @@ async fn dynamodb_an_event_cut_short_is_completed_by_a_retry_at_its_time() -> Te
     let deliveries = deliveries_for(&e.id, 3, 4_000);
     let first = record(e.clone(), 4_000, &alerts, &deliveries);
     harness
-        .stores()
+        .store()
         .record_event(&first, &alerts, &deliveries)
         .await?;
 
@@ -1314,7 +723,7 @@ async fn dynamodb_an_event_cut_short_is_completed_by_a_retry_at_its_time() -> Te
             .send()
             .await?;
     }
-    let store = harness.stores();
+    let store = harness.store();
     let incomplete = EventRecord {
         complete: false,
         ..first.clone()
@@ -1383,7 +792,7 @@ async fn dynamodb_events_and_deliveries_expire_after_seven_days() -> TestResult 
     let alerts = vec![Alert::for_event(&e, &username("alice"), accepted_at)];
     let deliveries = deliveries_for(&e.id, 1, accepted_at);
     harness
-        .stores()
+        .store()
         .record_event(
             &record(e.clone(), accepted_at, &alerts, &deliveries),
             &alerts,
@@ -1431,7 +840,7 @@ async fn dynamodb_events_and_deliveries_expire_after_seven_days() -> TestResult 
         accepted_at,
     );
     harness
-        .stores()
+        .store()
         .add_alerts(std::slice::from_ref(&raised))
         .await?;
     let alert = client
