@@ -111,28 +111,36 @@ impl Harness {
     }
 }
 
+/// Instantiates each scenario once per adapter: `conformance! { a, b }` over the stores'
+/// [`Harness`] (`embedded`, `dynamodb`), or `conformance! { adapters { name: harness, ... }
+/// a, b }` over another harness (each `harness` an expression building it, inside the
+/// generated module).
 macro_rules! conformance {
-    ($($scenario:ident),* $(,)?) => {
-        mod embedded {
+    (adapters { $($adapter:ident: $make:expr),+ $(,)? } $($scenario:ident),* $(,)?) => {
+        conformance!(@each [$($scenario),*] $($adapter [$make])+);
+    };
+    (@each $scenarios:tt $($adapter:ident [$make:expr])+) => {
+        $( conformance!(@adapter $adapter [$make] $scenarios); )+
+    };
+    (@adapter $adapter:ident [$make:expr] [$($scenario:ident),*]) => {
+        mod $adapter {
             $(
                 #[tokio::test]
                 async fn $scenario() -> super::TestResult {
-                    let mut harness = super::Harness::embedded()?;
+                    let mut harness = $make;
                     super::$scenario(&mut harness).await?;
                     harness.finish().await
                 }
             )*
         }
-
-        mod dynamodb {
-            $(
-                #[tokio::test]
-                async fn $scenario() -> super::TestResult {
-                    let mut harness = super::Harness::dynamodb().await?;
-                    super::$scenario(&mut harness).await?;
-                    harness.finish().await
-                }
-            )*
+    };
+    ($($scenario:ident),* $(,)?) => {
+        conformance! {
+            adapters {
+                embedded: super::Harness::embedded()?,
+                dynamodb: super::Harness::dynamodb().await?,
+            }
+            $($scenario),*
         }
     };
 }
@@ -140,7 +148,8 @@ macro_rules! conformance {
 mod alerts;
 mod directory;
 mod events;
-
+mod mailer;
+mod queue;
 mod schedule;
 mod settings;
 mod webhooks;

@@ -342,17 +342,31 @@ impl EmbeddedQueue {
         timeout: Duration,
         now_ms: u64,
     ) -> Result<bool, QueueError> {
+        self.change_visibility_on(None, receipt_handle, timeout, now_ms)
+            .await
+    }
+
+    /// [`EmbeddedQueue::change_visibility`], of a message on `channel`'s queue only when a
+    /// channel is given (as SQS's receipts belong to one queue).
+    async fn change_visibility_on(
+        &self,
+        channel: Option<Channel>,
+        receipt_handle: &str,
+        timeout: Duration,
+        now_ms: u64,
+    ) -> Result<bool, QueueError> {
         let Some(seq) = message_seq_of(receipt_handle) else {
             return Ok(false);
         };
         let receipt = receipt_handle.to_owned();
         let visible_at = sql_millis(now_ms.saturating_add(duration_millis(timeout)));
+        let channel = channel.map(|c| c.name());
         self.run(move |conn| {
             conn.prepare_cached(
                 "UPDATE queue_messages SET visible_at = ?3
-                 WHERE seq = ?1 AND receipt = ?2 AND dead = 0",
+                 WHERE seq = ?1 AND receipt = ?2 AND dead = 0 AND (?4 IS NULL OR channel = ?4)",
             )
-            .and_then(|mut update| update.execute(params![seq, receipt, visible_at]))
+            .and_then(|mut update| update.execute(params![seq, receipt, visible_at, channel]))
             .map(|changed| changed == 1)
             .map_err(backend)
         })
@@ -445,16 +459,22 @@ impl DeliveryQueue for EmbeddedQueue {
 
 #[async_trait]
 impl RedeliveryDelay for EmbeddedQueue {
-    /// The receipt handle names its message, so `channel` is not needed to find it.
+    /// As on SQS, a receipt counts only on the queue of `channel` that handed it out, and the
+    /// alert channel has no queue.
     async fn delay_redelivery(
         &self,
         channel: Channel,
         receipt_handle: &str,
         delay: Duration,
     ) -> Result<(), QueueError> {
+        if channel == Channel::Alert {
+            return Err(QueueError::Backend(format!(
+                "no queue for channel {channel}"
+            )));
+        }
         let delay = delay.min(MAX_REDELIVERY_DELAY);
         let changed = self
-            .change_visibility(receipt_handle, delay, self.clock.now_ms())
+            .change_visibility_on(Some(channel), receipt_handle, delay, self.clock.now_ms())
             .await?;
         if !changed {
             // Received again, deleted or dead since: it comes back (or not) on its own terms.
