@@ -479,51 +479,12 @@ impl ReceivedRequest {
     }
 }
 
-/// How the fake receiver answers one request.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
-    pub delay: std::time::Duration,
-}
+pub use herald_shared::testing::Reply;
 
-impl Reply {
-    /// An answer with `status` at once.
-    pub fn status(status: u16) -> Self {
-        Self {
-            status,
-            headers: Vec::new(),
-            delay: std::time::Duration::ZERO,
-        }
-    }
-
-    /// With a header.
-    pub fn header(mut self, name: &'static str, value: &str) -> Self {
-        self.headers.push((name, value.to_owned()));
-        self
-    }
-
-    /// After a delay.
-    pub fn after(mut self, delay: std::time::Duration) -> Self {
-        self.delay = delay;
-        self
-    }
-}
-
-#[derive(Default)]
-struct ReceiverState {
-    requests: std::sync::Mutex<Vec<ReceivedRequest>>,
-    /// Scripted replies, used in order; then 200.
-    script: std::sync::Mutex<std::collections::VecDeque<Reply>>,
-}
-
-fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A webhook receiver on `127.0.0.1`, served by the calling test's runtime.
+/// A webhook receiver on `127.0.0.1` (the senders' shared [`FakeHttp`]), served by the
+/// calling test's runtime.
 pub struct WebhookReceiver {
-    state: Arc<ReceiverState>,
+    http: herald_shared::testing::FakeHttp,
     /// `http://127.0.0.1:<port>`.
     pub base: String,
 }
@@ -531,40 +492,33 @@ pub struct WebhookReceiver {
 impl WebhookReceiver {
     /// Starts a receiver that answers 200 unless scripted otherwise.
     pub async fn start() -> Self {
-        let state = Arc::new(ReceiverState::default());
-        let app = axum::Router::new()
-            .fallback(receive)
-            .with_state(Arc::clone(&state));
-        let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
-            Ok(l) => l,
-            Err(e) => panic!("bind: {e}"),
-        };
-        let address = match listener.local_addr() {
-            Ok(a) => a,
-            Err(e) => panic!("address: {e}"),
-        };
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self {
-            state,
-            base: format!("http://{address}"),
-        }
+        let http = herald_shared::testing::FakeHttp::start(|_| Reply::status(200)).await;
+        let base = http.base.clone();
+        Self { http, base }
     }
 
     /// The URL of `path` on this receiver.
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        self.http.url(path)
     }
 
     /// Answers the next requests with `replies`, in order.
     pub fn will(&self, replies: impl IntoIterator<Item = Reply>) {
-        lock(&self.state.script).extend(replies);
+        self.http.will(replies);
     }
 
     /// Every request so far.
     pub fn requests(&self) -> Vec<ReceivedRequest> {
-        lock(&self.state.requests).clone()
+        self.http
+            .requests()
+            .into_iter()
+            .map(|r| ReceivedRequest {
+                method: r.method.to_string(),
+                path: r.path_and_query(),
+                headers: r.headers,
+                body: r.raw,
+            })
+            .collect()
     }
 
     /// The requests so far whose `X-Herald-Event` is not `ping`.
@@ -574,35 +528,4 @@ impl WebhookReceiver {
             .filter(|r| r.header("x-herald-event") != "ping")
             .collect()
     }
-}
-
-async fn receive(
-    axum::extract::State(state): axum::extract::State<Arc<ReceiverState>>,
-    method: http::Method,
-    uri: http::Uri,
-    headers: http::HeaderMap,
-    body: axum::body::Bytes,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    lock(&state.requests).push(ReceivedRequest {
-        method: method.to_string(),
-        path: uri
-            .path_and_query()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_default(),
-        headers,
-        body: body.to_vec(),
-    });
-    let reply = lock(&state.script)
-        .pop_front()
-        .unwrap_or_else(|| Reply::status(200));
-    tokio::time::sleep(reply.delay).await;
-    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::IM_A_TEAPOT);
-    let mut response = (status, "").into_response();
-    for (name, value) in reply.headers {
-        if let Ok(value) = value.parse() {
-            response.headers_mut().insert(name, value);
-        }
-    }
-    response
 }

@@ -4,6 +4,7 @@
 mod common;
 
 use common::{BIN, Server};
+use herald_shared::testing::{FakeHttp, Reply};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -86,34 +87,22 @@ fn given_a_bad_role_then_the_token_command_fails_with_a_clear_message() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("expected admin, service or user"));
 }
 
-/// A fake Slack Web API on loopback: answers `chat.postMessage` with `ok: true` and records
-/// the fallback text of every post.
-async fn fake_slack() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use axum::routing::post;
-    let posts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let recorded = posts.clone();
-    let app = axum::Router::new().route(
-        "/api/chat.postMessage",
-        post(move |body: axum::Json<serde_json::Value>| {
-            let recorded = recorded.clone();
-            async move {
-                let text = body["text"].as_str().unwrap_or_default().to_owned();
-                recorded
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(text);
-                axum::Json(serde_json::json!({"ok": true, "channel": "C1", "ts": "1.2"}))
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (format!("http://{address}/api"), posts)
+/// A fake Slack Web API on loopback: answers every call (`chat.postMessage`) with `ok: true`.
+async fn fake_slack() -> (String, FakeHttp) {
+    let slack = FakeHttp::start(|_| {
+        Reply::ok(serde_json::json!({"ok": true, "channel": "C1", "ts": "1.2"}))
+    })
+    .await;
+    (slack.url("/api"), slack)
+}
+
+/// The fallback text of every post `slack` got.
+fn post_texts(slack: &FakeHttp) -> Vec<String> {
+    slack
+        .requests_to("/api/chat.postMessage")
+        .into_iter()
+        .map(|r| r.body["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
 
 /// `kill -9` in the middle of a burst of accepted events, then a restart on the same data
@@ -196,7 +185,7 @@ async fn given_a_kill_9_during_a_burst_then_a_restart_delivers_every_accepted_ev
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(unsent.is_empty(), "deliveries never sent: {unsent:?}");
-    let posts = posts.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let posts = post_texts(&posts);
     for i in 0..EVENTS {
         let text = format!("AppSec notification: Report {i}");
         assert!(posts.contains(&text), "Report {i} never reached Slack");
@@ -276,42 +265,22 @@ async fn given_a_mail_delivery_then_herald_local_writes_it_to_the_outbox() {
     );
 }
 
-/// A webhook receiver on loopback that records each request's `X-Herald-Event` and body.
-async fn fake_webhook_receiver() -> (
-    String,
-    std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>,
-) {
-    use axum::routing::post;
-    let posts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let recorded = posts.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        post(
-            move |headers: axum::http::HeaderMap, body: axum::Json<serde_json::Value>| {
-                let recorded = recorded.clone();
-                async move {
-                    let event = headers
-                        .get("x-herald-event")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_owned();
-                    recorded
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push((event, body.0));
-                    axum::http::StatusCode::NO_CONTENT
-                }
-            },
-        ),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (format!("http://{address}/hook"), posts)
+/// A webhook receiver on loopback: answers 204 to everything.
+async fn fake_webhook_receiver() -> (String, FakeHttp) {
+    let receiver = FakeHttp::start(|_| Reply::status(204)).await;
+    (receiver.url("/hook"), receiver)
+}
+
+/// Each request `receiver` got: its `X-Herald-Event` and its JSON body.
+fn webhook_posts(receiver: &FakeHttp) -> Vec<(String, serde_json::Value)> {
+    receiver
+        .requests_to("/hook")
+        .into_iter()
+        .map(|r| {
+            let event = r.header("x-herald-event").unwrap_or_default().to_owned();
+            (event, r.body)
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -362,7 +331,7 @@ async fn given_a_system_webhook_then_herald_local_pings_it_and_posts_each_event_
 
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let received = loop {
-        let received = posts.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let received = webhook_posts(&posts);
         if received.len() >= 2 || std::time::Instant::now() > deadline {
             break received;
         }

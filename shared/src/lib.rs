@@ -5,6 +5,7 @@
 //! - [`ports`]: the traits the functions depend on (`SettingsStore`, `DirectoryStore`, `Clock`).
 //! - [`adapters`]: the ports' implementations, named for their technology
 //!   (`DynamoDbStore` for AWS, `EmbeddedStore` for `herald-local`).
+//! - `testing` (feature `testing`): the fake HTTP service the senders' tests share.
 //! - `templating` (feature `templates`): the minijinja helpers the channel senders share.
 //! - [`lambda`]: the sender functions' configuration and AWS adapters, built once.
 //! - [`webhooks`]: webhook endpoint outcomes and the periodic recovery of resting endpoints.
@@ -22,5 +23,7 @@ pub mod sender;
 pub mod telemetry;
 #[cfg(feature = "templates")]
 pub mod templating;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod url_guard;
 pub mod webhooks;

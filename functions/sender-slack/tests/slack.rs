@@ -3,172 +3,59 @@
 //! run through the shared `Sender` over the embedded store, with the real sample payloads
 //! from `events/`.
 
-use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsEvent;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::Method;
 use herald_shared::adapters::EmbeddedStore;
 use herald_shared::domain::{
-    Channel, Delivery, DeliveryStatus, Destination, Event, Secret, SystemSettings, User,
-    UserProfile, Username,
+    Delivery, DeliveryStatus, Destination, Event, Secret, SystemSettings, User, UserProfile,
+    Username,
 };
 use herald_shared::ports::{
-    DirectoryStore, EventRecord, EventStore, FixedClock, HeraldStore, QueueError, RedeliveryDelay,
-    SettingsStore,
+    DirectoryStore, EventRecord, EventStore, FixedClock, HeraldStore, SettingsStore,
 };
 use herald_shared::ports::{SendError, SendRequest, Transport};
 use herald_shared::sender::{RetryPolicy, Sender};
+use herald_shared::testing::{FakeHttp, NoRedelivery, Reply, Request};
 use lambda_runtime::{Context, LambdaEvent};
 use sender_slack::SlackTransport;
 use serde_json::{Value, json};
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 const TOKEN: &str = "xoxb-111-222-SeCrEtToKeN";
 const NOW_MS: u64 = 1_795_771_800_000;
 
-/// One request the fake Slack received.
-#[derive(Debug, Clone)]
-struct Recorded {
-    method: Method,
-    path: String,
-    query: Option<String>,
-    authorization: Option<String>,
-    content_type: Option<String>,
-    body: Value,
-}
-
-/// How the fake answers one request.
-#[derive(Debug, Clone)]
-struct Reply {
-    status: StatusCode,
-    headers: Vec<(&'static str, String)>,
-    body: Value,
-    delay: Duration,
-}
-
-impl Reply {
-    fn ok(body: Value) -> Self {
-        Self {
-            status: StatusCode::OK,
-            headers: Vec::new(),
-            body,
-            delay: Duration::ZERO,
-        }
-    }
-
-    fn status(status: u16, body: Value) -> Self {
-        Self {
-            status: StatusCode::from_u16(status).unwrap_or(StatusCode::IM_A_TEAPOT),
-            ..Self::ok(body)
-        }
-    }
-
-    fn header(mut self, name: &'static str, value: &str) -> Self {
-        self.headers.push((name, value.to_owned()));
-        self
-    }
-}
-
-#[derive(Default)]
-struct FakeSlackState {
-    requests: Mutex<Vec<Recorded>>,
-    /// Scripted replies per Web API method, used in order; then the default reply.
-    script: Mutex<HashMap<String, VecDeque<Reply>>>,
-}
-
-/// The fake Slack Web API, serving `/api/<method>`.
+/// The fake Slack Web API, serving `/api/<method>`: scripted replies per method, then what
+/// Slack answers when all is well.
 struct FakeSlack {
-    state: Arc<FakeSlackState>,
+    http: FakeHttp,
     api_url: String,
 }
 
 impl FakeSlack {
     async fn start() -> FakeSlack {
-        let state = Arc::new(FakeSlackState::default());
-        let app = axum::Router::new()
-            .fallback(answer)
-            .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("bind: {e}"));
-        let address = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("address: {e}"));
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        FakeSlack {
-            state,
-            api_url: format!("http://{address}/api"),
-        }
+        let http = FakeHttp::start(|request| match request.path.as_str() {
+            "/api/users.lookupByEmail" => {
+                Reply::ok(json!({"ok": true, "user": {"id": "U0ALICE42"}}))
+            }
+            _ => Reply::ok(json!({"ok": true, "channel": "C0APPSEC", "ts": "1795771800.000100"})),
+        })
+        .await;
+        let api_url = http.url("/api");
+        FakeSlack { http, api_url }
     }
 
     fn will(&self, method: &str, replies: Vec<Reply>) {
-        lock(&self.state.script)
-            .entry(method.to_owned())
-            .or_default()
-            .extend(replies);
+        self.http.will_at(&format!("/api/{method}"), replies);
     }
 
-    fn requests(&self) -> Vec<Recorded> {
-        lock(&self.state.requests).clone()
+    fn requests(&self) -> Vec<Request> {
+        self.http.requests()
     }
 
-    fn calls(&self, method: &str) -> Vec<Recorded> {
-        let path = format!("/api/{method}");
-        self.requests()
-            .into_iter()
-            .filter(|r| r.path == path)
-            .collect()
+    fn calls(&self, method: &str) -> Vec<Request> {
+        self.http.requests_to(&format!("/api/{method}"))
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-async fn answer(
-    State(state): State<Arc<FakeSlackState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let path = uri.path().to_owned();
-    lock(&state.requests).push(Recorded {
-        method,
-        path: path.clone(),
-        query: uri.query().map(str::to_owned),
-        authorization: header("authorization"),
-        content_type: header("content-type"),
-        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-    });
-    let slack_method = path.trim_start_matches("/api/").to_owned();
-    let scripted = lock(&state.script)
-        .get_mut(&slack_method)
-        .and_then(VecDeque::pop_front);
-    let reply = scripted.unwrap_or_else(|| match slack_method.as_str() {
-        "users.lookupByEmail" => Reply::ok(json!({"ok": true, "user": {"id": "U0ALICE42"}})),
-        _ => Reply::ok(json!({"ok": true, "channel": "C0APPSEC", "ts": "1795771800.000100"})),
-    });
-    tokio::time::sleep(reply.delay).await;
-    let mut response = (reply.status, reply.body.to_string()).into_response();
-    for (name, value) in reply.headers {
-        if let Ok(value) = value.parse() {
-            response.headers_mut().insert(name, value);
-        }
-    }
-    response
 }
 
 fn system() -> SystemSettings {
@@ -321,21 +208,6 @@ impl World {
     }
 }
 
-/// Redelivery delays are the sender's business, tested with the shared sender.
-struct NoRedelivery;
-
-#[async_trait]
-impl RedeliveryDelay for NoRedelivery {
-    async fn delay_redelivery(
-        &self,
-        _channel: Channel,
-        _receipt_handle: &str,
-        _delay: Duration,
-    ) -> Result<(), QueueError> {
-        Ok(())
-    }
-}
-
 /// The SQS batch of `events/sqs/slack-deliveries.json`.
 fn sample_batch() -> SqsEvent {
     serde_json::from_slice(include_bytes!("../../../events/sqs/slack-deliveries.json"))
@@ -361,11 +233,11 @@ async fn given_the_system_channel_then_it_posts_blocks_and_text_with_the_bearer_
     let post = &posts[0];
     assert_eq!(post.method, Method::POST);
     assert_eq!(
-        post.authorization.as_deref(),
+        post.header("authorization"),
         Some(&*format!("Bearer {TOKEN}"))
     );
     assert_eq!(
-        post.content_type.as_deref(),
+        post.header("content-type"),
         Some("application/json; charset=utf-8")
     );
     assert_eq!(post.body["channel"], "#appsec");
@@ -433,7 +305,7 @@ async fn given_a_user_with_only_a_slack_email_then_it_is_looked_up_once_and_kept
         Some("email=alice%40corp.example")
     );
     assert_eq!(
-        lookups[0].authorization.as_deref(),
+        lookups[0].header("authorization"),
         Some(&*format!("Bearer {TOKEN}"))
     );
     assert_eq!(
@@ -587,7 +459,7 @@ async fn given_429_with_retry_after_then_it_is_transient_with_that_delay() {
     w.slack.will(
         "chat.postMessage",
         vec![
-            Reply::status(429, json!({"ok": false, "error": "ratelimited"}))
+            Reply::json(429, json!({"ok": false, "error": "ratelimited"}))
                 .header("retry-after", "7"),
         ],
     );
@@ -627,8 +499,8 @@ async fn given_5xx_or_a_transient_slack_error_then_it_is_transient() {
     w.slack.will(
         "chat.postMessage",
         vec![
-            Reply::status(500, json!({})),
-            Reply::status(503, json!({})),
+            Reply::json(500, json!({})),
+            Reply::json(503, json!({})),
             Reply::ok(json!({"ok": false, "error": "internal_error"})),
             Reply::ok(json!({"ok": false, "error": "service_unavailable"})),
         ],
@@ -661,8 +533,8 @@ async fn given_slack_refuses_then_it_is_permanent_with_slacks_error() {
             Reply::ok(json!({"ok": false, "error": "channel_not_found"})),
             Reply::ok(json!({"ok": false, "error": "not_in_channel"})),
             Reply::ok(json!({"ok": false, "error": "invalid_auth"})),
-            Reply::status(400, json!({"ok": false, "error": "invalid_blocks"})),
-            Reply::status(302, json!({})).header("location", "https://login.example.com/"),
+            Reply::json(400, json!({"ok": false, "error": "invalid_blocks"})),
+            Reply::json(302, json!({})).header("location", "https://login.example.com/"),
             Reply::ok(json!({"ok": false})),
             Reply::ok(json!({"message": "ok"})),
         ],
@@ -789,9 +661,9 @@ async fn given_any_failure_then_the_error_text_never_contains_the_token() {
     w.slack.will(
         "chat.postMessage",
         vec![
-            Reply::status(429, json!({"ok": false, "error": TOKEN})).header("retry-after", "1"),
-            Reply::status(500, json!({"error": TOKEN})),
-            Reply::status(401, json!({"ok": false, "error": TOKEN})),
+            Reply::json(429, json!({"ok": false, "error": TOKEN})).header("retry-after", "1"),
+            Reply::json(500, json!({"error": TOKEN})),
+            Reply::json(401, json!({"ok": false, "error": TOKEN})),
             Reply::ok(json!({"ok": false, "error": TOKEN})),
             Reply::ok(json!({"ok": false, "error": TOKEN.to_lowercase().replace('-', "_")})),
             Reply::ok(json!({"ok": false, "error": "invalid_auth", "token": TOKEN})),
@@ -895,7 +767,7 @@ async fn given_a_token_secret_then_it_wins_over_the_settings_and_is_kept_for_its
         .slack
         .calls("chat.postMessage")
         .iter()
-        .map(|p| p.authorization.clone().unwrap_or_default())
+        .map(|p| p.header("authorization").unwrap_or_default().to_owned())
         .collect();
     assert_eq!(
         tokens,

@@ -4,144 +4,45 @@
 //! the URL before any request. The Lambda handler runs through the shared `Sender` over the
 //! embedded store, with the sample event from `events/`.
 
-use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
 use herald_shared::adapters::EmbeddedStore;
-use herald_shared::domain::{
-    Channel, Delivery, DeliveryStatus, Destination, Event, SystemSettings,
-};
-use herald_shared::ports::{
-    EventRecord, EventStore, FixedClock, HeraldStore, QueueError, RedeliveryDelay, SettingsStore,
-};
+use herald_shared::domain::{Delivery, DeliveryStatus, Destination, Event, SystemSettings};
+use herald_shared::ports::{EventRecord, EventStore, FixedClock, HeraldStore, SettingsStore};
 use herald_shared::ports::{SendError, SendRequest, Transport};
 use herald_shared::sender::{RetryPolicy, Sender};
+use herald_shared::testing::{FakeHttp, NoRedelivery, Reply, Request};
 use lambda_runtime::{Context, LambdaEvent};
 use sender_teams::TeamsTransport;
 use serde_json::{Value, json};
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 const NOW_MS: u64 = 1_795_771_800_000;
 /// Workflows URLs carry a signature in the query: it must never show up in an error.
 const SIGNATURE: &str = "sig=TopSecretSignature123";
 
-/// One request the fake Teams received.
-#[derive(Debug, Clone)]
-struct Recorded {
-    path_and_query: String,
-    content_type: Option<String>,
-    body: Value,
-}
-
-/// How the fake answers one request.
-#[derive(Debug, Clone)]
-struct Reply {
-    status: StatusCode,
-    headers: Vec<(&'static str, String)>,
-    delay: Duration,
-}
-
-impl Reply {
-    fn status(status: u16) -> Self {
-        Self {
-            status: StatusCode::from_u16(status).unwrap_or(StatusCode::IM_A_TEAPOT),
-            headers: Vec::new(),
-            delay: Duration::ZERO,
-        }
-    }
-
-    fn header(mut self, name: &'static str, value: &str) -> Self {
-        self.headers.push((name, value.to_owned()));
-        self
-    }
-
-    fn after(mut self, delay: Duration) -> Self {
-        self.delay = delay;
-        self
-    }
-}
-
-#[derive(Default)]
-struct FakeTeamsState {
-    requests: Mutex<Vec<Recorded>>,
-    /// Scripted replies, used in order; then 202 (what Workflows answers).
-    script: Mutex<VecDeque<Reply>>,
-}
-
+/// The fake Teams workflow: scripted replies, then 202 (what Workflows answers).
 struct FakeTeams {
-    state: Arc<FakeTeamsState>,
+    http: FakeHttp,
     url: String,
 }
 
 impl FakeTeams {
     async fn start() -> FakeTeams {
-        let state = Arc::new(FakeTeamsState::default());
-        let app = axum::Router::new()
-            .fallback(answer)
-            .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("bind: {e}"));
-        let address = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("address: {e}"));
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        FakeTeams {
-            state,
-            url: format!(
-                "http://{address}/workflows/abc/triggers/manual/run?api-version=1&{SIGNATURE}"
-            ),
-        }
+        let http = FakeHttp::start(|_| Reply::status(202)).await;
+        let url = http.url(&format!(
+            "/workflows/abc/triggers/manual/run?api-version=1&{SIGNATURE}"
+        ));
+        FakeTeams { http, url }
     }
 
     fn will(&self, reply: Reply) {
-        lock(&self.state.script).push_back(reply);
+        self.http.will([reply]);
     }
 
-    fn requests(&self) -> Vec<Recorded> {
-        lock(&self.state.requests).clone()
+    fn requests(&self) -> Vec<Request> {
+        self.http.requests()
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-async fn answer(
-    State(state): State<Arc<FakeTeamsState>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    lock(&state.requests).push(Recorded {
-        path_and_query: uri
-            .path_and_query()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_default(),
-        content_type: headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-    });
-    let reply = lock(&state.script)
-        .pop_front()
-        .unwrap_or_else(|| Reply::status(202));
-    tokio::time::sleep(reply.delay).await;
-    let mut response = (reply.status, "").into_response();
-    for (name, value) in reply.headers {
-        if let Ok(value) = value.parse() {
-            response.headers_mut().insert(name, value);
-        }
-    }
-    response
 }
 
 fn system(url: &str) -> SystemSettings {
@@ -205,8 +106,8 @@ async fn given_a_workflows_webhook_then_it_posts_the_adaptive_card_envelope_as_j
     let requests = teams.requests();
     assert_eq!(requests.len(), 1);
     let request = &requests[0];
-    assert_eq!(request.content_type.as_deref(), Some("application/json"));
-    assert!(request.path_and_query.ends_with(SIGNATURE), "{request:?}");
+    assert_eq!(request.header("content-type"), Some("application/json"));
+    assert!(request.path_and_query().ends_with(SIGNATURE), "{request:?}");
     assert_eq!(request.body["type"], "message");
     let attachments = request.body["attachments"]
         .as_array()
@@ -348,21 +249,6 @@ async fn given_teams_switched_off_no_url_or_a_bad_scheme_then_it_fails_for_good_
         );
     }
     assert!(teams.requests().is_empty());
-}
-
-/// Redelivery delays are the sender's business, tested with the shared sender.
-struct NoRedelivery;
-
-#[async_trait]
-impl RedeliveryDelay for NoRedelivery {
-    async fn delay_redelivery(
-        &self,
-        _channel: Channel,
-        _receipt_handle: &str,
-        _delay: Duration,
-    ) -> Result<(), QueueError> {
-        Ok(())
-    }
 }
 
 #[tokio::test]

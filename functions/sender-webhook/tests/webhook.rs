@@ -3,86 +3,46 @@
 //! and connection failures.
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
 use herald_shared::adapters::EmbeddedStore;
 use herald_shared::adapters::WebhookClient;
 use herald_shared::domain::{
-    Channel, Delivery, DeliveryStatus, Destination, Event, SystemSettings, WebhookEndpoint,
-    WebhookId, WebhookRequest, WebhookStatus,
+    Delivery, DeliveryStatus, Destination, Event, SystemSettings, WebhookEndpoint, WebhookId,
+    WebhookRequest, WebhookStatus,
 };
 use herald_shared::ports::{
-    EventRecord, EventStore, FixedClock, HeraldStore, QueueError, RedeliveryDelay, SettingsStore,
-    WebhookStore,
+    EventRecord, EventStore, FixedClock, HeraldStore, SettingsStore, WebhookStore,
 };
 use herald_shared::ports::{SendError, SendRequest, Transport};
 use herald_shared::sender::{RetryPolicy, Sender};
+use herald_shared::testing::{FakeHttp, NoRedelivery, Reply};
 use lambda_runtime::{Context, LambdaEvent};
 use sender_webhook::WebhookTransport;
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 const NOW_MS: u64 = 1_795_771_800_000;
 
-/// What the fake receiver got: path and `X-Herald-Event`.
-type Received = Arc<Mutex<Vec<(String, String)>>>;
-
 /// A receiver answering by path: `/ok` 204, `/busy` 503, `/moved` 302 to `/ok`.
-async fn receiver() -> (String, Received) {
-    let received: Received = Arc::default();
-    let app = axum::Router::new()
-        .fallback(answer)
-        .with_state(received.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("bind: {e}"));
-    let address = listener
-        .local_addr()
-        .unwrap_or_else(|e| panic!("address: {e}"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (format!("http://{address}"), received)
+async fn receiver() -> (String, FakeHttp) {
+    let fake = FakeHttp::start(|request| match request.path.as_str() {
+        "/ok" => Reply::status(204),
+        "/busy" => Reply::status(503),
+        "/moved" => Reply::status(302).header("location", "/ok"),
+        _ => Reply::status(404),
+    })
+    .await;
+    (fake.base.clone(), fake)
 }
 
-async fn answer(
-    State(received): State<Received>,
-    uri: Uri,
-    headers: HeaderMap,
-    _body: Bytes,
-) -> Response {
-    let event = headers
-        .get("x-herald-event")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    received
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push((uri.path().to_owned(), event));
-    match uri.path() {
-        "/ok" => StatusCode::NO_CONTENT.into_response(),
-        "/busy" => StatusCode::SERVICE_UNAVAILABLE.into_response(),
-        "/moved" => (StatusCode::FOUND, [("location", "/ok")]).into_response(),
-        _ => StatusCode::NOT_FOUND.into_response(),
-    }
-}
-
-struct NoRedelivery;
-
-#[async_trait::async_trait]
-impl RedeliveryDelay for NoRedelivery {
-    async fn delay_redelivery(
-        &self,
-        _channel: Channel,
-        _receipt_handle: &str,
-        _delay: Duration,
-    ) -> Result<(), QueueError> {
-        Ok(())
-    }
+/// What the receiver got: each request's path and `X-Herald-Event`.
+fn received(fake: &FakeHttp) -> Vec<(String, String)> {
+    fake.requests()
+        .into_iter()
+        .map(|r| {
+            let event = r.header("x-herald-event").unwrap_or_default().to_owned();
+            (r.path, event)
+        })
+        .collect()
 }
 
 /// The sample event of `events/eventbridge/herald-event.json` (the `detail`).
@@ -142,7 +102,7 @@ fn transport(store: &Arc<EmbeddedStore>, allow_private: bool) -> WebhookTranspor
 
 #[tokio::test]
 async fn given_the_sample_batch_then_it_answers_with_exactly_the_records_to_retry() {
-    let (base, received) = receiver().await;
+    let (base, fake) = receiver().await;
     let store = store_with_webhooks_on().await;
     // wh_0123… answers 204, wh_5e1e… is busy (503), wh_fedc… was never registered (deleted).
     for (endpoint_id, path) in [
@@ -225,8 +185,7 @@ async fn given_the_sample_batch_then_it_answers_with_exactly_the_records_to_retr
         .unwrap_or_else(|e| panic!("{e}"))
         .map(|e| e.state.status);
     assert_eq!(busy, Some(WebhookStatus::InactiveTmp));
-    let mut paths: Vec<(String, String)> =
-        received.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut paths: Vec<(String, String)> = received(&fake);
     paths.sort();
     assert_eq!(
         paths,
@@ -268,7 +227,7 @@ async fn send_to(url: &str, allow_private: bool) -> (Result<(), SendError>, Webh
 
 #[tokio::test]
 async fn given_a_loopback_url_without_permission_then_nothing_is_sent_and_no_url_is_shown() {
-    let (base, received) = receiver().await;
+    let (base, fake) = receiver().await;
     let url = format!("{base}/ok?token=s3cret-in-url");
     let (result, after) = send_to(&url, false).await;
     match &result {
@@ -282,17 +241,12 @@ async fn given_a_loopback_url_without_permission_then_nothing_is_sent_and_no_url
         other => panic!("expected a permanent refusal, got {other:?}"),
     }
     assert_eq!(after.state.status, WebhookStatus::InactivePermanent);
-    assert!(
-        received
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_empty()
-    );
+    assert!(received(&fake).is_empty());
 }
 
 #[tokio::test]
 async fn given_a_redirect_then_it_is_not_followed_and_fails_for_good() {
-    let (base, received) = receiver().await;
+    let (base, fake) = receiver().await;
     let (result, after) = send_to(&format!("{base}/moved"), true).await;
     assert_eq!(
         result,
@@ -301,12 +255,7 @@ async fn given_a_redirect_then_it_is_not_followed_and_fails_for_good() {
         })
     );
     assert_eq!(after.state.status, WebhookStatus::InactivePermanent);
-    let paths: Vec<String> = received
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .map(|(p, _)| p.clone())
-        .collect();
+    let paths: Vec<String> = received(&fake).into_iter().map(|(p, _)| p).collect();
     assert_eq!(paths, ["/moved"]);
 }
 

@@ -1,0 +1,222 @@
+//! What the senders' tests share (feature `testing`): [`FakeHttp`], one fake HTTP service on
+//! `127.0.0.1:0` that records every request and answers from a script (per path, or for any
+//! path), then from a default the test chooses (Slack's Web API, a Teams workflow, a webhook
+//! receiver); and [`NoRedelivery`], a `RedeliveryDelay` for senders whose retries a test does
+//! not follow.
+
+use crate::domain::Channel;
+use crate::ports::{QueueError, RedeliveryDelay};
+use async_trait::async_trait;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One request the fake received.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: Method,
+    /// The path, without the query.
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    /// The body as sent.
+    pub raw: Vec<u8>,
+    /// The body as JSON (`Null` when it is not JSON).
+    pub body: Value,
+}
+
+impl Request {
+    /// A header as text, if it was sent (and is text).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The path and, after a `?`, the query.
+    pub fn path_and_query(&self) -> String {
+        match &self.query {
+            Some(query) => format!("{}?{query}", self.path),
+            None => self.path.clone(),
+        }
+    }
+}
+
+/// How the fake answers one request.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+    pub delay: Duration,
+}
+
+impl Reply {
+    /// `status` with an empty body, at once.
+    pub fn status(status: u16) -> Self {
+        Self {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::IM_A_TEAPOT),
+            headers: Vec::new(),
+            body: String::new(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// `status` with a JSON body.
+    pub fn json(status: u16, body: Value) -> Self {
+        Self {
+            body: body.to_string(),
+            ..Self::status(status)
+        }
+        .header("content-type", "application/json")
+    }
+
+    /// 200 with a JSON body.
+    pub fn ok(body: Value) -> Self {
+        Self::json(200, body)
+    }
+
+    /// With a header.
+    pub fn header(mut self, name: &'static str, value: &str) -> Self {
+        self.headers.push((name, value.to_owned()));
+        self
+    }
+
+    /// After a delay.
+    pub fn after(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+}
+
+type DefaultReply = Box<dyn Fn(&Request) -> Reply + Send + Sync>;
+
+struct FakeState {
+    requests: Mutex<Vec<Request>>,
+    /// Scripted replies per path, used in order.
+    by_path: Mutex<HashMap<String, VecDeque<Reply>>>,
+    /// Scripted replies for any path, used in order after the path's own.
+    any: Mutex<VecDeque<Reply>>,
+    default: DefaultReply,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A fake HTTP service on loopback, served by the calling test's runtime.
+pub struct FakeHttp {
+    state: Arc<FakeState>,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+}
+
+impl FakeHttp {
+    /// Starts the fake; unscripted requests get `default(request)`.
+    pub async fn start(default: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Self {
+        let state = Arc::new(FakeState {
+            requests: Mutex::default(),
+            by_path: Mutex::default(),
+            any: Mutex::default(),
+            default: Box::new(default),
+        });
+        let app = axum::Router::new()
+            .fallback(answer)
+            .with_state(Arc::clone(&state));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("bind 127.0.0.1:0: {e}"));
+        let address = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("the fake's address: {e}"));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            state,
+            base: format!("http://{address}"),
+        }
+    }
+
+    /// The URL of `path` on this fake.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Answers the next requests to `path` with `replies`, in order.
+    pub fn will_at(&self, path: &str, replies: impl IntoIterator<Item = Reply>) {
+        lock(&self.state.by_path)
+            .entry(path.to_owned())
+            .or_default()
+            .extend(replies);
+    }
+
+    /// Answers the next requests, whatever their path, with `replies`, in order.
+    pub fn will(&self, replies: impl IntoIterator<Item = Reply>) {
+        lock(&self.state.any).extend(replies);
+    }
+
+    /// Every request so far, in the order they arrived.
+    pub fn requests(&self) -> Vec<Request> {
+        lock(&self.state.requests).clone()
+    }
+
+    /// The requests so far to `path`.
+    pub fn requests_to(&self, path: &str) -> Vec<Request> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect()
+    }
+}
+
+async fn answer(
+    State(state): State<Arc<FakeState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request = Request {
+        method,
+        path: uri.path().to_owned(),
+        query: uri.query().map(str::to_owned),
+        headers,
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        raw: body.to_vec(),
+    };
+    lock(&state.requests).push(request.clone());
+    let scripted = lock(&state.by_path)
+        .get_mut(&request.path)
+        .and_then(VecDeque::pop_front)
+        .or_else(|| lock(&state.any).pop_front());
+    let reply = scripted.unwrap_or_else(|| (state.default)(&request));
+    tokio::time::sleep(reply.delay).await;
+    let mut response = (reply.status, reply.body).into_response();
+    for (name, value) in reply.headers {
+        if let Ok(value) = value.parse() {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
+
+/// A `RedeliveryDelay` that delays nothing: for tests of a sender whose retries they do not
+/// follow.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoRedelivery;
+
+#[async_trait]
+impl RedeliveryDelay for NoRedelivery {
+    async fn delay_redelivery(
+        &self,
+        _channel: Channel,
+        _receipt_handle: &str,
+        _delay: Duration,
+    ) -> Result<(), QueueError> {
+        Ok(())
+    }
+}
