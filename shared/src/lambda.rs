@@ -1,7 +1,8 @@
-//! What the sender functions' `main.rs` share on AWS Lambda: their configuration, read once
-//! from the environment, and the adapters every channel's [`Sender`] runs over (the
-//! DynamoDB table, the SQS queues for delayed retries, the system clock). Each sender's
-//! `main.rs` builds its transport, then calls [`SenderParts::sender`] and
+//! What the functions' `main.rs` share on AWS Lambda: their configuration, read once from the
+//! environment ([`QueueingConfig`] for the functions that queue deliveries, [`SenderConfig`]
+//! for the senders), and the adapters every channel's [`Sender`](crate::sender::Sender) runs
+//! over (the DynamoDB table, the SQS queues for delayed retries, the system clock). Each
+//! sender's `main.rs` builds its transport, then calls [`SenderParts::sender`] and
 //! [`run_on_lambda`](crate::sender::run_on_lambda).
 
 use crate::adapters::{ChannelQueues, DynamoDbStore, SqsQueue};
@@ -10,6 +11,24 @@ use crate::ports::{HeraldStore, SystemClock};
 use crate::sender::{RetryPolicy, SenderParts};
 use crate::url_guard::allow_private_from_env;
 use std::sync::Arc;
+
+/// The environment of a function that records events and queues their deliveries
+/// (`event-intake`, `scheduler`): the table, the role claim and the four queue URLs.
+#[derive(Debug, Clone)]
+pub struct QueueingConfig {
+    pub function: AwsFunctionConfig,
+    pub queues: ChannelQueues,
+}
+
+impl QueueingConfig {
+    /// Reads the configuration; names the first missing variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            function: AwsFunctionConfig::from_env()?,
+            queues: ChannelQueues::from_env()?,
+        })
+    }
+}
 
 /// The environment of a sender function: the table, the four queue URLs (a retry's delay is
 /// a change of visibility on its own channel's queue, and `ChannelQueues` names them all), the

@@ -3,8 +3,8 @@
 
 use event_intake::{IntakeState, eventbridge, router};
 use herald_http::Authenticator;
-use herald_shared::adapters::{DynamoDbStore, SqsQueue, sqs::ChannelQueues};
-use herald_shared::config::{AwsFunctionConfig, ConfigError};
+use herald_shared::adapters::{DynamoDbStore, SqsQueue};
+use herald_shared::lambda::QueueingConfig;
 use herald_shared::ports::SystemClock;
 use herald_shared::telemetry::{self, LogFormat};
 use lambda_http::request::LambdaRequest;
@@ -12,27 +12,10 @@ use lambda_http::{Adapter, LambdaEvent, Service, service_fn};
 use serde_json::Value;
 use std::sync::Arc;
 
-/// The environment this function reads, once: the table, the role claim and the four queue
-/// URLs.
-struct Config {
-    function: AwsFunctionConfig,
-    queues: ChannelQueues,
-}
-
-impl Config {
-    /// Names the first missing variable.
-    fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self {
-            function: AwsFunctionConfig::from_env()?,
-            queues: ChannelQueues::from_env()?,
-        })
-    }
-}
-
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init(LogFormat::Json);
-    let Config { function, queues } = Config::from_env()?;
+    let QueueingConfig { function, queues } = QueueingConfig::from_env()?;
     let aws = aws_config::load_from_env().await;
     let state = IntakeState {
         store: Arc::new(DynamoDbStore::new(

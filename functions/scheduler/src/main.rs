@@ -6,33 +6,17 @@
 //! `time` already. The answer is the run's report; a failed run is an error, so the schedule
 //! retries it, and a retry sends nothing twice (every reminder is remembered once).
 
-use herald_shared::adapters::{DynamoDbStore, SqsQueue, sqs::ChannelQueues};
-use herald_shared::config::{AwsFunctionConfig, ConfigError};
+use herald_shared::adapters::{DynamoDbStore, SqsQueue};
+use herald_shared::lambda::QueueingConfig;
 use herald_shared::scheduler::handle_scheduled_event;
 use herald_shared::telemetry::{self, LogFormat};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 
-/// The environment this function reads, once: the table and the four queue URLs.
-struct Config {
-    function: AwsFunctionConfig,
-    queues: ChannelQueues,
-}
-
-impl Config {
-    /// Names the first missing variable.
-    fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self {
-            function: AwsFunctionConfig::from_env()?,
-            queues: ChannelQueues::from_env()?,
-        })
-    }
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init(LogFormat::Json);
-    let Config { function, queues } = Config::from_env()?;
+    let QueueingConfig { function, queues } = QueueingConfig::from_env()?;
     let aws = aws_config::load_from_env().await;
     let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&aws), function.table_name);
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), queues);

@@ -22,11 +22,12 @@
 use crate::message::Templates;
 use async_trait::async_trait;
 use herald_shared::adapters::SecretsManagerToken;
+use herald_shared::adapters::webhook_client::retry_after;
 use herald_shared::domain::{Channel, Destination, User, Username};
 use herald_shared::ports::DirectoryStore;
 use herald_shared::ports::{SendError, SendRequest, Transport};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
-use reqwest::{Response, StatusCode, Url};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use reqwest::{StatusCode, Url};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -394,19 +395,6 @@ fn error_code(code: &str) -> &str {
 /// Whether `id` looks like a Slack member id (`U024BE7LH`, `W0123`).
 fn is_slack_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric())
-}
-
-/// The `Retry-After` header in whole seconds, if it is one.
-fn retry_after(response: &Response) -> Option<Duration> {
-    response
-        .headers()
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
 }
 
 #[cfg(test)]

@@ -20,11 +20,12 @@
 
 use crate::message::{Templates, envelope};
 use async_trait::async_trait;
+use herald_shared::adapters::webhook_client::retry_after;
 use herald_shared::domain::{Channel, Destination};
 use herald_shared::ports::{SendError, SendRequest, Transport};
 use herald_shared::url_guard::{OutboundError, check_url};
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::CONTENT_TYPE;
 use std::time::Duration;
 
 /// The timeout when the system settings say none (`webhooks_notifications_timeout` = 0).
@@ -184,19 +185,6 @@ fn request_failed(error: &reqwest::Error, timeout: Duration) -> SendError {
         "the request failed".to_owned()
     };
     transient(&format!("the Teams webhook: {what}"))
-}
-
-/// The `Retry-After` header in whole seconds, if it is one.
-fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    response
-        .headers()
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
 }
 
 #[cfg(test)]

@@ -223,8 +223,8 @@ fn request_failed(error: &reqwest::Error, timeout: Duration) -> PostError {
     }
 }
 
-/// The `Retry-After` header in whole seconds, if it is one.
-fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+/// The `Retry-After` header in whole seconds, if it is one (every HTTP transport reads it so).
+pub fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     response
         .headers()
         .get(RETRY_AFTER)?
