@@ -35,8 +35,7 @@ impl QueueingConfig {
 /// retry policy, and whether private targets are allowed.
 #[derive(Debug, Clone)]
 pub struct SenderConfig {
-    pub function: AwsFunctionConfig,
-    pub queues: ChannelQueues,
+    pub queueing: QueueingConfig,
     pub policy: RetryPolicy,
     /// `HERALD_ALLOW_PRIVATE_TARGETS`.
     pub allow_private: bool,
@@ -46,8 +45,7 @@ impl SenderConfig {
     /// Reads the configuration; names the first missing or malformed variable.
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
-            function: AwsFunctionConfig::from_env()?,
-            queues: ChannelQueues::from_env()?,
+            queueing: QueueingConfig::from_env()?,
             policy: RetryPolicy::from_env()?,
             allow_private: allow_private_from_env(),
         })
@@ -68,11 +66,14 @@ impl AwsSender {
         let sdk = aws_config::load_from_env().await;
         let store: Arc<dyn HeraldStore> = Arc::new(DynamoDbStore::new(
             aws_sdk_dynamodb::Client::new(&sdk),
-            config.function.table_name,
+            config.queueing.function.table_name,
         ));
         let parts = SenderParts {
             store,
-            redelivery: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.queues)),
+            redelivery: Arc::new(SqsQueue::new(
+                aws_sdk_sqs::Client::new(&sdk),
+                config.queueing.queues,
+            )),
             policy: config.policy,
             clock: Arc::new(SystemClock),
         };
