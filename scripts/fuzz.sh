@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes Herald's parsers and templates with cargo-fuzz (libFuzzer). The targets live in
-# fuzz/fuzz_targets/: event, system_settings, notification_settings, webhook, render.
+# fuzz/fuzz_targets/: event, defectdojo_webhook, system_settings, notification_settings,
+# webhook, render.
 #
 #   scripts/fuzz.sh TARGET [SECONDS]   one target, for SECONDS (600 unless told)
 #   scripts/fuzz.sh all [SECONDS]      every target in turn, SECONDS each

@@ -16,15 +16,35 @@ if [[ "${CI:-}" == "true" ]]; then export CARGO_TERM_COLOR=never; fi
 export CARGO_INCREMENTAL=0
 
 STEP=0
+# How long each step took is printed on exit, passed or failed, so a slow step shows in the
+# CI log.
+STEP_NAME=""
+STEP_START=$SECONDS
+TIMINGS=()
+end_step() {
+    if [[ -n "$STEP_NAME" ]]; then
+        TIMINGS+=("$(printf '%5d s  [%d] %s' $((SECONDS - STEP_START)) "$STEP" "$STEP_NAME")")
+    fi
+}
 step() {
+    end_step
     STEP=$((STEP + 1))
+    STEP_NAME="$*"
+    STEP_START=$SECONDS
     printf '\n==> [%d] %s\n' "$STEP" "$*"
+}
+timings() {
+    end_step
+    STEP_NAME=""
+    printf '\nstep timings (total %d s):\n' "$SECONDS"
+    printf '%s\n' "${TIMINGS[@]}"
 }
 
 # Stop every service this run started, whatever the reason for exiting.
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM HUP
+    timings
     stop_service dynamodb DynamoDBLocal || true
     stop_service moto moto_server || true
     exit "$rc"

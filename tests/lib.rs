@@ -199,7 +199,22 @@ impl TestApp {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> TestResponse {
+        self.send_with(method, path, token, body, &[]).await
+    }
+
+    /// [`TestApp::send`] with extra request headers.
+    pub async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> TestResponse {
         let mut builder = Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
         if let Some(token) = token {
             builder = builder.header("authorization", format!("Bearer {token}"));
         }
@@ -521,11 +536,13 @@ impl WebhookReceiver {
             .collect()
     }
 
-    /// The requests so far whose `X-Herald-Event` is not `ping`.
+    /// The requests so far that are not pings (`X-Herald-Event` or, for DefectDojo's
+    /// format, `X-DefectDojo-Event`).
     pub fn deliveries(&self) -> Vec<ReceivedRequest> {
         self.requests()
             .into_iter()
             .filter(|r| r.header("x-herald-event") != "ping")
+            .filter(|r| r.header("x-defectdojo-event") != "ping")
             .collect()
     }
 }

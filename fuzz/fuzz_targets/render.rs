@@ -115,7 +115,7 @@ fn render(event: &Event, system: &SystemSettings) {
     );
     assert!(!email.text.trim().is_empty() && !email.html.trim().is_empty());
     check_html(&email.html);
-    let body = herald_shared::domain::webhook_body::webhook_body(event, system, None);
+    let body = herald_shared::domain::webhook_body::webhook_body(event, system, None, &Default::default());
     assert_eq!(body.event, event.event_type);
     assert_eq!(body.event_id, event.id.as_str());
     let _ = serde_json::to_string(&body).unwrap_or_else(|e| panic!("webhook body: {e}"));

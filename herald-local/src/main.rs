@@ -5,6 +5,9 @@
 //!   the HTTP API and runs the scheduled checks every `--check-interval` seconds (default 60,
 //!   0 turns them off).
 //! - `herald-local token --sub NAME --role ROLE` prints a signed bearer token.
+//! - `herald-local sync defectdojo --url URL --api-token-file F` reads the directory (users,
+//!   product types, products, who may view what) from DefectDojo's API v2 into `--data-dir`'s
+//!   store, then reports what it created, updated and left unchanged.
 //!
 //! Tokens are HS256, signed with `HERALD_JWT_SECRET`; when it is not set, a random secret is
 //! generated once and kept in `DATA_DIR/jwt-secret` (mode 0600), which `token` reads too.
@@ -69,6 +72,30 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
     },
+    /// Bring the directory over from another system.
+    Sync {
+        #[command(subcommand)]
+        source: SyncSource,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SyncSource {
+    /// From DefectDojo's API v2, with a superuser's API token.
+    Defectdojo {
+        /// DefectDojo's site URL, e.g. https://defectdojo.example.com.
+        #[arg(long)]
+        url: String,
+        /// A file holding the API token (DefectDojo: API v2 Key), sent as `Token <key>`.
+        #[arg(long)]
+        api_token_file: PathBuf,
+        /// Objects per page.
+        #[arg(long, default_value_t = herald_shared::adapters::defectdojo_api::PAGE_SIZE)]
+        page_size: usize,
+        /// Seconds before one request to DefectDojo is given up.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
 }
 
 fn parse_role(value: &str) -> Result<Role, String> {
@@ -82,6 +109,22 @@ fn main() -> ExitCode {
         Some(Command::Token { sub, role, ttl }) => {
             print_token(&config, &cli.serve, &sub, role, ttl)
         }
+        Some(Command::Sync {
+            source:
+                SyncSource::Defectdojo {
+                    url,
+                    api_token_file,
+                    page_size,
+                    timeout,
+                },
+        }) => sync_defectdojo(
+            &config,
+            &cli.serve,
+            &url,
+            &api_token_file,
+            page_size,
+            timeout,
+        ),
         Some(Command::Serve) | None => serve(config, cli.serve),
     });
     match result {
@@ -112,6 +155,88 @@ fn print_token(
     let token = keys(config, args)?.issue(sub, role, secret::unix_now(), ttl)?;
     println!("{token}");
     Ok(())
+}
+
+fn sync_defectdojo(
+    config: &Config,
+    args: &ServeArgs,
+    url: &str,
+    token_file: &std::path::Path,
+    page_size: usize,
+    timeout: u64,
+) -> Result<(), String> {
+    use herald_shared::adapters::defectdojo_api::DefectDojoApi;
+    use herald_shared::defectdojo_sync::sync_from;
+    use std::io::{IsTerminal, Write};
+
+    let token = std::fs::read_to_string(token_file)
+        .map_err(|e| format!("cannot read --api-token-file {}: {e}", token_file.display()))?;
+    let token = token.trim();
+    if token.is_empty() || token.contains(char::is_whitespace) {
+        return Err(format!(
+            "--api-token-file {} must hold one API token and nothing else",
+            token_file.display()
+        ));
+    }
+    let api = DefectDojoApi::new(
+        url,
+        herald_shared::domain::Secret::new(token),
+        std::time::Duration::from_secs(timeout.max(1)),
+    )
+    .map_err(|e| e.to_string())?
+    .with_page_size(page_size);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        std::fs::create_dir_all(&args.data_dir)
+            .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
+        let herald = LocalHerald::open(&args.data_dir, config.queue, Arc::new(SystemClock))
+            .map_err(|e| {
+                format!(
+                    "{e} (a herald-local server on {} holds its store: stop it, sync, and start it again)",
+                    args.data_dir.display()
+                )
+            })?;
+        let terminal = std::io::stderr().is_terminal();
+        let progress = |what: &str, done: usize, total: usize| {
+            if terminal && (done.is_multiple_of(100) || done == total) {
+                let mut err = std::io::stderr();
+                let _ = write!(err, "\r\x1b[2K{what}: {done}/{total}");
+                if done == total {
+                    let _ = writeln!(err);
+                }
+                let _ = err.flush();
+            }
+        };
+        let report = sync_from(&api, herald.store.as_ref(), &progress)
+            .await
+            .map_err(|e| format!("the sync from {url} stopped: {e}"))?;
+        println!("{:<22} {:>8} {:>8} {:>10}", "", "created", "updated", "unchanged");
+        for (kind, counts) in [
+            ("users", report.users),
+            ("product types", report.product_types),
+            ("products", report.products),
+            ("product members", report.product_members),
+            ("product type members", report.product_type_members),
+        ] {
+            println!(
+                "{kind:<22} {:>8} {:>8} {:>10}",
+                counts.created, counts.updated, counts.unchanged
+            );
+        }
+        for skipped in &report.skipped {
+            println!("not carried over: {skipped}");
+        }
+        if !report.changed_anything() {
+            println!("nothing changed: Herald's directory already matches DefectDojo");
+        }
+        println!(
+            "not synced yet: removals, engagements, findings, risk acceptances and notification settings"
+        );
+        Ok(())
+    })
 }
 
 fn serve(config: Config, args: ServeArgs) -> Result<(), String> {

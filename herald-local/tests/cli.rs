@@ -415,3 +415,98 @@ async fn given_a_check_interval_then_herald_local_runs_the_checks_and_reminds_on
         "{items:?}"
     );
 }
+
+/// `herald-local sync defectdojo ...` on `data_dir`, as it ran.
+fn sync_defectdojo(data_dir: &Path, url: &str, token_file: &Path) -> std::process::Output {
+    Command::new(BIN)
+        .args([
+            "sync",
+            "defectdojo",
+            "--url",
+            url,
+            "--page-size",
+            "2",
+            "--api-token-file",
+        ])
+        .arg(token_file)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("HERALD_JWT_SECRET")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run the sync: {e}"))
+}
+
+fn text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+// Multi-threaded: the fake DefectDojo serves while the test waits for the binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_defectdojo_then_sync_fills_the_directory_once_and_a_server_serves_it() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/defectdojo/api/v3");
+    let dojo = herald_shared::testing::fake_defectdojo_api(&fixtures, "dd-key-42").await;
+    let token_file = dir.path().join("dd-token");
+    std::fs::write(&token_file, "dd-key-42\n").unwrap_or_else(|e| panic!("{e}"));
+    let data = dir.path().join("data");
+
+    let first = sync_defectdojo(&data, &dojo.base, &token_file);
+    assert!(first.status.success(), "{}", text(&first));
+    let out = text(&first);
+    let row = |out: &str, kind: &str| -> Vec<String> {
+        out.lines()
+            .find(|l| l.starts_with(kind) && l[kind.len()..].starts_with(' '))
+            .map(|l| {
+                l[kind.len()..]
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(row(&out, "users"), ["4", "0", "0"], "{out}");
+    assert_eq!(row(&out, "products"), ["2", "0", "0"], "{out}");
+    assert!(!out.contains("dd-key-42"), "{out}");
+
+    let second = sync_defectdojo(&data, &dojo.base, &token_file);
+    let out = text(&second);
+    assert!(second.status.success(), "{out}");
+    assert_eq!(row(&out, "users"), ["0", "0", "4"], "{out}");
+    assert!(out.contains("nothing changed"), "{out}");
+
+    // A server on the same directory serves what the sync wrote; while it runs, the sync
+    // says why it cannot.
+    let server = start(&data);
+    let busy = sync_defectdojo(&data, &dojo.base, &token_file);
+    assert!(!busy.status.success());
+    assert!(text(&busy).contains("stop it, sync"), "{}", text(&busy));
+    let admin = token(&data, "admin", "admin");
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let alice: serde_json::Value = client
+        .get(format!("{}/v1/users/alice", server.base))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_default();
+    assert_eq!(alice["slack_email"], "alice@example.com", "{alice}");
+    drop(server);
+
+    // A wrong token: DefectDojo's 403, named with the URL; nothing changes.
+    std::fs::write(&token_file, "wrong").unwrap_or_else(|e| panic!("{e}"));
+    let refused = sync_defectdojo(&data, &dojo.base, &token_file);
+    let out = text(&refused);
+    assert!(!refused.status.success(), "{out}");
+    assert!(out.contains("answered 403: Invalid token."), "{out}");
+    assert!(out.contains("nothing was changed in Herald"), "{out}");
+    assert!(out.contains("/api/v2/"), "{out}");
+}

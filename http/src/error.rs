@@ -35,6 +35,9 @@ pub enum ApiError {
     /// The change conflicts with the stored state (409).
     #[error("{0}")]
     Conflict(String),
+    /// A field's value is already taken (409 naming the field).
+    #[error("{0}")]
+    FieldConflict(FieldError),
     /// The body is larger than the limit (413).
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -56,7 +59,9 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Conflict(_) | ApiError::FieldConflict(_) => {
+                (StatusCode::CONFLICT, "conflict")
+            }
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
@@ -88,7 +93,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         let field = match &self {
-            ApiError::BadRequest(e) | ApiError::Validation(e) if !e.field.is_empty() => {
+            ApiError::BadRequest(e) | ApiError::Validation(e) | ApiError::FieldConflict(e)
+                if !e.field.is_empty() =>
+            {
                 Some(e.field.clone())
             }
             _ => None,

@@ -14,6 +14,7 @@
 
 pub mod adapters;
 pub mod config;
+pub mod defectdojo_sync;
 pub mod domain;
 pub mod intake;
 pub mod lambda;

@@ -220,3 +220,64 @@ impl RedeliveryDelay for NoRedelivery {
         Ok(())
     }
 }
+
+/// A fake DefectDojo API v2 serving the objects of `dir` (one `<endpoint>.json` array each,
+/// as in `events/defectdojo/api/v3/`): `Authorization: Token <token>` checked (403 with
+/// DefectDojo's `detail` otherwise), DefectDojo's HTML 404 for an endpoint it does not have,
+/// and `limit`/`offset` pages whose `next` names the host DefectDojo believes it is on (as
+/// behind a proxy).
+pub async fn fake_defectdojo_api(dir: &std::path::Path, token: &str) -> FakeHttp {
+    let mut world: HashMap<String, Vec<Value>> = HashMap::new();
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    for entry in entries {
+        let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+        if let Ok(Value::Array(rows)) = serde_json::from_str::<Value>(&text) {
+            world.insert(stem.to_owned(), rows);
+        }
+    }
+    let expected = format!("Token {token}");
+    FakeHttp::start(move |request| defectdojo_page(&world, &expected, request)).await
+}
+
+fn query_number(request: &Request, key: &str) -> Option<usize> {
+    request.query.as_deref()?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == key).then(|| v.parse().ok()).flatten()
+    })
+}
+
+fn defectdojo_page(world: &HashMap<String, Vec<Value>>, token: &str, request: &Request) -> Reply {
+    if request.header("authorization") != Some(token) {
+        return Reply::json(403, serde_json::json!({"detail": "Invalid token."}));
+    }
+    let Some(rows) = request
+        .path
+        .strip_prefix("/api/v2/")
+        .and_then(|p| p.strip_suffix('/'))
+        .and_then(|endpoint| world.get(endpoint).map(|rows| (endpoint, rows)))
+    else {
+        return Reply {
+            body: "<h1>Not Found</h1>".into(),
+            ..Reply::status(404)
+        };
+    };
+    let (endpoint, rows) = rows;
+    let limit = query_number(request, "limit")
+        .filter(|l| *l > 0)
+        .unwrap_or(25);
+    let offset = query_number(request, "offset").unwrap_or(0);
+    let page: Vec<Value> = rows.iter().skip(offset).take(limit).cloned().collect();
+    let next = (offset + limit < rows.len()).then(|| {
+        format!(
+            "http://defectdojo.internal:8080/api/v2/{endpoint}/?limit={limit}&offset={}",
+            offset + limit
+        )
+    });
+    Reply::ok(
+        serde_json::json!({"count": rows.len(), "next": next, "previous": null, "results": page}),
+    )
+}

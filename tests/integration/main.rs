@@ -8,6 +8,8 @@ mod auth_matrix;
 mod aws_requests;
 mod bad_input;
 mod conformance;
+mod defectdojo_sync;
+mod defectdojo_webhooks;
 mod lambda_payloads;
 mod openapi;
 mod queue_driver;

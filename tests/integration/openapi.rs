@@ -57,6 +57,7 @@ const CONTRACT_ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/risk-acceptances/{id}"),
     ("DELETE", "/v1/risk-acceptances/{id}"),
     ("POST", "/v1/scheduler/run"),
+    ("POST", "/v1/defectdojo/webhook"),
 ];
 
 #[tokio::test]

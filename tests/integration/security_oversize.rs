@@ -34,6 +34,9 @@ fn valid_body(method: &str, template: &str, receiver: &WebhookReceiver) -> Value
         ("PUT", "/v1/product-types/{id}") => json!({"name": "Web"}),
         ("PUT", "/v1/products/{id}") => json!({"name": "Shop", "product_type_id": "1"}),
         ("POST", "/v1/events") => json!({"type": "scan_added", "title": "Scan", "product_id": 1}),
+        ("POST", "/v1/defectdojo/webhook") => {
+            json!({"title": "Shop", "user": null, "product": {"id": 1, "name": "Shop"}})
+        }
         ("POST", "/v1/users/{username}/alerts/read") => json!({"ids": []}),
         ("POST", "/v1/webhooks") => json!({"name": "hook", "url": receiver.url("/new")}),
         ("PUT", "/v1/webhooks/{id}") => json!({"name": "renamed"}),
@@ -93,7 +96,9 @@ fn request(
         .method(method)
         .uri(path)
         .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/json");
+        .header("content-type", "application/json")
+        // What DefectDojo's webhook route reads; every other route ignores it.
+        .header("x-defectdojo-event", "product_added");
     let result = match framing {
         Framing::Declared => builder
             .header("content-length", bytes.len())
@@ -175,12 +180,13 @@ async fn security_every_json_route_refuses_a_body_over_the_limit_with_413_and_st
 
     // At the limit exactly, the same bodies are accepted: only the size was refused.
     for (method, template) in &routes {
-        let app = TestApp::on_disk();
-        let webhook_path = app.seed_alice(&receiver).await;
-        let token = app.token("root", settings_api::Role::Admin);
-        let path = concrete(template, &webhook_path);
-        let bytes = padded(&valid_body(method, template, &receiver), MAX_BODY_BYTES);
+        // A fresh app per framing: the same webhook twice would be a name taken (409).
         for framing in [Framing::Declared, Framing::Chunked] {
+            let app = TestApp::on_disk();
+            let webhook_path = app.seed_alice(&receiver).await;
+            let token = app.token("root", settings_api::Role::Admin);
+            let path = concrete(template, &webhook_path);
+            let bytes = padded(&valid_body(method, template, &receiver), MAX_BODY_BYTES);
             let r = app
                 .send_raw(request(method, &path, &token, bytes.clone(), framing))
                 .await;

@@ -918,3 +918,148 @@ async fn given_a_webhook_deleted_while_its_edit_is_pinging_then_the_edit_does_no
     let r = w.as_("root", Method::GET, &path, None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn given_the_defectdojo_format_then_the_receiver_gets_defectdojos_headers_and_body() {
+    let w = world(5).await;
+    let system = w
+        .add(
+            "root",
+            json!({"name": "Dojo receiver", "url": w.receiver.url("/dojo"), "format": "defectdojo"}),
+        )
+        .await;
+    assert_eq!(system["format"], "defectdojo");
+    let alices = w
+        .add(
+            "alice",
+            json!({"name": "Mine", "url": w.receiver.url("/alice"), "format": "defectdojo"}),
+        )
+        .await;
+    // DefectDojo's ping, with the owner as `user`.
+    let pings = w.receiver.requests();
+    assert_eq!(pings[0].header("x-defectdojo-event"), "ping");
+    assert_eq!(
+        pings[0].json(),
+        json!({"description": "Test webhook notification", "title": "", "user": null})
+    );
+    assert_eq!(pings[1].json()["user"]["username"], "alice");
+    assert_eq!(pings[1].header("x-herald-event"), "");
+
+    w.post_scan("d1").await;
+    assert_eq!(w.drain().await, 2);
+    let statuses = w.statuses("d1").await;
+    assert_eq!(statuses[&destination(&id_of(&system))].0, "sent");
+    assert_eq!(statuses[&destination(&id_of(&alices))].0, "sent");
+    let posts = w.receiver.deliveries();
+    let to_dojo = posts
+        .iter()
+        .find(|p| p.path == "/dojo")
+        .unwrap_or_else(|| panic!("nothing reached the system endpoint"));
+    assert_eq!(to_dojo.header("user-agent"), "DefectDojo-3.2.0");
+    assert_eq!(to_dojo.header("x-defectdojo-event"), "scan_added");
+    assert_eq!(
+        to_dojo.header("x-defectdojo-instance"),
+        "https://dojo.example.com"
+    );
+    assert_eq!(to_dojo.header("x-herald-event"), "");
+    let body = to_dojo.json();
+    // No Herald-only field; ids as integers; names from the directory; `user` the owner.
+    assert!(
+        body.get("event").is_none() && body.get("event_id").is_none(),
+        "{body}"
+    );
+    assert_eq!(body["user"], Value::Null);
+    assert_eq!(body["title"], "Scan d1");
+    assert_eq!(body["description"], "Event scan_added has occurred.");
+    assert_eq!(body["product"]["id"], 7);
+    assert_eq!(body["product"]["name"], "Shop");
+    assert_eq!(body["product_type"]["name"], "Web");
+    assert_eq!(body["product_type"]["id"], "web");
+    let to_alice = posts
+        .iter()
+        .find(|p| p.path == "/alice")
+        .unwrap_or_else(|| panic!("nothing reached alice's endpoint"));
+    assert_eq!(to_alice.json()["user"]["username"], "alice");
+    assert_eq!(to_alice.json()["user"]["email"], "alice@example.com");
+}
+
+#[tokio::test]
+async fn given_the_herald_format_then_numeric_ids_are_numbers_and_names_come_from_the_directory() {
+    let w = world(5).await;
+    w.add(
+        "root",
+        json!({"name": "SIEM", "url": w.receiver.url("/siem")}),
+    )
+    .await;
+    w.post_scan("h1").await;
+    assert_eq!(w.drain().await, 1);
+    let body = w.receiver.deliveries()[0].json();
+    assert_eq!(body["product"]["id"], 7);
+    assert_eq!(body["product"]["name"], "Shop");
+    assert_eq!(body["product_type"]["name"], "Web");
+}
+
+#[tokio::test]
+async fn given_a_name_the_owner_already_uses_then_409_names_name_and_nothing_is_saved() {
+    let w = world(5).await;
+    let first = w
+        .add(
+            "alice",
+            json!({"name": "Mine", "url": w.receiver.url("/a")}),
+        )
+        .await;
+    let pings = w.receiver.requests().len();
+    let again = w
+        .as_(
+            "alice",
+            Method::POST,
+            "/v1/webhooks",
+            Some(&json!({"name": "Mine", "url": w.receiver.url("/b")})),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    assert_eq!(again.error_field(), "name");
+    assert_eq!(w.receiver.requests().len(), pings, "nothing is pinged");
+    // Another owner may use the name; so may the system.
+    w.add("bob", json!({"name": "Mine", "url": w.receiver.url("/c")}))
+        .await;
+    w.add("root", json!({"name": "Mine", "url": w.receiver.url("/d")}))
+        .await;
+    // Renaming onto a taken name is refused too; keeping one's own name is not.
+    let second = w
+        .add(
+            "alice",
+            json!({"name": "Other", "url": w.receiver.url("/e")}),
+        )
+        .await;
+    let rename = w
+        .as_(
+            "alice",
+            Method::PUT,
+            &format!("/v1/webhooks/{}", id_of(&second)),
+            Some(&json!({"name": "Mine"})),
+        )
+        .await;
+    assert_eq!(rename.status, StatusCode::CONFLICT, "{}", rename.body);
+    assert_eq!(rename.error_field(), "name");
+    let same = w
+        .as_(
+            "alice",
+            Method::PUT,
+            &format!("/v1/webhooks/{}", id_of(&first)),
+            Some(&json!({"name": "Mine", "format": "defectdojo"})),
+        )
+        .await;
+    assert_eq!(same.status, StatusCode::OK, "{}", same.body);
+    assert_eq!(same.body["format"], "defectdojo");
+    let bad = w
+        .as_(
+            "alice",
+            Method::PUT,
+            &format!("/v1/webhooks/{}", id_of(&first)),
+            Some(&json!({"format": "slack"})),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+    assert_eq!(bad.error_field(), "format");
+}

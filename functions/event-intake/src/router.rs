@@ -25,6 +25,7 @@ pub fn api() -> OpenApiRouter<IntakeState> {
     OpenApiRouter::with_openapi(IntakeDoc::openapi())
         .routes(routes!(post_event))
         .routes(routes!(get_event))
+        .routes(routes!(crate::defectdojo::post_defectdojo_webhook))
         .merge(crate::checks::routes())
 }
 

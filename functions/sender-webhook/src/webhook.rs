@@ -3,6 +3,10 @@
 //! map). A temporary failure rests the endpoint as `inactive_tmp` and the delivery is retried;
 //! a permanent one deactivates the endpoint and fails the delivery.
 //!
+//! The body is in the endpoint's format: Herald's ([`webhook_body`]) or DefectDojo's own
+//! ([`defectdojo_body`], `user` the endpoint's owner); either names the product and product
+//! type from the directory when the event does not.
+//!
 //! Before sending, the transport looks the endpoint up: deleted or `inactive_permanent` →
 //! permanent failure; `inactive_tmp` → the message is parked until the endpoint recovers.
 //!
@@ -10,8 +14,12 @@
 
 use async_trait::async_trait;
 use herald_shared::adapters::webhook_client::{Post, PostError, WebhookClient};
-use herald_shared::domain::webhook_body::webhook_body;
-use herald_shared::domain::{Channel, Destination, WebhookOutcome, WebhookStatus};
+use herald_shared::domain::defectdojo::outbound::defectdojo_body;
+use herald_shared::domain::webhook::WebhookFormat;
+use herald_shared::domain::webhook_body::{DirectoryNames, webhook_body};
+use herald_shared::domain::{
+    Channel, Destination, Event, User, Username, WebhookEndpoint, WebhookOutcome, WebhookStatus,
+};
 use herald_shared::ports::{Clock, HeraldStore};
 use herald_shared::ports::{SendError, SendRequest, Transport};
 use herald_shared::webhooks::record_webhook_outcome;
@@ -57,6 +65,69 @@ fn store_failed(error: &herald_shared::ports::StoreError) -> SendError {
     }
 }
 
+impl WebhookTransport {
+    /// A user of the directory, or `None` (logged) when the store cannot say.
+    async fn user(&self, user: Option<&Username>) -> Option<User> {
+        let user = user?;
+        self.store.user(user).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "a user could not be read; the body names none");
+            None
+        })
+    }
+
+    /// What the directory knows of the event's product and product type (best effort: a
+    /// name the store cannot read is left out).
+    async fn names(&self, event: &Event) -> DirectoryNames {
+        let product = match event.product() {
+            Some(id) => self.store.product(&id).await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "the product could not be read; the body names none");
+                None
+            }),
+            None => None,
+        };
+        let product_type = match DirectoryNames::product_type_id(event, product.as_ref()) {
+            Some(id) => self.store.product_type(&id).await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "the product type could not be read; the body names none");
+                None
+            }),
+            None => None,
+        };
+        DirectoryNames {
+            product,
+            product_type,
+        }
+    }
+
+    /// The body in the endpoint's format.
+    async fn body(
+        &self,
+        endpoint: &WebhookEndpoint,
+        request: &SendRequest<'_>,
+    ) -> Result<Vec<u8>, serde_json::Error> {
+        let event = request.event;
+        let requester = self.user(event.requested_by.as_ref()).await;
+        let names = self.names(event).await;
+        match endpoint.format {
+            WebhookFormat::Herald => serde_json::to_vec(&webhook_body(
+                event,
+                request.system,
+                requester.as_ref(),
+                &names,
+            )),
+            WebhookFormat::Defectdojo => {
+                let owner = self.user(endpoint.owner.as_ref()).await;
+                serde_json::to_vec(&defectdojo_body(
+                    event,
+                    request.system,
+                    owner.as_ref(),
+                    requester.as_ref(),
+                    &names,
+                ))
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl Transport for WebhookTransport {
     fn channel(&self) -> Channel {
@@ -94,19 +165,10 @@ impl Transport for WebhookTransport {
             }
             WebhookStatus::Active | WebhookStatus::ActiveTmp => {}
         }
-        let requester = match &request.event.requested_by {
-            Some(user) => self.store.user(user).await.unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "the requester could not be read; the body names none");
-                None
-            }),
-            None => None,
-        };
-        let body = serde_json::to_vec(&webhook_body(
-            request.event,
-            request.system,
-            requester.as_ref(),
-        ))
-        .map_err(|_| permanent("the webhook body could not be built"))?;
+        let body = self
+            .body(&endpoint, request)
+            .await
+            .map_err(|_| permanent("the webhook body could not be built"))?;
         let now_ms = self.clock.now_ms();
         let message_id = format!("msg_{}", request.delivery.id);
         let posted = self

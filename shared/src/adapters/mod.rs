@@ -11,6 +11,7 @@
 //! - [`WebhookClient`]: one guarded, signed POST to a webhook endpoint (the webhooks sender's
 //!   transport and the settings API's ping).
 
+pub mod defectdojo_api;
 pub mod dynamodb;
 pub mod embedded;
 pub mod outbox;

@@ -3,7 +3,9 @@
 //!
 //! Each request is a POST with `Content-Type: application/json`, `Accept: application/json`,
 //! `User-Agent: Herald/<version>`, `X-Herald-Event: <type>`, `X-Herald-Instance: <site_url>`
-//! (when set), the endpoint's custom header, and, when the endpoint has a secret, the Standard
+//! (when set) — for an endpoint of format `defectdojo` DefectDojo's own `User-Agent:
+//! DefectDojo-<version>`, `X-DefectDojo-Event` and `X-DefectDojo-Instance` instead — the
+//! endpoint's custom header, and, when the endpoint has a secret, the Standard
 //! Webhooks headers `webhook-id` (`msg_` and the delivery id, the same on every retry),
 //! `webhook-timestamp` (Unix seconds) and `webhook-signature` (`v1,` and the base64
 //! HMAC-SHA256 of `"{id}.{timestamp}.{body}"`).
@@ -21,7 +23,8 @@
 //! the delivery and the endpoint, shown to administrators) and logs never contain any of
 //! them, nor a body.
 
-use crate::domain::webhook::sign;
+use crate::domain::defectdojo;
+use crate::domain::webhook::{WebhookFormat, sign};
 use crate::domain::{SystemSettings, WebhookEndpoint, WebhookOutcome};
 use crate::url_guard::{GuardedUrl, OutboundError, check_url};
 use reqwest::StatusCode;
@@ -111,14 +114,22 @@ impl WebhookClient {
             .await
             .map_err(refused)?;
         let timeout = timeout(system);
+        let (user_agent, event_header, instance_header) = match endpoint.format {
+            WebhookFormat::Herald => (HERALD_USER_AGENT, "x-herald-event", "x-herald-instance"),
+            WebhookFormat::Defectdojo => (
+                defectdojo::USER_AGENT,
+                "x-defectdojo-event",
+                "x-defectdojo-instance",
+            ),
+        };
         let mut request = http_client(&guarded, timeout)?
             .post(guarded.url.as_str())
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, "application/json")
-            .header(USER_AGENT, HERALD_USER_AGENT)
-            .header("x-herald-event", header_value(post.event_type)?);
+            .header(USER_AGENT, user_agent)
+            .header(event_header, header_value(post.event_type)?);
         if !system.site_url.trim().is_empty() {
-            request = request.header("x-herald-instance", header_value(system.site_url.trim())?);
+            request = request.header(instance_header, header_value(system.site_url.trim())?);
         }
         if let (Some(name), Some(value)) = (&endpoint.header_name, &endpoint.header_value) {
             let name =

@@ -5,6 +5,7 @@ pub mod catalogue;
 pub mod channel;
 pub mod check_records;
 pub mod checks;
+pub mod defectdojo;
 pub mod delivery;
 pub mod directory;
 pub mod event;

@@ -55,6 +55,9 @@ pub struct SystemSettings {
     pub webhooks_notifications_timeout: u32,
     pub disclaimer_notifications: String,
     pub site_url: String,
+    /// The DefectDojo whose webhooks Herald accepts: its site URL, as DefectDojo sends it in
+    /// `X-DefectDojo-Instance`. Empty accepts any instance.
+    pub defectdojo_instance: String,
     pub engagement_auto_close: bool,
     pub engagement_auto_close_days: u32,
     pub enable_notify_sla_active: bool,
@@ -85,6 +88,7 @@ impl Default for SystemSettings {
             webhooks_notifications_timeout: 10,
             disclaimer_notifications: String::new(),
             site_url: String::new(),
+            defectdojo_instance: String::new(),
             engagement_auto_close: false,
             engagement_auto_close_days: 3,
             enable_notify_sla_active: false,
@@ -205,13 +209,8 @@ impl SystemSettings {
                 "slack_username" => next.slack_username = line(field, value, MAX_LINE)?,
                 "slack_token" => next.slack_token = secret(field, value)?,
                 "msteams_url" => next.msteams_url = optional_url(field, value)?,
-                "site_url" => {
-                    let url = optional_url(field, value)?;
-                    // Checked again without its trailing slashes: `https://` would be kept as
-                    // `https:`, which no later request could send back.
-                    let trimmed = Value::String(url.trim_end_matches('/').to_owned());
-                    next.site_url = optional_url(field, &trimmed)?;
-                }
+                "site_url" => next.site_url = site(field, value)?,
+                "defectdojo_instance" => next.defectdojo_instance = site(field, value)?,
                 "disclaimer_notifications" => {
                     next.disclaimer_notifications = text(field, value, MAX_DISCLAIMER)?
                 }
@@ -246,6 +245,25 @@ impl SystemSettings {
             }
         }
         Ok(next)
+    }
+}
+
+/// A site's URL, kept without trailing slashes.
+fn site(field: &str, value: &Value) -> Result<String, FieldError> {
+    let url = optional_url(field, value)?;
+    // Checked again without its trailing slashes: `https://` would be kept as `https:`,
+    // which no later request could send back.
+    let trimmed = Value::String(url.trim_end_matches('/').to_owned());
+    optional_url(field, &trimmed)
+}
+
+impl SystemSettings {
+    /// Whether a DefectDojo webhook naming `instance` in `X-DefectDojo-Instance` comes from
+    /// the configured DefectDojo (any does when none is configured). Trailing slashes are
+    /// ignored.
+    pub fn accepts_defectdojo_instance(&self, instance: Option<&str>) -> bool {
+        self.defectdojo_instance.is_empty()
+            || instance.is_some_and(|i| i.trim().trim_end_matches('/') == self.defectdojo_instance)
     }
 }
 

@@ -227,6 +227,42 @@ impl WebhookState {
     }
 }
 
+/// The body and headers an endpoint receives.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookFormat {
+    /// Herald's: DefectDojo's webhook fields plus `event` and `event_id`, with
+    /// `X-Herald-Event` and, with a secret, Standard Webhooks signatures.
+    #[default]
+    Herald,
+    /// DefectDojo's own body and headers (`User-Agent: DefectDojo-…`, `X-DefectDojo-Event`,
+    /// `X-DefectDojo-Instance`), so a receiver written for DefectDojo works unchanged.
+    Defectdojo,
+}
+
+impl WebhookFormat {
+    /// The wire name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            WebhookFormat::Herald => "herald",
+            WebhookFormat::Defectdojo => "defectdojo",
+        }
+    }
+
+    fn parse(value: &str) -> Result<Self, FieldError> {
+        match value {
+            "herald" => Ok(WebhookFormat::Herald),
+            "defectdojo" => Ok(WebhookFormat::Defectdojo),
+            _ => Err(FieldError::new(
+                "format",
+                "must be `herald` (the default) or `defectdojo`",
+            )),
+        }
+    }
+}
+
 /// A registered webhook endpoint.
 #[derive(Clone, PartialEq, Eq)]
 pub struct WebhookEndpoint {
@@ -240,6 +276,7 @@ pub struct WebhookEndpoint {
     pub secret: Option<Secret>,
     /// `None` for a system endpoint.
     pub owner: Option<Username>,
+    pub format: WebhookFormat,
     pub state: WebhookState,
     /// Ms since the Unix epoch.
     pub created_at: u64,
@@ -259,6 +296,7 @@ impl fmt::Debug for WebhookEndpoint {
             .field("header_value_set", &self.header_value.is_some())
             .field("secret_set", &self.secret.is_some())
             .field("owner", &self.owner)
+            .field("format", &self.format)
             .field("state", &self.state)
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
@@ -281,6 +319,8 @@ struct Stored {
     secret: Option<String>,
     #[serde(default)]
     owner: Option<String>,
+    #[serde(default)]
+    format: WebhookFormat,
     status: WebhookStatus,
     #[serde(default)]
     first_error: Option<u64>,
@@ -303,6 +343,7 @@ impl WebhookEndpoint {
             header_value: self.header_value.as_ref().map(|s| s.expose().to_owned()),
             secret: self.secret.as_ref().map(|s| s.expose().to_owned()),
             owner: self.owner.as_ref().map(|u| u.0.clone()),
+            format: self.format,
             status: self.state.status,
             first_error: self.state.first_error,
             last_error: self.state.last_error,
@@ -324,6 +365,7 @@ impl WebhookEndpoint {
             header_value: s.header_value.map(Secret::new),
             secret: s.secret.map(Secret::new),
             owner: s.owner.map(Username),
+            format: s.format,
             state: WebhookState {
                 status: s.status,
                 first_error: s.first_error,
@@ -375,6 +417,8 @@ pub struct WebhookRequest {
     pub secret: Change<Secret>,
     /// `Keep` when left out; `Clear` for an explicit `null` (a system endpoint).
     pub owner: Change<Username>,
+    /// `None` when left out (a new endpoint takes `herald`, an edit keeps its format).
+    pub format: Option<WebhookFormat>,
 }
 
 /// Fields of a view that a client may send back unchanged; they are ignored.
@@ -396,6 +440,7 @@ const FIELDS: &[&str] = &[
     "header_value",
     "secret",
     "owner",
+    "format",
 ];
 
 impl WebhookRequest {
@@ -442,6 +487,11 @@ impl WebhookRequest {
             Change::Clear => Change::Clear,
             Change::Keep => Change::Keep,
         };
+        let format = match optional(object, "format")? {
+            Change::Set(v) => Some(WebhookFormat::parse(&v)?),
+            Change::Clear => Some(WebhookFormat::Herald),
+            Change::Keep => None,
+        };
         Ok(Self {
             name,
             url,
@@ -449,6 +499,7 @@ impl WebhookRequest {
             header_value,
             secret,
             owner,
+            format,
         })
     }
 
@@ -473,6 +524,7 @@ impl WebhookRequest {
             header_value: self.header_value.apply(None),
             secret: self.secret.apply(None),
             owner,
+            format: self.format.unwrap_or_default(),
             state: WebhookState::active(),
             created_at: now_ms,
             updated_at: now_ms,
@@ -511,6 +563,7 @@ impl WebhookRequest {
             header_value: self.header_value.apply(current.header_value.clone()),
             secret: self.secret.apply(current.secret.clone()),
             owner: current.owner.clone(),
+            format: self.format.unwrap_or(current.format),
             state: WebhookState::active(),
             created_at: current.created_at,
             // Strictly later, so anyone holding the old endpoint can tell it was edited.

@@ -5,7 +5,11 @@
 //! omitted means themself; naming anyone else is 403); another user's endpoint answers 404,
 //! as if it did not exist. The platform's service account has no business here (403).
 //!
-//! `POST` and `PUT` validate the body, then **ping** the endpoint (`X-Herald-Event: ping`,
+//! Names are unique per owner (409 naming `name`), as DefectDojo's are. An endpoint's
+//! `format` is `herald` (the default) or `defectdojo` (DefectDojo's own body and headers).
+//!
+//! `POST` and `PUT` validate the body, then **ping** the endpoint (`X-Herald-Event: ping`, or
+//! DefectDojo's ping for the `defectdojo` format,
 //! signed when it has a secret, through the outbound URL guard, with the system timeout): only
 //! a 2xx answer saves it, and a saved edit makes the endpoint `active` again. A failed ping
 //! answers 422 naming `url`, with the reason (never the URL or a secret). `PUT` changes the
@@ -23,7 +27,8 @@ use herald_http::error::{ApiError, ErrorBody};
 use herald_http::extract::JsonBody;
 use herald_http::rfc3339;
 use herald_shared::adapters::Post;
-use herald_shared::domain::webhook::Change;
+use herald_shared::domain::defectdojo::outbound::defectdojo_ping_body;
+use herald_shared::domain::webhook::{Change, WebhookFormat};
 use herald_shared::domain::webhook_body::{PING_EVENT, ping_body};
 use herald_shared::domain::{
     FieldError, Username, WebhookEndpoint, WebhookId, WebhookRequest, WebhookStatus,
@@ -58,6 +63,8 @@ struct WebhookView {
     secret_set: bool,
     /// The owning user; `null` for a system endpoint.
     owner: Option<String>,
+    /// `herald` (Herald's body and headers) or `defectdojo` (DefectDojo's own).
+    format: WebhookFormat,
     status: WebhookStatus,
     first_error: Option<String>,
     last_error: Option<String>,
@@ -77,6 +84,7 @@ impl From<&WebhookEndpoint> for WebhookView {
             header_value_set: e.header_value.is_some(),
             secret_set: e.secret.is_some(),
             owner: e.owner.as_ref().map(ToString::to_string),
+            format: e.format,
             status: e.state.status,
             first_error: e.state.first_error.map(rfc3339),
             last_error: e.state.last_error.map(rfc3339),
@@ -110,6 +118,9 @@ struct WebhookInput {
     secret: Option<String>,
     /// Administrators: a username, or `null` for a system endpoint. Users: themself.
     owner: Option<String>,
+    /// `herald` (the default) or `defectdojo`: DefectDojo's own body and headers, so a
+    /// receiver written for DefectDojo works unchanged. An edit that leaves it out keeps it.
+    format: Option<WebhookFormat>,
 }
 
 /// Only administrators and users.
@@ -179,6 +190,33 @@ async fn new_webhook_id(state: &AppState) -> Result<WebhookId, ApiError> {
     ))
 }
 
+/// Refuses a name another endpoint of the same owner has (DefectDojo's names are unique).
+fn check_unique_name(
+    endpoint: &WebhookEndpoint,
+    of_owner: &[WebhookEndpoint],
+) -> Result<(), ApiError> {
+    if of_owner
+        .iter()
+        .any(|other| other.id != endpoint.id && other.name == endpoint.name)
+    {
+        return Err(ApiError::FieldConflict(FieldError::new(
+            "name",
+            format!(
+                "this owner already has a webhook named {:?}; names are unique per owner",
+                endpoint.name
+            ),
+        )));
+    }
+    Ok(())
+}
+
+fn owner_of(endpoint: &WebhookEndpoint) -> WebhookOwner {
+    match &endpoint.owner {
+        Some(user) => WebhookOwner::User(user.clone()),
+        None => WebhookOwner::System,
+    }
+}
+
 /// Pings `endpoint`; a failure is a 422 naming `url`.
 async fn ping(state: &AppState, endpoint: &WebhookEndpoint) -> Result<(), ApiError> {
     let system = state.store.system_settings().await?;
@@ -189,8 +227,17 @@ async fn ping(state: &AppState, endpoint: &WebhookEndpoint) -> Result<(), ApiErr
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     );
-    let body = serde_json::to_vec(&ping_body(&ping_id, &system))
-        .map_err(|e| ApiError::Internal(format!("serializing the ping: {e}")))?;
+    let body = match endpoint.format {
+        WebhookFormat::Herald => serde_json::to_vec(&ping_body(&ping_id, &system)),
+        WebhookFormat::Defectdojo => {
+            let owner = match &endpoint.owner {
+                Some(user) => state.store.user(user).await?,
+                None => None,
+            };
+            serde_json::to_vec(&defectdojo_ping_body(owner.as_ref()))
+        }
+    }
+    .map_err(|e| ApiError::Internal(format!("serializing the ping: {e}")))?;
     let message_id = format!("msg_{ping_id}");
     state
         .webhooks
@@ -241,7 +288,7 @@ fn caller_username(caller: &Caller) -> Result<Username, ApiError> {
 #[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", security(("bearer" = [])),
     request_body = WebhookInput,
     responses((status = 201, body = WebhookView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 409, description = "Too many webhooks for this owner", body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 409, description = "Too many webhooks for this owner, or the name is taken", body = ErrorBody),
         (status = 422, description = "Invalid, or the ping failed", body = ErrorBody)))]
 async fn create_webhook(
     State(state): State<AppState>,
@@ -273,13 +320,15 @@ async fn create_webhook(
         Some(user) => WebhookOwner::User(user.clone()),
         None => WebhookOwner::System,
     };
-    if state.store.webhooks(&of_owner).await?.len() >= MAX_WEBHOOKS_PER_OWNER {
+    let existing = state.store.webhooks(&of_owner).await?;
+    if existing.len() >= MAX_WEBHOOKS_PER_OWNER {
         return Err(ApiError::Conflict(format!(
             "at most {MAX_WEBHOOKS_PER_OWNER} webhooks per owner"
         )));
     }
     let mut endpoint =
         request.create(new_webhook_id(&state).await?, owner, state.clock.now_ms())?;
+    check_unique_name(&endpoint, &existing)?;
     ping(&state, &endpoint).await?;
     endpoint.version = state.store.put_webhook(&endpoint).await?;
     tracing::info!(webhook = %endpoint.id, "webhook added");
@@ -307,7 +356,7 @@ async fn get_webhook(
     params(("id" = String, Path)), request_body = WebhookInput,
     responses((status = 200, body = WebhookView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, description = "Edited or deleted by someone else meanwhile", body = ErrorBody),
+        (status = 409, description = "Edited by someone else meanwhile, or the name is taken", body = ErrorBody),
         (status = 422, description = "Invalid, or the ping failed", body = ErrorBody)))]
 async fn put_webhook(
     State(state): State<AppState>,
@@ -318,6 +367,9 @@ async fn put_webhook(
     let current = visible_endpoint(&state, &caller, &id).await?;
     let request = WebhookRequest::from_request(&body.parse()?)?;
     let mut edited = request.edit(&current, state.clock.now_ms())?;
+    if edited.name != current.name {
+        check_unique_name(&edited, &state.store.webhooks(&owner_of(&current)).await?)?;
+    }
     ping(&state, &edited).await?;
     // Saved only over what was read: the edit wins over state changes that happened during
     // the ping, never over a deletion or another edit.
