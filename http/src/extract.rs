@@ -14,14 +14,21 @@ use serde_json::Value;
 /// The largest request body accepted: 256 KiB.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
-/// A request body, read but not parsed yet.
+/// The largest DefectDojo webhook body accepted: 4 MiB (a re-import lists every finding, and
+/// DefectDojo deactivates an endpoint for good on a 413). Lambda takes up to 6 MB.
+pub const MAX_DEFECTDOJO_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// A request body of at most `LIMIT` bytes, read but not parsed yet.
 #[derive(Debug)]
-pub struct JsonBody {
+pub struct JsonBodyOf<const LIMIT: usize> {
     bytes: Bytes,
     is_json: bool,
 }
 
-impl JsonBody {
+/// A request body of at most [`MAX_BODY_BYTES`].
+pub type JsonBody = JsonBodyOf<MAX_BODY_BYTES>;
+
+impl<const LIMIT: usize> JsonBodyOf<LIMIT> {
     /// The body as JSON; an empty body is an error.
     pub fn parse(&self) -> Result<Value, ApiError> {
         if self.bytes.iter().all(u8::is_ascii_whitespace) {
@@ -45,7 +52,7 @@ impl JsonBody {
     }
 }
 
-impl<S: Send + Sync> FromRequest<S> for JsonBody {
+impl<S: Send + Sync, const LIMIT: usize> FromRequest<S> for JsonBodyOf<LIMIT> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
@@ -54,8 +61,8 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
-            return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
+        if declared.is_some_and(|n| n > LIMIT) {
+            return Err(ApiError::PayloadTooLarge(LIMIT));
         }
         let is_json = req
             .headers()
@@ -73,14 +80,14 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             })
             .unwrap_or(false);
         let body: Body = req.into_body();
-        let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
+        let limited = http_body_util::Limited::new(body, LIMIT);
         let bytes = match limited.collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(e)
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
                     .is_some() =>
             {
-                return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
+                return Err(ApiError::PayloadTooLarge(LIMIT));
             }
             Err(_) => {
                 return Err(ApiError::InvalidJson(
@@ -88,7 +95,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 ));
             }
         };
-        Ok(JsonBody { bytes, is_json })
+        Ok(JsonBodyOf { bytes, is_json })
     }
 }
 

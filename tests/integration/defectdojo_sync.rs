@@ -163,8 +163,14 @@ async fn a_defectdojo_that_refuses_fails_stalls_or_sends_garbage_stops_the_sync_
             "timed out",
         ),
     ];
+    // Each failing run starts from a directory synced from a DefectDojo 2.x whose users and
+    // access differ from the 3.x one now answering: any write before the failure would show.
+    let v2 = fake_defectdojo("v2").await;
     for (reply, expected) in cases {
         let app = TestApp::on_disk();
+        sync_from(&api(&v2, TOKEN), app.herald.store.as_ref(), &|_, _, _| {})
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let before = app.store_dump();
         fake.will_at("/api/v2/products/", [reply]);
         // Users, contacts and product types were read; the products page fails.

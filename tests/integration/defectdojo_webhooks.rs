@@ -342,9 +342,103 @@ async fn a_post_not_in_defectdojos_shape_is_refused_naming_the_field_and_records
         assert_eq!(r.status, status, "{event:?} {field}: {}", r.body);
         assert_eq!(r.error_field(), field, "{}", r.body);
     }
-    // Over 256 KiB, as a long description.
-    let big = with("/description", json!("x".repeat(300 * 1024)));
-    let r = post_as_service(&app, "scan_added", &big).await;
+    // Over 4 MiB, as a long description.
+    let huge = with("/description", json!("x".repeat(4 * 1024 * 1024 + 1)));
+    let r = post_as_service(&app, "scan_added", &huge).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.body);
     assert_eq!(app.store_dump(), before);
+}
+
+#[tokio::test]
+async fn a_reimport_listing_thousands_of_findings_is_accepted_with_its_lists_cut() {
+    // DefectDojo deactivates an endpoint for good on a 413 or 422, so a large re-import
+    // (every untouched finding listed: about 1.5 MB here) must not be refused.
+    let app = TestApp::new();
+    world(&app).await;
+    let mut scan: Value = serde_json::from_str(&fixture("scan_added")).unwrap_or_default();
+    let item = scan["findings"]["new"][0].clone();
+    scan["findings"]["untouched"] = Value::Array(vec![item; 8_000]);
+    scan["description"] = json!("d".repeat(50_000));
+    let body = scan.to_string();
+    assert!(body.len() > 1024 * 1024, "{}", body.len());
+    let r = post_as_service(&app, "scan_added", &body).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let id = r.body["event_id"].as_str().unwrap_or_default().to_owned();
+    let got = app
+        .service(Method::GET, &format!("/v1/events/{id}"), None)
+        .await;
+    let stored = &got.body["event"];
+    assert_eq!(
+        stored["findings"]["untouched"].as_array().map(Vec::len),
+        Some(100)
+    );
+    assert_eq!(stored["data"]["findings_omitted"]["untouched"], 7_900);
+    assert_eq!(stored["data"]["finding_count"], scan["finding_count"]);
+    assert_eq!(
+        stored["description"].as_str().map(|d| d.chars().count()),
+        Some(20_000)
+    );
+}
+
+#[tokio::test]
+async fn a_webhook_key_short_enough_for_defectdojos_header_authenticates_the_post() {
+    let app = TestApp::new();
+    world(&app).await;
+    let key = "k3y-0123456789abcdef0123456789abcdef0123";
+    let set = app
+        .admin(
+            Method::PUT,
+            "/v1/system/settings",
+            Some(&json!({"defectdojo_webhook_key": key})),
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    assert_eq!(set.body["defectdojo_webhook_key_set"], true);
+    assert!(!set.raw.contains(key), "the key is write-only: {}", set.raw);
+    // DefectDojo keeps at most 100 characters of a custom header's value.
+    assert!(format!("Bearer {key}").len() <= 100);
+    let with = |authorization: &str| {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/v1/defectdojo/webhook")
+            .header("content-type", "application/json")
+            .header("x-defectdojo-event", "product_added")
+            .header("authorization", authorization.to_owned())
+            .body(Body::from(fixture("product_added")))
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let r = app.send_raw(with(&format!("Bearer {key}"))).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let wrong = app
+        .send_raw(with("Bearer k3y-not-the-right-one-0123456789abcdef"))
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{}", wrong.body);
+    let short = app
+        .admin(
+            Method::PUT,
+            "/v1/system/settings",
+            Some(&json!({"defectdojo_webhook_key": "short"})),
+        )
+        .await;
+    assert_eq!(
+        short.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        short.body
+    );
+    assert_eq!(short.error_field(), "defectdojo_webhook_key");
+    // A non-ASCII event header is named, not taken for a missing one.
+    let mut odd = with(&format!("Bearer {key}"));
+    odd.headers_mut().insert(
+        "x-defectdojo-event",
+        http::HeaderValue::from_bytes(b"scan\xe9").unwrap_or_else(|e| panic!("{e}")),
+    );
+    let r = app.send_raw(odd).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ASCII")
+    );
 }

@@ -4,12 +4,13 @@
 use crate::router::{intake_error, new_event_id};
 use crate::state::IntakeState;
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRequest, FromRequestParts, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use herald_http::auth::Caller;
 use herald_http::error::{ApiError, ErrorBody};
-use herald_http::extract::JsonBody;
+use herald_http::extract::{JsonBodyOf, MAX_DEFECTDOJO_BODY_BYTES};
+use herald_shared::domain::FieldError;
 use herald_shared::domain::defectdojo::{
     EVENT_HEADER, INSTANCE_HEADER, Inbound, InboundError, from_webhook,
 };
@@ -32,8 +33,10 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Receives a webhook post from DefectDojo. Set `Authorization: Bearer <service token>` as
-/// the endpoint's custom header in DefectDojo. The event comes from `X-DefectDojo-Event`;
+/// Receives a webhook post from DefectDojo. Its endpoint's custom header is `Authorization:
+/// Bearer <key>` with the system setting `defectdojo_webhook_key` (DefectDojo keeps at most
+/// 100 characters of a header value, too few for a token); a service or administrator token
+/// is accepted too where it fits (`herald-local`). The event comes from `X-DefectDojo-Event`;
 /// `X-DefectDojo-Instance` must match the system setting `defectdojo_instance` when one is
 /// set. A `ping` and a user's own copy of a broadcast answer 200 and record nothing; an event
 /// answers 202 as `POST /v1/events` does. Every post is a new event.
@@ -52,23 +55,42 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn post_defectdojo_webhook(
     State(state): State<IntakeState>,
-    caller: Caller,
-    headers: HeaderMap,
-    body: JsonBody,
+    request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    caller.require_service_or_admin()?;
+    // The caller first (the webhook key, else a token), then the body: nobody unauthorized
+    // has Herald read up to 4 MiB.
+    let (mut parts, body) = request.into_parts();
     let system = state.store.system_settings().await?;
+    if !system.is_defectdojo_webhook_key(header(&parts.headers, "authorization")) {
+        Caller::from_request_parts(&mut parts, &state)
+            .await?
+            .require_service_or_admin()?;
+    }
+    let headers = parts.headers.clone();
+    let body = JsonBodyOf::<MAX_DEFECTDOJO_BODY_BYTES>::from_request(
+        axum::extract::Request::from_parts(parts, body),
+        &state,
+    )
+    .await?;
+    let event_header = match headers.get(EVENT_HEADER) {
+        Some(value) if value.to_str().is_err() => {
+            return Err(ApiError::BadRequest(FieldError::new(
+                EVENT_HEADER,
+                "must be an event name in ASCII",
+            )));
+        }
+        _ => header(&headers, EVENT_HEADER),
+    };
     if !system.accepts_defectdojo_instance(header(&headers, INSTANCE_HEADER)) {
         return Err(ApiError::Forbidden(format!(
             "{INSTANCE_HEADER} does not name the DefectDojo this Herald accepts (system setting defectdojo_instance)"
         )));
     }
     let body = body.parse()?;
-    let inbound =
-        from_webhook(header(&headers, EVENT_HEADER), &body, new_event_id).map_err(|e| match e {
-            InboundError::Header(e) => ApiError::BadRequest(e),
-            InboundError::Body(e) => ApiError::Validation(e),
-        })?;
+    let inbound = from_webhook(event_header, &body, new_event_id).map_err(|e| match e {
+        InboundError::Header(e) => ApiError::BadRequest(e),
+        InboundError::Body(e) => ApiError::Validation(e),
+    })?;
     let not_routed = |outcome, event: String, message: String| {
         (
             StatusCode::OK,

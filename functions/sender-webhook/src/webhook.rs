@@ -98,16 +98,19 @@ impl WebhookTransport {
         }
     }
 
-    /// The body in the endpoint's format.
+    /// The body in the endpoint's format. In DefectDojo's, `user` is the endpoint's owner:
+    /// a personal endpoint's body never goes out with `user: null` (which a DefectDojo
+    /// receiver takes for the system copy), so an owner the store cannot read is a retry and
+    /// one no longer in the directory a failure.
     async fn body(
         &self,
         endpoint: &WebhookEndpoint,
         request: &SendRequest<'_>,
-    ) -> Result<Vec<u8>, serde_json::Error> {
+    ) -> Result<Vec<u8>, SendError> {
         let event = request.event;
         let requester = self.user(event.requested_by.as_ref()).await;
         let names = self.names(event).await;
-        match endpoint.format {
+        let body = match endpoint.format {
             WebhookFormat::Herald => serde_json::to_vec(&webhook_body(
                 event,
                 request.system,
@@ -115,7 +118,18 @@ impl WebhookTransport {
                 &names,
             )),
             WebhookFormat::Defectdojo => {
-                let owner = self.user(endpoint.owner.as_ref()).await;
+                let owner = match &endpoint.owner {
+                    Some(user) => Some(
+                        self.store
+                            .user(user)
+                            .await
+                            .map_err(|e| store_failed(&e))?
+                            .ok_or_else(|| {
+                                permanent("the webhook's owner is no longer in the directory")
+                            })?,
+                    ),
+                    None => None,
+                };
                 serde_json::to_vec(&defectdojo_body(
                     event,
                     request.system,
@@ -124,7 +138,8 @@ impl WebhookTransport {
                     &names,
                 ))
             }
-        }
+        };
+        body.map_err(|_| permanent("the webhook body could not be built"))
     }
 }
 
@@ -165,10 +180,7 @@ impl Transport for WebhookTransport {
             }
             WebhookStatus::Active | WebhookStatus::ActiveTmp => {}
         }
-        let body = self
-            .body(&endpoint, request)
-            .await
-            .map_err(|_| permanent("the webhook body could not be built"))?;
+        let body = self.body(&endpoint, request).await?;
         let now_ms = self.clock.now_ms();
         let message_id = format!("msg_{}", request.delivery.id);
         let posted = self

@@ -69,13 +69,30 @@ impl DefectDojoApi {
     /// A client of the DefectDojo at `base_url` (its site URL, e.g.
     /// `https://defectdojo.example.com`), each request given up after `timeout`.
     pub fn new(base_url: &str, token: Secret, timeout: Duration) -> Result<Self, DojoApiError> {
+        let shown = match Url::parse(base_url.trim()) {
+            Ok(mut url) => {
+                let _ = url.set_username("");
+                let _ = url.set_password(None);
+                url.to_string()
+            }
+            Err(_) => base_url
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(200)
+                .collect(),
+        };
         let bad = |reason: &str| DojoApiError::BadUrl {
-            url: base_url.to_owned(),
+            url: shown.clone(),
             reason: reason.to_owned(),
         };
         let mut base = Url::parse(base_url.trim()).map_err(|e| bad(&e.to_string()))?;
         if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
             return Err(bad("expected an http(s) URL with a host"));
+        }
+        if !base.username().is_empty() || base.password().is_some() {
+            return Err(bad(
+                "must not carry credentials: the API token goes in --api-token-file",
+            ));
         }
         if !base.path().ends_with('/') {
             let path = format!("{}/", base.path());

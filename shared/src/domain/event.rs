@@ -49,6 +49,8 @@ impl fmt::Display for EventId {
 pub const MAX_TITLE: usize = 1_000;
 /// Longest description kept (alerts keep 2,000 of it).
 pub const MAX_DESCRIPTION: usize = 20_000;
+/// Longest event link kept.
+pub const MAX_URL: usize = 2_000;
 /// Most explicit recipients one event may name.
 pub const MAX_RECIPIENTS: usize = 10_000;
 
@@ -157,7 +159,7 @@ impl Event {
         }
         let url = optional_string(object, "url")?;
         if let Some(u) = &url {
-            single_line("url", u, 2_000)?;
+            single_line("url", u, MAX_URL)?;
             if !(u.starts_with('/') || u.starts_with("https://") || u.starts_with("http://")) {
                 return Err(FieldError::new(
                     "url",

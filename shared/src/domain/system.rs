@@ -58,6 +58,11 @@ pub struct SystemSettings {
     /// The DefectDojo whose webhooks Herald accepts: its site URL, as DefectDojo sends it in
     /// `X-DefectDojo-Instance`. Empty accepts any instance.
     pub defectdojo_instance: String,
+    /// Write-only: a key DefectDojo's webhook endpoint may send as `Authorization: Bearer
+    /// <key>` (DefectDojo keeps at most 100 characters in a custom header, too few for a
+    /// token).
+    #[serde(skip_serializing)]
+    pub defectdojo_webhook_key: Option<Secret>,
     pub engagement_auto_close: bool,
     pub engagement_auto_close_days: u32,
     pub enable_notify_sla_active: bool,
@@ -89,6 +94,7 @@ impl Default for SystemSettings {
             disclaimer_notifications: String::new(),
             site_url: String::new(),
             defectdojo_instance: String::new(),
+            defectdojo_webhook_key: None,
             engagement_auto_close: false,
             engagement_auto_close_days: 3,
             enable_notify_sla_active: false,
@@ -110,7 +116,7 @@ const MAX_LINE: usize = 1_000;
 const MAX_DISCLAIMER: usize = 4_000;
 
 /// Fields a client may send back from a `GET` but not change.
-const READ_ONLY_FIELDS: &[&str] = &["slack_token_set"];
+const READ_ONLY_FIELDS: &[&str] = &["slack_token_set", "defectdojo_webhook_key_set"];
 
 impl SystemSettings {
     /// Whether messages on `channel` may be sent at all (`alert` always may).
@@ -141,6 +147,10 @@ impl SystemSettings {
                 "slack_token_set".into(),
                 Value::Bool(self.slack_token.is_some()),
             );
+            map.insert(
+                "defectdojo_webhook_key_set".into(),
+                Value::Bool(self.defectdojo_webhook_key.is_some()),
+            );
         }
         view
     }
@@ -150,6 +160,13 @@ impl SystemSettings {
         let mut stored = self.to_view();
         if let Value::Object(map) = &mut stored {
             map.remove("slack_token_set");
+            map.remove("defectdojo_webhook_key_set");
+            if let Some(key) = &self.defectdojo_webhook_key {
+                map.insert(
+                    "defectdojo_webhook_key".into(),
+                    Value::String(key.expose().to_owned()),
+                );
+            }
             if let Some(token) = &self.slack_token {
                 map.insert(
                     "slack_token".into(),
@@ -211,6 +228,9 @@ impl SystemSettings {
                 "msteams_url" => next.msteams_url = optional_url(field, value)?,
                 "site_url" => next.site_url = site(field, value)?,
                 "defectdojo_instance" => next.defectdojo_instance = site(field, value)?,
+                "defectdojo_webhook_key" => {
+                    next.defectdojo_webhook_key = webhook_key(field, value)?
+                }
                 "disclaimer_notifications" => {
                     next.disclaimer_notifications = text(field, value, MAX_DISCLAIMER)?
                 }
@@ -257,7 +277,40 @@ fn site(field: &str, value: &Value) -> Result<String, FieldError> {
     optional_url(field, &trimmed)
 }
 
+/// A webhook key: 32 to 90 letters, digits, `-` or `_` (it must fit, after `Bearer `, in the
+/// 100 characters DefectDojo keeps of a header value); `null` clears it.
+fn webhook_key(field: &str, value: &Value) -> Result<Option<Secret>, FieldError> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    let key = string(field, value)?;
+    let valid = (32..=90).contains(&key.len())
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !valid {
+        return Err(FieldError::new(
+            field,
+            "must be 32 to 90 letters, digits, `-` or `_` (null clears it), e.g. from `openssl rand -hex 24`",
+        ));
+    }
+    Ok(Some(Secret::new(key)))
+}
+
 impl SystemSettings {
+    /// Whether `authorization` (an `Authorization` header) is `Bearer <defectdojo_webhook_key>`.
+    /// Compared in constant time.
+    pub fn is_defectdojo_webhook_key(&self, authorization: Option<&str>) -> bool {
+        let (Some(key), Some(sent)) = (
+            &self.defectdojo_webhook_key,
+            authorization.and_then(|a| a.strip_prefix("Bearer ")),
+        ) else {
+            return false;
+        };
+        let (a, b) = (key.expose().as_bytes(), sent.trim().as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+
     /// Whether a DefectDojo webhook naming `instance` in `X-DefectDojo-Instance` comes from
     /// the configured DefectDojo (any does when none is configured). Trailing slashes are
     /// ignored.

@@ -7,8 +7,9 @@
 //!   `is_staff` users view everything, so they become members of every product type.
 //! - **2.x**: `product_members` and `product_type_members` rows (any role), the same through
 //!   `product_groups` and `product_type_groups` for every member of the group
-//!   (`dojo_group_members`), and a global role (the user's own or a group's) views everything:
-//!   a member of every product type. `is_staff` plays no part.
+//!   (`dojo_group_members`), and a global role (the user's own or a group's, with a role: a
+//!   row whose role is `null` grants nothing) views everything: a member of every product
+//!   type. `is_staff` plays no part.
 //!
 //! In both, `is_superuser` makes a Herald administrator. A user Herald cannot name (a
 //! username outside Herald's rules) is left out, with the memberships naming them, and listed
@@ -92,6 +93,10 @@ pub struct DojoRoleRow {
     pub user: Option<u64>,
     #[serde(default)]
     pub group: Option<u64>,
+    /// `null` on a `global_roles` row DefectDojo writes when a profile is saved without one:
+    /// such a row grants nothing.
+    #[serde(default)]
+    pub role: Option<u64>,
 }
 
 /// The 2.x role tables.
@@ -159,8 +164,14 @@ impl DojoDirectory {
                 ));
                 continue;
             };
+            let email = non_empty(row.email.as_deref());
+            if let Some(bad) = email.as_ref().filter(|e| !looks_like_email(e)) {
+                out.skipped.push(format!(
+                    "user {username}: email {bad:?} is not an email address"
+                ));
+            }
             let mut profile = UserProfile {
-                email: non_empty(row.email.as_deref()).filter(|e| looks_like_email(e)),
+                email: email.filter(|e| looks_like_email(e)),
                 first_name: clean(row.first_name.as_deref()),
                 last_name: clean(row.last_name.as_deref()),
                 is_active: row.is_active,
@@ -175,8 +186,17 @@ impl DojoDirectory {
                     )),
                     None => {}
                 }
-                profile.slack_user_id = non_empty(contact.slack_user_id.as_deref())
-                    .filter(|id| id.chars().all(|c| c.is_ascii_alphanumeric()));
+                let slack_id = non_empty(contact.slack_user_id.as_deref());
+                if let Some(bad) = slack_id
+                    .as_ref()
+                    .filter(|id| !id.chars().all(|c| c.is_ascii_alphanumeric()))
+                {
+                    out.skipped.push(format!(
+                        "user {username}: Slack id {bad:?} is not a Slack member id"
+                    ));
+                }
+                profile.slack_user_id =
+                    slack_id.filter(|id| id.chars().all(|c| c.is_ascii_alphanumeric()));
             }
             names.insert(row.id, username.clone());
             out.users.insert(username, profile);
@@ -251,7 +271,7 @@ impl DojoDirectory {
                         }
                     }
                 }
-                for row in &roles.global_roles {
+                for row in roles.global_roles.iter().filter(|r| r.role.is_some()) {
                     for user in users_of(row) {
                         for id in &every_type {
                             member(&mut out.product_type_members, *id, user);

@@ -16,10 +16,14 @@
 
 use super::{DEFECTDOJO_EVENTS, EVENT_HEADER, PING};
 use crate::domain::directory::Username;
-use crate::domain::event::{Event, MAX_TITLE};
+use crate::domain::event::{Event, MAX_DESCRIPTION, MAX_TITLE, MAX_URL};
 use crate::domain::message::FINDING_KINDS;
 use crate::domain::validation::{FieldError, expect_object, join_path, json_type_name};
 use serde_json::{Map, Value};
+
+/// Most findings kept per list (`findings.new`, ...); DefectDojo lists every finding of a
+/// re-import, and the event keeps the count of the rest in `data.findings_omitted`.
+pub const MAX_LISTED: usize = 100;
 
 /// The events DefectDojo sends only to each recipient's own endpoint.
 const ADDRESSED_EVENTS: &[&str] = &["user_mentioned", "review_requested"];
@@ -118,8 +122,20 @@ fn herald_request(
     recipient: Option<Username>,
 ) -> Result<Value, FieldError> {
     let title = optional_text(object, "title")?;
-    let description = optional_text(object, "description")?;
-    let url = optional_text(object, "url_ui")?.map(|u| undoubled(&u));
+    // Too long for Herald is cut, not refused: DefectDojo deactivates an endpoint for good on
+    // a 4xx, and never retries.
+    let description = optional_text(object, "description")?.map(|d| {
+        if d.chars().count() > MAX_DESCRIPTION {
+            let mut cut: String = d.chars().take(MAX_DESCRIPTION - 1).collect();
+            cut.push('…');
+            cut
+        } else {
+            d
+        }
+    });
+    let url = optional_text(object, "url_ui")?
+        .map(|u| undoubled(&u))
+        .filter(|u| u.len() <= MAX_URL);
     let product_type = dojo_object(object, "product_type", "name")?;
     let product = dojo_object(object, "product", "name")?;
     let engagement = dojo_object(object, "engagement", "name")?;
@@ -174,6 +190,18 @@ fn herald_request(
         }
     }
     let mut findings_extra = Map::new();
+    let mut omitted = Map::new();
+    let findings = findings.map(|mut lists| {
+        for (kind, list) in lists.iter_mut() {
+            if let Value::Array(items) = list
+                && items.len() > MAX_LISTED
+            {
+                omitted.insert(kind.clone(), Value::from(items.len() - MAX_LISTED));
+                items.truncate(MAX_LISTED);
+            }
+        }
+        lists
+    });
     if let Some(mut findings) = findings {
         // DefectDojo 3.2 adds `new_duplicate`, `reactivated_duplicate` and
         // `untouched_duplicate`; Herald's event has the four kinds, the rest go to `data`.
@@ -213,6 +241,19 @@ fn herald_request(
     }
     if !findings_extra.is_empty() {
         data.insert("findings_extra".into(), Value::Object(findings_extra));
+    }
+    if !omitted.is_empty() {
+        data.insert("findings_omitted".into(), Value::Object(omitted));
+    }
+    if let Some(long) = object
+        .get("url_ui")
+        .and_then(Value::as_str)
+        .filter(|u| undoubled(u).len() > MAX_URL)
+    {
+        data.insert(
+            "url_ui_omitted".into(),
+            Value::String(format!("{} characters", long.len())),
+        );
     }
     if !data.is_empty() {
         request.insert("data".into(), Value::Object(data));
@@ -438,6 +479,32 @@ mod tests {
     }
 
     #[test]
+    fn given_a_huge_reimport_then_lists_and_text_are_cut_not_refused() {
+        let many: Vec<Value> = (0..250)
+            .map(|i| json!({"id": i, "title": "f", "severity": "Low"}))
+            .collect();
+        let e = event(
+            "scan_added",
+            json!({"title": "t", "description": "d".repeat(30_000),
+                "url_ui": format!("https://dojo/{}", "x".repeat(3_000)),
+                "findings": {"new": [], "untouched": many}}),
+        );
+        let findings = e.findings.clone().unwrap_or_default();
+        assert_eq!(
+            findings["untouched"].as_array().map(Vec::len),
+            Some(MAX_LISTED)
+        );
+        let data = e.data.clone().unwrap_or_default();
+        assert_eq!(data["findings_omitted"]["untouched"], 150);
+        assert_eq!(
+            e.description.map(|d| d.chars().count()),
+            Some(MAX_DESCRIPTION)
+        );
+        assert_eq!(e.url, None);
+        assert_eq!(data["url_ui_omitted"], "3013 characters");
+    }
+
+    #[test]
     fn given_a_ping_then_nothing_is_routed() {
         let ping = json!({"description": "Test webhook notification", "title": "", "user": null});
         assert_eq!(read("ping", ping), Ok(Inbound::Ping));
@@ -514,6 +581,7 @@ mod tests {
                 "findings.new[0].severity",
             ),
             (json!({"url_ui": "javascript:x"}), "url_ui"),
+            (json!({"user": {"username": 5}}), "user.username"),
         ];
         for (body, field) in cases {
             match read("scan_added", body.clone()) {
