@@ -185,20 +185,13 @@ fn sync_defectdojo(
     )
     .map_err(|e| e.to_string())?
     .with_page_size(page_size);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(async move {
-        std::fs::create_dir_all(&args.data_dir)
-            .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
-        let herald = LocalHerald::open(&args.data_dir, config.queue, Arc::new(SystemClock))
-            .map_err(|e| {
-                format!(
-                    "{e} (a herald-local server on {} holds its store: stop it, sync, and start it again)",
-                    args.data_dir.display()
-                )
-            })?;
+    runtime()?.block_on(async move {
+        let herald = open_store(config, &args.data_dir).map_err(|e| {
+            format!(
+                "{e} (a herald-local server on {} holds its store: stop it, sync, and start it again)",
+                args.data_dir.display()
+            )
+        })?;
         let terminal = std::io::stderr().is_terminal();
         let progress = |what: &str, done: usize, total: usize| {
             if terminal && (done.is_multiple_of(100) || done == total) {
@@ -239,18 +232,26 @@ fn sync_defectdojo(
     })
 }
 
-fn serve(config: Config, args: ServeArgs) -> Result<(), String> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// The multi-threaded runtime every command runs on.
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(async move {
-        std::fs::create_dir_all(&args.data_dir)
-            .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+/// The store and queue in `data_dir`, created if needed.
+fn open_store(config: &Config, data_dir: &std::path::Path) -> Result<LocalHerald, String> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+    LocalHerald::open(data_dir, config.queue, Arc::new(SystemClock)).map_err(|e| e.to_string())
+}
+
+fn serve(config: Config, args: ServeArgs) -> Result<(), String> {
+    runtime()?.block_on(async move {
+        let herald =
+            open_store(&config, &args.data_dir)?.allow_private_targets(config.allow_private);
         let keys = keys(&config, &args)?;
-        let herald = LocalHerald::open(&args.data_dir, config.queue, Arc::new(SystemClock))
-            .map_err(|e| e.to_string())?
-            .allow_private_targets(config.allow_private);
         let recovered = herald
             .recover()
             .await

@@ -283,7 +283,11 @@ fn required_string(object: &Map<String, Value>, field: &str) -> Result<String, F
     }
 }
 
-fn optional_string(object: &Map<String, Value>, field: &str) -> Result<Option<String>, FieldError> {
+/// A string field; absent, `null` and `""` are `None`.
+pub(crate) fn optional_string(
+    object: &Map<String, Value>,
+    field: &str,
+) -> Result<Option<String>, FieldError> {
     match object.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),

@@ -16,7 +16,7 @@
 
 use super::{DEFECTDOJO_EVENTS, EVENT_HEADER, PING};
 use crate::domain::directory::Username;
-use crate::domain::event::{Event, MAX_DESCRIPTION, MAX_TITLE, MAX_URL};
+use crate::domain::event::{Event, MAX_DESCRIPTION, MAX_TITLE, MAX_URL, optional_string};
 use crate::domain::message::FINDING_KINDS;
 use crate::domain::validation::{FieldError, expect_object, join_path, json_type_name};
 use serde_json::{Map, Value};
@@ -121,10 +121,10 @@ fn herald_request(
     object: &Map<String, Value>,
     recipient: Option<Username>,
 ) -> Result<Value, FieldError> {
-    let title = optional_text(object, "title")?;
+    let title = optional_string(object, "title")?;
     // Too long for Herald is cut, not refused: DefectDojo deactivates an endpoint for good on
     // a 4xx, and never retries.
-    let description = optional_text(object, "description")?.map(|d| {
+    let description = optional_string(object, "description")?.map(|d| {
         if d.chars().count() > MAX_DESCRIPTION {
             let mut cut: String = d.chars().take(MAX_DESCRIPTION - 1).collect();
             cut.push('…');
@@ -133,7 +133,7 @@ fn herald_request(
             d
         }
     });
-    let url = optional_text(object, "url_ui")?
+    let url = optional_string(object, "url_ui")?
         .map(|u| undoubled(&u))
         .filter(|u| u.len() <= MAX_URL);
     let product_type = dojo_object(object, "product_type", "name")?;
@@ -303,18 +303,6 @@ fn undoubled(url: &str) -> String {
     url[last..].to_owned()
 }
 
-fn optional_text(object: &Map<String, Value>, field: &str) -> Result<Option<String>, FieldError> {
-    match object.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.is_empty() => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(FieldError::new(
-            field,
-            format!("expected a string, got {}", json_type_name(other)),
-        )),
-    }
-}
-
 /// DefectDojo's ids are integers.
 fn dojo_id(value: Option<&Value>, field: &str) -> Result<Value, FieldError> {
     match value {
@@ -342,7 +330,8 @@ fn dojo_object(
     let inner = expect_object(value, field)?;
     dojo_id(inner.get("id"), &format!("{field}.id"))?;
     for key in [label, "url_ui", "url_api"] {
-        optional_text(inner, key).map_err(|e| FieldError::new(join_path(field, key), e.message))?;
+        optional_string(inner, key)
+            .map_err(|e| FieldError::new(join_path(field, key), e.message))?;
     }
     Ok(Some(inner.clone()))
 }
@@ -369,7 +358,7 @@ fn finding_lists(object: &Map<String, Value>) -> Result<Option<Map<String, Value
             let finding = expect_object(item, &item_field)?;
             dojo_id(finding.get("id"), &format!("{item_field}.id"))?;
             for key in ["title", "severity", "url_ui", "url_api"] {
-                optional_text(finding, key)
+                optional_string(finding, key)
                     .map_err(|e| FieldError::new(format!("{item_field}.{key}"), e.message))?;
             }
         }
