@@ -1,8 +1,7 @@
 //! `POST /v1/defectdojo/webhook`: DefectDojo's own webhook posts, read by
 //! [`herald_shared::domain::defectdojo`] and accepted as `POST /v1/events` accepts an event.
 
-use crate::router::{intake_error, new_event_id};
-use crate::state::IntakeState;
+use crate::state::{IntakeState, intake_error, new_event_id};
 use axum::Json;
 use axum::extract::{FromRequest, FromRequestParts, State};
 use axum::http::{HeaderMap, StatusCode};

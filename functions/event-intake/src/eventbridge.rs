@@ -1,7 +1,6 @@
 //! Events from EventBridge: `detail-type` `herald.event`, the event as `detail`.
 
-use crate::router::new_event_id;
-use crate::state::IntakeState;
+use crate::state::{IntakeState, new_event_id};
 use herald_shared::domain::Event;
 use herald_shared::intake::{IntakeAnswer, accept_event};
 use serde_json::Value;

@@ -1,6 +1,6 @@
 //! The intake HTTP API: one axum router, hosted by Lambda, by `herald-local` and by tests.
 
-use crate::state::IntakeState;
+use crate::state::{IntakeState, intake_error, new_event_id};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode};
@@ -10,7 +10,7 @@ use herald_http::error::{ApiError, ErrorBody};
 use herald_http::extract::JsonBody;
 use herald_http::rfc3339;
 use herald_shared::domain::{Delivery, Event, EventId};
-use herald_shared::intake::{IntakeAnswer, IntakeError, accept_event};
+use herald_shared::intake::{IntakeAnswer, accept_event};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -38,14 +38,6 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(state: IntakeState) -> axum::Router {
     let (routes, doc) = api().split_for_parts();
     herald_http::app(routes.with_state(state), doc)
-}
-
-/// Maps an intake failure: the store's and the queue's causes are logged, never sent.
-pub fn intake_error(e: IntakeError) -> ApiError {
-    match e {
-        IntakeError::Store(e) => e.into(),
-        IntakeError::Queue(e) => ApiError::Internal(e.to_string()),
-    }
 }
 
 /// Accepts an event: who hears about it is decided, alerts are written and deliveries queued
@@ -84,29 +76,6 @@ async fn post_event(
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
-}
-
-/// A fresh event id for events posted without one: 128 random bits in hex.
-pub fn new_event_id() -> String {
-    let mut bytes = [0u8; 16];
-    if getrandom_fill(&mut bytes).is_err() {
-        // Fall back on time and a counter: unique within this process, which is all an id
-        // without an idempotency key needs.
-        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        return format!("evt_{t:x}{n:x}");
-    }
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("evt_{hex}")
-}
-
-fn getrandom_fill(bytes: &mut [u8]) -> std::io::Result<()> {
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")?.read_exact(bytes)
 }
 
 /// A delivery as `GET /v1/events/{event_id}` shows it.
