@@ -77,6 +77,24 @@ pub async fn sync_from(
     sync_directory(store, &dojo, progress).await
 }
 
+/// Counts `wanted` against what Herald has; `true` when it must be written.
+fn tally<T: PartialEq>(counts: &mut KindCounts, current: Option<&T>, wanted: &T) -> bool {
+    match current {
+        Some(current) if current == wanted => {
+            counts.unchanged += 1;
+            false
+        }
+        Some(_) => {
+            counts.updated += 1;
+            true
+        }
+        None => {
+            counts.created += 1;
+            true
+        }
+    }
+}
+
 /// Writes `dojo`'s directory into `store`; `progress` hears (kind, done, total).
 pub async fn sync_directory(
     store: &dyn HeraldStore,
@@ -90,33 +108,17 @@ pub async fn sync_directory(
     };
     let total = directory.product_types.len();
     for (i, product_type) in directory.product_types.iter().enumerate() {
-        let counts = &mut report.product_types;
-        match store.product_type(&product_type.id).await? {
-            Some(current) if &current == product_type => counts.unchanged += 1,
-            Some(_) => {
-                store.put_product_type(product_type).await?;
-                counts.updated += 1;
-            }
-            None => {
-                store.put_product_type(product_type).await?;
-                counts.created += 1;
-            }
+        let current = store.product_type(&product_type.id).await?;
+        if tally(&mut report.product_types, current.as_ref(), product_type) {
+            store.put_product_type(product_type).await?;
         }
         progress("product types", i + 1, total);
     }
     let total = directory.products.len();
     for (i, product) in directory.products.iter().enumerate() {
-        let counts = &mut report.products;
-        match store.product(&product.id).await? {
-            Some(current) if &current == product => counts.unchanged += 1,
-            Some(_) => {
-                store.put_product(product).await?;
-                counts.updated += 1;
-            }
-            None => {
-                store.put_product(product).await?;
-                counts.created += 1;
-            }
+        let current = store.product(&product.id).await?;
+        if tally(&mut report.products, current.as_ref(), product) {
+            store.put_product(product).await?;
         }
         progress("products", i + 1, total);
     }

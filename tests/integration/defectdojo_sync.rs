@@ -36,6 +36,17 @@ fn id(s: &str) -> ResourceId {
     ResourceId::parse("id", s).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Whether each (user, product) may view it, as the store decides.
+async fn assert_views(store: &dyn herald_shared::ports::HeraldStore, cases: &[(&str, &str, bool)]) {
+    for (user, product, may) in cases {
+        let access = store
+            .product_access(&name(user), &id(product))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(access.may_view(), *may, "{user} on {product}: {access:?}");
+    }
+}
+
 fn created(n: u64) -> KindCounts {
     KindCounts {
         created: n,
@@ -80,18 +91,16 @@ async fn given_defectdojo_3_then_the_directory_and_access_arrive_and_a_second_ru
     );
     // As DefectDojo authorizes: alice views Shop (7) not Billing (8); carol both through the
     // product type; bob (staff) everything.
-    for (user, product, may) in [
-        ("alice", "7", true),
-        ("alice", "8", false),
-        ("carol", "8", true),
-        ("bob", "8", true),
-    ] {
-        let access = store
-            .product_access(&name(user), &id(product))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(access.may_view(), may, "{user} on {product}: {access:?}");
-    }
+    assert_views(
+        store,
+        &[
+            ("alice", "7", true),
+            ("alice", "8", false),
+            ("carol", "8", true),
+            ("bob", "8", true),
+        ],
+    )
+    .await;
 
     let again = sync_directory(store, &dojo, &|_, _, _| {})
         .await
@@ -114,18 +123,16 @@ async fn given_defectdojo_2_then_its_role_tables_decide_access() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(report.product_members, created(3), "{report:?}");
-    for (user, product, may) in [
-        ("alice", "7", true),
-        ("alice", "8", false),
-        ("carol", "7", true),
-        ("carol", "8", true),
-    ] {
-        let access = store
-            .product_access(&name(user), &id(product))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(access.may_view(), may, "{user} on {product}: {access:?}");
-    }
+    assert_views(
+        store,
+        &[
+            ("alice", "7", true),
+            ("alice", "8", false),
+            ("carol", "7", true),
+            ("carol", "8", true),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
