@@ -97,7 +97,7 @@ pub struct FindingLists {
 
 /// How DefectDojo names each kind of object in its UI and API paths.
 #[derive(Clone, Copy)]
-pub(crate) enum Kind {
+enum Kind {
     ProductType,
     Product,
     Engagement,
@@ -106,7 +106,7 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    pub(crate) fn ui_path(self, id: &str) -> String {
+    fn ui_path(self, id: &str) -> String {
         match self {
             Kind::ProductType => format!("/product/type/{id}"),
             Kind::Product => format!("/product/{id}"),
@@ -116,7 +116,7 @@ impl Kind {
         }
     }
 
-    pub(crate) fn api_path(self, id: &str) -> String {
+    fn api_path(self, id: &str) -> String {
         let collection = match self {
             Kind::ProductType => "product_types",
             Kind::Product => "products",
@@ -146,7 +146,7 @@ pub(crate) fn text(object: &Map<String, Value>, key: &str) -> Option<String> {
 }
 
 /// `(url_ui, url_api)` of an object: its own `url` or DefectDojo's UI path, and the API path.
-pub(crate) fn urls(
+fn urls(
     site: &str,
     kind: Kind,
     object: &Map<String, Value>,
@@ -163,7 +163,7 @@ pub(crate) fn urls(
     )
 }
 
-pub(crate) fn reference(site: &str, kind: Kind, object: &Map<String, Value>) -> Option<Reference> {
+fn reference(site: &str, kind: Kind, object: &Map<String, Value>) -> Option<Reference> {
     let id = object.get("id").cloned().unwrap_or(Value::Null);
     if id.is_null() {
         return None;
@@ -177,7 +177,7 @@ pub(crate) fn reference(site: &str, kind: Kind, object: &Map<String, Value>) -> 
     })
 }
 
-pub(crate) fn finding_item(site: &str, object: &Map<String, Value>) -> FindingItem {
+fn finding_item(site: &str, object: &Map<String, Value>) -> FindingItem {
     let id = object.get("id").cloned().unwrap_or(Value::Null);
     let (url_ui, url_api) = urls(site, Kind::Finding, object, &id);
     FindingItem {
@@ -207,7 +207,7 @@ pub fn id_value(id: &str) -> Value {
     }
 }
 
-pub(crate) fn non_empty(s: &str) -> Option<String> {
+fn non_empty(s: &str) -> Option<String> {
     (!s.trim().is_empty()).then(|| s.to_owned())
 }
 
