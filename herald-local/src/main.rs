@@ -206,17 +206,14 @@ fn sync_defectdojo(
         let report = sync_from(&api, herald.store.as_ref(), &progress)
             .await
             .map_err(|e| format!("the sync from {url} stopped: {e}"))?;
-        println!("{:<22} {:>8} {:>8} {:>10}", "", "created", "updated", "unchanged");
-        for (kind, counts) in [
-            ("users", report.users),
-            ("product types", report.product_types),
-            ("products", report.products),
-            ("product members", report.product_members),
-            ("product type members", report.product_type_members),
-        ] {
+        println!(
+            "{:<22} {:>8} {:>8} {:>8} {:>10}",
+            "", "created", "updated", "removed", "unchanged"
+        );
+        for (kind, counts) in report.kinds() {
             println!(
-                "{kind:<22} {:>8} {:>8} {:>10}",
-                counts.created, counts.updated, counts.unchanged
+                "{kind:<22} {:>8} {:>8} {:>8} {:>10}",
+                counts.created, counts.updated, counts.removed, counts.unchanged
             );
         }
         for skipped in &report.skipped {
@@ -225,9 +222,7 @@ fn sync_defectdojo(
         if !report.changed_anything() {
             println!("nothing changed: Herald's directory already matches DefectDojo");
         }
-        println!(
-            "not synced yet: removals, engagements, findings, risk acceptances and notification settings"
-        );
+        println!("not synced yet: DefectDojo's notification settings");
         Ok(())
     })
 }

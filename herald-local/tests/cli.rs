@@ -468,14 +468,16 @@ async fn given_a_defectdojo_then_sync_fills_the_directory_once_and_a_server_serv
             })
             .unwrap_or_default()
     };
-    assert_eq!(row(&out, "users"), ["4", "0", "0"], "{out}");
-    assert_eq!(row(&out, "products"), ["2", "0", "0"], "{out}");
+    // created, updated, removed, unchanged
+    assert_eq!(row(&out, "users"), ["4", "0", "0", "0"], "{out}");
+    assert_eq!(row(&out, "products"), ["2", "0", "0", "0"], "{out}");
+    assert_eq!(row(&out, "findings"), ["3", "0", "0", "0"], "{out}");
     assert!(!out.contains("dd-key-42"), "{out}");
 
     let second = sync_defectdojo(&data, &dojo.base, &token_file);
     let out = text(&second);
     assert!(second.status.success(), "{out}");
-    assert_eq!(row(&out, "users"), ["0", "0", "4"], "{out}");
+    assert_eq!(row(&out, "users"), ["0", "0", "0", "4"], "{out}");
     assert!(out.contains("nothing changed"), "{out}");
 
     // A server on the same directory serves what the sync wrote; while it runs, the sync

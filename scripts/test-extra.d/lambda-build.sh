@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# Builds every function under functions/ for AWS Lambda, as `sam build` would
-# (`cargo lambda build --release`, x86_64, provided.al2023), and checks each one produced its
-# `bootstrap`. Run by scripts/test.sh, or alone as `bash scripts/test-extra.d/lambda-build.sh`.
+# Builds every function under functions/ for AWS Lambda as `sam build` would (`cargo lambda
+# build`, x86_64, provided.al2023), and checks each one produced its `bootstrap`. Run by
+# scripts/test.sh, or alone as `bash scripts/test-extra.d/lambda-build.sh`.
+#
+# The check builds with the `lambda-check` profile (release's settings without LTO and
+# size optimization) because a proof that every function compiles and links for Lambda does
+# not need release's slow optimizations; `HERALD_LAMBDA_PROFILE=release` builds exactly what
+# `sam build` deploys.
 #
 # cargo-lambda comes from PyPI (a prebuilt binary that brings zig as its linker) into a venv of
 # its own, .tools/cargo-lambda, when missing; compiling it from crates.io would take far longer.
@@ -40,8 +45,9 @@ done
 
 args=()
 for p in "${packages[@]}"; do args+=(-p "$p"); done
-log "cargo lambda build --release ${args[*]}"
-cargo lambda build --release "${args[@]}"
+PROFILE="${HERALD_LAMBDA_PROFILE:-lambda-check}"
+log "cargo lambda build --profile $PROFILE ${args[*]}"
+cargo lambda build --profile "$PROFILE" "${args[@]}"
 
 for p in "${packages[@]}"; do
     bootstrap="target/lambda/$p/bootstrap"

@@ -7,19 +7,38 @@
 //! every object unchanged and writes nothing. A Slack member id Herald found itself (with
 //! `users.lookupByEmail`) is kept while DefectDojo has none and the Slack email is the same.
 //!
-//! Not yet: removing what DefectDojo no longer has (users, products, memberships), engagements,
-//! findings, risk acceptances and notification settings.
+//! **Removals.** What DefectDojo no longer has is removed from Herald: users, product types,
+//! products, memberships, engagements, risk acceptances, and findings that are gone or no
+//! longer active (the sync reads active findings only; the scheduled checks need no other).
+//! Only what a sync wrote is ever removed: the [`SyncLedger`](crate::ports::SyncLedger)
+//! records every object's id *before* the object is written, and forgets it only *after* the
+//! object is removed, so an object another integration put into Herald is never touched,
+//! and a crash anywhere leaves nothing the next run cannot finish. Removals come after every
+//! write, dependants first (risk acceptances, findings, engagements, memberships, users,
+//! products, product types).
+//!
+//! **Resuming.** A run that stopped half way (a crash, a store error) is finished by the next
+//! one: what it wrote compares equal and is left alone, what it did not write yet is written,
+//! and what it was about to remove is still in the ledger.
+//!
+//! Not yet: notification settings (`--import-settings`).
 
 use crate::adapters::defectdojo_api::{DefectDojoApi, DojoApiError};
 use crate::domain::defectdojo::directory::{Directory, DojoDirectory};
+use crate::domain::{ResourceId, Username};
 use crate::ports::{HeraldStore, StoreError, UserWrite};
 use serde::Serialize;
+use std::collections::BTreeSet;
+
+/// The ledger's name for DefectDojo.
+pub const SOURCE: &str = "defectdojo";
 
 /// What a sync did to one kind of object.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct KindCounts {
     pub created: u64,
     pub updated: u64,
+    pub removed: u64,
     pub unchanged: u64,
 }
 
@@ -31,21 +50,32 @@ pub struct SyncReport {
     pub products: KindCounts,
     pub product_members: KindCounts,
     pub product_type_members: KindCounts,
+    pub engagements: KindCounts,
+    pub findings: KindCounts,
+    pub risk_acceptances: KindCounts,
     pub skipped: Vec<String>,
 }
 
 impl SyncReport {
+    /// Every kind with its counts, in the order they are written.
+    pub fn kinds(&self) -> [(&'static str, KindCounts); 8] {
+        [
+            ("product types", self.product_types),
+            ("products", self.products),
+            ("users", self.users),
+            ("product members", self.product_members),
+            ("product type members", self.product_type_members),
+            ("engagements", self.engagements),
+            ("findings", self.findings),
+            ("risk acceptances", self.risk_acceptances),
+        ]
+    }
+
     /// Whether the run changed anything.
     pub fn changed_anything(&self) -> bool {
-        [
-            self.users,
-            self.product_types,
-            self.products,
-            self.product_members,
-            self.product_type_members,
-        ]
-        .iter()
-        .any(|k| k.created + k.updated > 0)
+        self.kinds()
+            .iter()
+            .any(|(_, k)| k.created + k.updated + k.removed > 0)
     }
 }
 
@@ -95,7 +125,50 @@ fn tally<T: PartialEq>(counts: &mut KindCounts, current: Option<&T>, wanted: &T)
     }
 }
 
-/// Writes `dojo`'s directory into `store`; `progress` hears (kind, done, total).
+/// Records in the ledger the `wanted` ids of `kind` it lacks, and answers the ids it has
+/// that are not wanted: what DefectDojo no longer has.
+async fn stale_after_recording(
+    store: &dyn HeraldStore,
+    kind: &str,
+    wanted: BTreeSet<String>,
+) -> Result<Vec<String>, StoreError> {
+    let known: BTreeSet<String> = store.synced_ids(SOURCE, kind).await?.into_iter().collect();
+    let new: Vec<String> = wanted.difference(&known).cloned().collect();
+    store.record_synced(SOURCE, kind, &new).await?;
+    Ok(known.difference(&wanted).cloned().collect())
+}
+
+/// The ledger's id of a membership.
+fn membership_id(id: &ResourceId, user: &Username) -> String {
+    format!("{id}/{user}")
+}
+
+fn parse_membership(id: &str) -> Option<(ResourceId, Username)> {
+    let (resource, user) = id.split_once('/')?;
+    Some((
+        ResourceId::parse("id", resource).ok()?,
+        Username::parse("username", user).ok()?,
+    ))
+}
+
+fn parse_id(id: &str) -> Option<ResourceId> {
+    ResourceId::parse("id", id).ok()
+}
+
+/// The ledger's kinds.
+mod kind {
+    pub const PRODUCT_TYPES: &str = "product_types";
+    pub const PRODUCTS: &str = "products";
+    pub const USERS: &str = "users";
+    pub const PRODUCT_MEMBERS: &str = "product_members";
+    pub const PRODUCT_TYPE_MEMBERS: &str = "product_type_members";
+    pub const ENGAGEMENTS: &str = "engagements";
+    pub const FINDINGS: &str = "findings";
+    pub const RISK_ACCEPTANCES: &str = "risk_acceptances";
+}
+
+/// Writes `dojo`'s directory into `store`, then removes what DefectDojo no longer has;
+/// `progress` hears (kind, done, total).
 pub async fn sync_directory(
     store: &dyn HeraldStore,
     dojo: &DojoDirectory,
@@ -106,6 +179,14 @@ pub async fn sync_directory(
         skipped: directory.skipped.clone(),
         ..SyncReport::default()
     };
+    let ids = |items: &mut dyn Iterator<Item = String>| items.collect::<BTreeSet<String>>();
+
+    let stale_types = stale_after_recording(
+        store,
+        kind::PRODUCT_TYPES,
+        ids(&mut directory.product_types.iter().map(|t| t.id.to_string())),
+    )
+    .await?;
     let total = directory.product_types.len();
     for (i, product_type) in directory.product_types.iter().enumerate() {
         let current = store.product_type(&product_type.id).await?;
@@ -114,6 +195,12 @@ pub async fn sync_directory(
         }
         progress("product types", i + 1, total);
     }
+    let stale_products = stale_after_recording(
+        store,
+        kind::PRODUCTS,
+        ids(&mut directory.products.iter().map(|p| p.id.to_string())),
+    )
+    .await?;
     let total = directory.products.len();
     for (i, product) in directory.products.iter().enumerate() {
         let current = store.product(&product.id).await?;
@@ -122,6 +209,12 @@ pub async fn sync_directory(
         }
         progress("products", i + 1, total);
     }
+    let stale_users = stale_after_recording(
+        store,
+        kind::USERS,
+        ids(&mut directory.users.keys().map(|u| u.to_string())),
+    )
+    .await?;
     let template = store.template_notifications().await?;
     let total = directory.users.len();
     for (i, (username, profile)) in directory.users.iter().enumerate() {
@@ -144,6 +237,15 @@ pub async fn sync_directory(
         }
         progress("users", i + 1, total);
     }
+    let stale_product_members = stale_after_recording(
+        store,
+        kind::PRODUCT_MEMBERS,
+        ids(&mut directory
+            .product_members
+            .iter()
+            .map(|(p, u)| membership_id(p, u))),
+    )
+    .await?;
     let total = directory.product_members.len();
     for (i, (product, user)) in directory.product_members.iter().enumerate() {
         if store.put_product_member(product, user).await? {
@@ -153,6 +255,15 @@ pub async fn sync_directory(
         }
         progress("product members", i + 1, total);
     }
+    let stale_type_members = stale_after_recording(
+        store,
+        kind::PRODUCT_TYPE_MEMBERS,
+        ids(&mut directory
+            .product_type_members
+            .iter()
+            .map(|(t, u)| membership_id(t, u))),
+    )
+    .await?;
     let total = directory.product_type_members.len();
     for (i, (product_type, user)) in directory.product_type_members.iter().enumerate() {
         if store.put_product_type_member(product_type, user).await? {
@@ -162,5 +273,151 @@ pub async fn sync_directory(
         }
         progress("product type members", i + 1, total);
     }
+    let records = &directory.records;
+    let stale_engagements = stale_after_recording(
+        store,
+        kind::ENGAGEMENTS,
+        ids(&mut records.engagements.iter().map(|e| e.id.to_string())),
+    )
+    .await?;
+    let total = records.engagements.len();
+    for (i, engagement) in records.engagements.iter().enumerate() {
+        let current = store.engagement(&engagement.id).await?;
+        if tally(&mut report.engagements, current.as_ref(), engagement) {
+            store.put_engagement(engagement).await?;
+        }
+        progress("engagements", i + 1, total);
+    }
+    let stale_findings = stale_after_recording(
+        store,
+        kind::FINDINGS,
+        ids(&mut records.findings.iter().map(|f| f.id.to_string())),
+    )
+    .await?;
+    let total = records.findings.len();
+    for (i, finding) in records.findings.iter().enumerate() {
+        let current = store.finding(&finding.id).await?;
+        if tally(&mut report.findings, current.as_ref(), finding) {
+            store.put_finding(finding).await?;
+        }
+        progress("findings", i + 1, total);
+    }
+    let stale_acceptances = stale_after_recording(
+        store,
+        kind::RISK_ACCEPTANCES,
+        ids(&mut records.risk_acceptances.iter().map(|r| r.id.to_string())),
+    )
+    .await?;
+    let total = records.risk_acceptances.len();
+    for (i, acceptance) in records.risk_acceptances.iter().enumerate() {
+        let current = store.risk_acceptance(&acceptance.id).await?;
+        if tally(&mut report.risk_acceptances, current.as_ref(), acceptance) {
+            store.put_risk_acceptance(acceptance).await?;
+        }
+        progress("risk acceptances", i + 1, total);
+    }
+
+    // Removals, dependants first. Each id is forgotten once its object is gone.
+    let removals = [
+        (kind::RISK_ACCEPTANCES, stale_acceptances),
+        (kind::FINDINGS, stale_findings),
+        (kind::ENGAGEMENTS, stale_engagements),
+        (kind::PRODUCT_TYPE_MEMBERS, stale_type_members),
+        (kind::PRODUCT_MEMBERS, stale_product_members),
+        (kind::USERS, stale_users),
+        (kind::PRODUCTS, stale_products),
+        (kind::PRODUCT_TYPES, stale_types),
+    ];
+    for (kind, stale) in removals {
+        let removed = remove_stale(store, kind, &stale, progress, &mut report.skipped).await?;
+        let counts = match kind {
+            kind::RISK_ACCEPTANCES => &mut report.risk_acceptances,
+            kind::FINDINGS => &mut report.findings,
+            kind::ENGAGEMENTS => &mut report.engagements,
+            kind::PRODUCT_TYPE_MEMBERS => &mut report.product_type_members,
+            kind::PRODUCT_MEMBERS => &mut report.product_members,
+            kind::USERS => &mut report.users,
+            kind::PRODUCTS => &mut report.products,
+            _ => &mut report.product_types,
+        };
+        counts.removed = removed;
+    }
     Ok(report)
+}
+
+/// Removes one object the ledger names; `false` when it was gone already (or its id is not
+/// one Herald could have written).
+async fn remove_one(store: &dyn HeraldStore, kind: &str, id: &str) -> Result<bool, StoreError> {
+    let resource = || parse_id(id);
+    match kind {
+        kind::RISK_ACCEPTANCES => match resource() {
+            Some(id) => store.delete_risk_acceptance(&id).await,
+            None => Ok(false),
+        },
+        kind::FINDINGS => match resource() {
+            Some(id) => store.delete_finding(&id).await,
+            None => Ok(false),
+        },
+        kind::ENGAGEMENTS => match resource() {
+            Some(id) => store.delete_engagement(&id).await,
+            None => Ok(false),
+        },
+        kind::PRODUCT_TYPE_MEMBERS => match parse_membership(id) {
+            Some((t, u)) => store.delete_product_type_member(&t, &u).await,
+            None => Ok(false),
+        },
+        kind::PRODUCT_MEMBERS => match parse_membership(id) {
+            Some((p, u)) => store.delete_product_member(&p, &u).await,
+            None => Ok(false),
+        },
+        kind::USERS => match Username::parse("username", id) {
+            Ok(user) => store.delete_user(&user).await,
+            Err(_) => Ok(false),
+        },
+        kind::PRODUCTS => match resource() {
+            Some(id) => store.delete_product(&id).await,
+            None => Ok(false),
+        },
+        kind::PRODUCT_TYPES => match resource() {
+            Some(id) => store.delete_product_type(&id).await,
+            None => Ok(false),
+        },
+        other => Err(StoreError::Invalid(format!("no such kind: {other}"))),
+    }
+}
+
+/// Removes each of `stale` (ids of `kind`), forgetting the ids removed or already gone;
+/// answers how many were removed. A removal the store refuses (a product type that still
+/// has products Herald got from elsewhere) stays recorded and is listed in `skipped`.
+async fn remove_stale(
+    store: &dyn HeraldStore,
+    kind: &str,
+    stale: &[String],
+    progress: &(dyn Fn(&str, usize, usize) + Sync),
+    skipped: &mut Vec<String>,
+) -> Result<u64, StoreError> {
+    let mut removed = 0;
+    let mut gone = Vec::with_capacity(stale.len());
+    let label = kind.replace('_', " ");
+    for (i, id) in stale.iter().enumerate() {
+        match remove_one(store, kind, id).await {
+            Ok(true) => {
+                removed += 1;
+                gone.push(id.clone());
+            }
+            Ok(false) | Err(StoreError::NotFound(_)) => gone.push(id.clone()),
+            Err(StoreError::Conflict(why)) => skipped.push(format!(
+                "{} {id} is gone from DefectDojo but stays in Herald: {why}",
+                label.strip_suffix('s').unwrap_or(&label)
+            )),
+            Err(e) => {
+                // What was removed so far is forgotten; the rest is tried again next run.
+                store.forget_synced(SOURCE, kind, &gone).await?;
+                return Err(e);
+            }
+        }
+        progress(&format!("removing {label}"), i + 1, stale.len());
+    }
+    store.forget_synced(SOURCE, kind, &gone).await?;
+    Ok(removed)
 }

@@ -254,27 +254,76 @@ fn defectdojo_page(world: &HashMap<String, Vec<Value>>, token: &str, request: &R
     if request.header("authorization") != Some(token) {
         return Reply::json(403, serde_json::json!({"detail": "Invalid token."}));
     }
-    let Some(rows) = request
+    let query: Vec<(&str, &str)> = request
+        .query
+        .as_deref()
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .collect();
+    // `?related_fields=true` serves the findings as DefectDojo nests them then.
+    let related = query.contains(&("related_fields", "true"));
+    let Some((endpoint, rows)) = request
         .path
         .strip_prefix("/api/v2/")
         .and_then(|p| p.strip_suffix('/'))
-        .and_then(|endpoint| world.get(endpoint).map(|rows| (endpoint, rows)))
+        .and_then(|endpoint| {
+            let stored = if related {
+                format!("{endpoint}_related_fields")
+            } else {
+                endpoint.to_owned()
+            };
+            world.get(&stored).map(|rows| (endpoint, rows))
+        })
     else {
         return Reply {
             body: "<h1>Not Found</h1>".into(),
             ..Reply::status(404)
         };
     };
-    let (endpoint, rows) = rows;
+    // Filters (`active=true`, `product=7`): a row matches when the field's value, as text,
+    // is the one asked for.
+    let filters: Vec<(&str, &str)> = query
+        .iter()
+        .copied()
+        .filter(|(k, _)| !matches!(*k, "limit" | "offset" | "related_fields" | "prefetch"))
+        .collect();
+    let rows: Vec<&Value> = rows
+        .iter()
+        .filter(|row| {
+            filters.iter().all(|(k, v)| match row.get(*k) {
+                Some(Value::String(s)) => s == v,
+                Some(other) => serde_json::from_str::<Value>(v).is_ok_and(|v| v == *other),
+                None => false,
+            })
+        })
+        .collect();
     let limit = query_number(request, "limit")
         .filter(|l| *l > 0)
         .unwrap_or(25);
     let offset = query_number(request, "offset").unwrap_or(0);
-    let page: Vec<Value> = rows.iter().skip(offset).take(limit).cloned().collect();
+    let page: Vec<Value> = rows
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|r| (*r).clone())
+        .collect();
+    // DefectDojo's `next`: every parameter of the request, in alphabetical order.
     let next = (offset + limit < rows.len()).then(|| {
+        let offset = (offset + limit).to_string();
+        let mut params: Vec<(&str, &str)> = query
+            .iter()
+            .copied()
+            .filter(|(k, _)| !matches!(*k, "limit" | "offset"))
+            .chain([("offset", offset.as_str())])
+            .collect();
+        let limit = limit.to_string();
+        params.push(("limit", &limit));
+        params.sort();
+        let params: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
         format!(
-            "http://defectdojo.internal:8080/api/v2/{endpoint}/?limit={limit}&offset={}",
-            offset + limit
+            "http://defectdojo.internal:8080/api/v2/{endpoint}/?{}",
+            params.join("&")
         )
     });
     Reply::ok(

@@ -1,25 +1,99 @@
 //! The directory sync from DefectDojo's API v2, against a fake DefectDojo on loopback that
 //! serves the objects of `events/defectdojo/api/` (3.x and 2.x) in DefectDojo's pages: users,
-//! product types, products and access land in Herald's directory; a second run changes
-//! nothing; a DefectDojo that refuses, fails, stalls or sends a malformed page stops the sync
-//! with an error naming the URL and changes nothing in Herald.
+//! product types, products, access, engagements, active findings and risk acceptances land in
+//! Herald; a second run changes nothing; what DefectDojo no longer has is removed, and only
+//! that; a run that crashed is finished by the next; a DefectDojo that refuses, fails, stalls
+//! or sends a malformed page stops the sync with an error naming the URL and changes nothing
+//! in Herald.
 
 use herald_shared::adapters::defectdojo_api::{DefectDojoApi, DojoApiError};
 use herald_shared::defectdojo_sync::{KindCounts, sync_directory, sync_from};
+use herald_shared::domain::checks::Finding;
+use herald_shared::domain::defectdojo::directory::DojoDirectory;
+use herald_shared::domain::{Product, ProductType};
 use herald_shared::domain::{ResourceId, Secret, Username};
-use herald_shared::ports::DirectoryStore;
+use herald_shared::ports::{DirectoryStore, HeraldStore, ScheduleStore};
 use herald_shared::testing::{FakeHttp, Reply, fake_defectdojo_api};
 use herald_tests::TestApp;
-use serde_json::json;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 const TOKEN: &str = "dd-api-key-0123456789";
 
-async fn fake_defectdojo(generation: &str) -> FakeHttp {
-    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+fn fixtures(generation: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../events/defectdojo/api")
-        .join(generation);
-    fake_defectdojo_api(&dir, TOKEN).await
+        .join(generation)
+}
+
+async fn fake_defectdojo(generation: &str) -> FakeHttp {
+    fake_defectdojo_api(&fixtures(generation), TOKEN).await
+}
+
+/// A copy of the 3.x world in `dir` after `edit` changed its endpoints' rows.
+fn changed_world(dir: &Path, edit: impl Fn(&str, &mut Vec<Value>)) {
+    for entry in std::fs::read_dir(fixtures("v3")).unwrap_or_else(|e| panic!("{e}")) {
+        let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+        let mut value: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+        if let Value::Array(rows) = &mut value {
+            edit(stem, rows);
+        }
+        let out = dir.join(path.file_name().unwrap_or_default());
+        std::fs::write(out, value.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+/// The 3.x world after carol left, product 8 (Billing) was deleted with its engagement, risk
+/// acceptance and finding, alice lost her access to Shop, and finding 102 was mitigated.
+fn world_after_changes(dir: &Path) {
+    changed_world(dir, |endpoint, rows| {
+        let id = |row: &Value| row["id"].as_u64().unwrap_or_default();
+        match endpoint {
+            "users" => rows.retain(|r| id(r) != 4),
+            "user_contact_infos" => rows.retain(|r| r["user"] != 4),
+            "products" => {
+                rows.retain(|r| id(r) != 8);
+                for row in rows.iter_mut() {
+                    row["authorized_users"] = json!([]);
+                }
+            }
+            "product_types" => {
+                for row in rows.iter_mut() {
+                    row["authorized_users"] = json!([]);
+                }
+            }
+            "engagements" => rows.retain(|r| id(r) != 13),
+            "risk_acceptance" => rows.retain(|r| id(r) != 5),
+            "findings" | "findings_related_fields" => {
+                rows.retain(|r| id(r) != 104);
+                for row in rows.iter_mut().filter(|r| r["id"] == 102) {
+                    row["active"] = json!(false);
+                    row["is_mitigated"] = json!(true);
+                }
+            }
+            _ => {}
+        }
+    });
+}
+
+async fn read_world(fake: &FakeHttp) -> DojoDirectory {
+    api(fake, TOKEN)
+        .directory(&|_, _, _| {})
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn removed(n: u64) -> KindCounts {
+    KindCounts {
+        removed: n,
+        ..KindCounts::default()
+    }
 }
 
 fn api(fake: &FakeHttp, token: &str) -> DefectDojoApi {
@@ -82,6 +156,40 @@ async fn given_defectdojo_3_then_the_directory_and_access_arrive_and_a_second_ru
     assert_eq!(report.products, created(2));
     assert_eq!(report.product_members, created(1));
     assert_eq!(report.product_type_members, created(3));
+    // Active findings only (104 is risk accepted), each in its product.
+    assert_eq!(report.engagements, created(2));
+    assert_eq!(report.findings, created(3));
+    assert_eq!(report.risk_acceptances, created(2));
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+    for request in fake.requests_to("/api/v2/findings/") {
+        let query = request.query.unwrap_or_default();
+        assert!(
+            query.contains("active=true") && query.contains("related_fields=true"),
+            "{query}"
+        );
+    }
+    let xss = store.finding(&id("101")).await.ok().flatten();
+    assert_eq!(
+        xss.map(|f| (
+            f.product_id.to_string(),
+            f.sla_expiration_date.map(|d| d.to_string())
+        )),
+        Some(("7".to_owned(), Some("2026-08-14".to_owned())))
+    );
+    assert!(store.finding(&id("104")).await.ok().flatten().is_none());
+    let lead = store.engagement(&id("12")).await.ok().flatten();
+    assert_eq!(
+        lead.and_then(|e| e.lead).map(|u| u.to_string()).as_deref(),
+        Some("alice")
+    );
+    let accepted = store.risk_acceptance(&id("5")).await.ok().flatten();
+    assert_eq!(
+        accepted
+            .and_then(|r| r.engagement_id)
+            .map(|e| e.to_string())
+            .as_deref(),
+        Some("13")
+    );
     let admin = store.user(&name("admin")).await.ok().flatten();
     assert!(admin.is_some_and(|u| u.profile.is_admin));
     let alice = store.user(&name("alice")).await.ok().flatten();
@@ -108,6 +216,218 @@ async fn given_defectdojo_3_then_the_directory_and_access_arrive_and_a_second_ru
     assert!(!again.changed_anything(), "{again:?}");
     assert_eq!(again.users, unchanged(4));
     assert_eq!(again.product_type_members, unchanged(3));
+    assert_eq!(again.findings, unchanged(3));
+    assert_eq!(again.risk_acceptances, unchanged(2));
+}
+
+/// What another integration put into Herald beside DefectDojo's objects.
+async fn put_from_elsewhere(store: &dyn HeraldStore) {
+    let product_type = ProductType {
+        id: id("900"),
+        name: "Pushed by the platform".into(),
+    };
+    store
+        .put_product_type(&product_type)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // A product of a DefectDojo product type, and a finding in a DefectDojo product.
+    let product = Product {
+        id: id("901"),
+        name: "Pushed too".into(),
+        product_type_id: id("1"),
+        disable_sla_breach_notifications: false,
+    };
+    store
+        .put_product(&product)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let finding = Finding::from_request(
+        &id("9001"),
+        &json!({"product_id": "7", "title": "Pushed", "severity": "High"}),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    store
+        .put_finding(&finding)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[tokio::test]
+async fn what_defectdojo_no_longer_has_is_removed_and_nothing_another_integration_wrote() {
+    let full = fake_defectdojo("v3").await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    world_after_changes(dir.path());
+    let changed = fake_defectdojo_api(dir.path(), TOKEN).await;
+    let app = TestApp::new();
+    let store = app.herald.store.as_ref();
+    sync_directory(store, &read_world(&full).await, &|_, _, _| {})
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    put_from_elsewhere(store).await;
+
+    let report = sync_directory(store, &read_world(&changed).await, &|_, _, _| {})
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        report.users,
+        KindCounts {
+            removed: 1,
+            unchanged: 3,
+            ..KindCounts::default()
+        },
+        "{report:?}"
+    );
+    assert_eq!(report.products.removed, 1, "{report:?}");
+    assert_eq!(report.product_types, unchanged(2));
+    assert_eq!(report.product_members, removed(1));
+    // carol's membership of type 1 went; bob (staff) keeps both types.
+    assert_eq!(
+        report.product_type_members,
+        KindCounts {
+            removed: 1,
+            unchanged: 2,
+            ..KindCounts::default()
+        }
+    );
+    assert_eq!(report.engagements.removed, 1);
+    // 102 was mitigated (no longer active); 104 went with its product.
+    assert_eq!(
+        report.findings,
+        KindCounts {
+            removed: 1,
+            unchanged: 2,
+            ..KindCounts::default()
+        }
+    );
+    assert_eq!(report.risk_acceptances.removed, 1);
+    assert!(store.user(&name("carol")).await.ok().flatten().is_none());
+    assert!(store.product(&id("8")).await.ok().flatten().is_none());
+    assert!(store.finding(&id("102")).await.ok().flatten().is_none());
+    assert!(
+        store
+            .risk_acceptance(&id("5"))
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+    );
+    assert_views(store, &[("alice", "7", false), ("bob", "7", true)]).await;
+    // What DefectDojo never had stays.
+    assert!(
+        store
+            .product_type(&id("900"))
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+    );
+    assert!(store.product(&id("901")).await.ok().flatten().is_some());
+    assert!(store.finding(&id("9001")).await.ok().flatten().is_some());
+
+    let again = sync_directory(store, &read_world(&changed).await, &|_, _, _| {})
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!again.changed_anything(), "{again:?}");
+}
+
+#[tokio::test]
+async fn a_product_type_still_holding_products_from_elsewhere_stays_and_is_listed() {
+    let full = fake_defectdojo("v3").await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // Product type 1 deleted in DefectDojo, with its products (DefectDojo cascades).
+    changed_world(dir.path(), |endpoint, rows| match endpoint {
+        "product_types" => rows.retain(|r| r["id"] != 1),
+        "products" | "engagements" | "findings" | "findings_related_fields" | "risk_acceptance" => {
+            rows.clear()
+        }
+        _ => {}
+    });
+    let changed = fake_defectdojo_api(dir.path(), TOKEN).await;
+    let app = TestApp::new();
+    let store = app.herald.store.as_ref();
+    sync_directory(store, &read_world(&full).await, &|_, _, _| {})
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    put_from_elsewhere(store).await;
+    let report = sync_directory(store, &read_world(&changed).await, &|_, _, _| {})
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.products.removed, 2, "{report:?}");
+    assert_eq!(report.product_types.removed, 0, "{report:?}");
+    assert!(store.product_type(&id("1")).await.ok().flatten().is_some());
+    assert!(
+        report
+            .skipped
+            .iter()
+            .any(|s| s.starts_with("product type 1 is gone from DefectDojo but stays in Herald")),
+        "{:?}",
+        report.skipped
+    );
+    // Once the other product is gone, the next run removes the type.
+    store
+        .delete_product(&id("901"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let report = sync_directory(store, &read_world(&changed).await, &|_, _, _| {})
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.product_types.removed, 1, "{report:?}");
+}
+
+/// Runs a sync that panics (a crash, as far as the store can tell) when `progress` first hears
+/// `at` with `done` objects done.
+async fn crash_during(
+    store: Arc<herald_shared::adapters::EmbeddedStore>,
+    dojo: DojoDirectory,
+    at: &'static str,
+    done: usize,
+) {
+    let run = tokio::spawn(async move {
+        let crash = move |what: &str, n: usize, _: usize| {
+            if what == at && n == done {
+                panic!("crash at {what} {n}");
+            }
+        };
+        sync_directory(store.as_ref(), &dojo, &crash).await
+    });
+    assert!(
+        run.await.is_err_and(|e| e.is_panic()),
+        "the sync crashed at {at}"
+    );
+}
+
+#[tokio::test]
+async fn a_sync_that_crashed_half_way_is_finished_by_the_next_exactly_as_one_that_did_not() {
+    let full = fake_defectdojo("v3").await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    world_after_changes(dir.path());
+    let changed = fake_defectdojo_api(dir.path(), TOKEN).await;
+    let (full, changed) = (read_world(&full).await, read_world(&changed).await);
+
+    let clean = TestApp::on_disk();
+    for world in [&full, &changed] {
+        sync_directory(clean.herald.store.as_ref(), world, &|_, _, _| {})
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    // Crashes while writing the first world, then while removing what the second lacks
+    // (after carol was deleted and before the ledger forgot her).
+    let crashed = TestApp::on_disk();
+    let store = Arc::clone(&crashed.herald.store);
+    crash_during(Arc::clone(&store), full.clone(), "findings", 2).await;
+    sync_directory(store.as_ref(), &full, &|_, _, _| {})
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    crash_during(Arc::clone(&store), changed.clone(), "removing users", 1).await;
+    let finished = sync_directory(store.as_ref(), &changed, &|_, _, _| {})
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        finished.users.removed, 0,
+        "carol went in the crashed run: {finished:?}"
+    );
+    assert_eq!(finished.products.removed, 1, "{finished:?}");
+    assert_eq!(crashed.store_dump(), clean.store_dump());
 }
 
 #[tokio::test]

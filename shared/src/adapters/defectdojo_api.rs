@@ -10,6 +10,7 @@
 
 use crate::domain::Secret;
 use crate::domain::defectdojo::directory::{DojoDirectory, DojoRoles, Generation};
+use crate::domain::defectdojo::records::DojoRecords;
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -248,15 +249,20 @@ impl DefectDojoApi {
         }
     }
 
-    /// The directory: users, contact infos, product types, products and, on 2.x, the role
-    /// tables. `progress` hears (endpoint, objects so far, total).
+    /// The directory: users, contact infos, product types, products, on 2.x the role tables,
+    /// and the scheduled checks' records: engagements, active findings (with
+    /// `related_fields=true`, which names each finding's product) and risk acceptances.
+    /// `progress` hears (endpoint, objects so far, total).
     pub async fn directory(
         &self,
         progress: &(dyn Fn(&str, usize, Option<u64>) + Sync),
     ) -> Result<DojoDirectory, DojoApiError> {
         macro_rules! read {
             ($endpoint:literal) => {
-                self.list($endpoint, &[], &|n, total| progress($endpoint, n, total))
+                read!($endpoint, &[])
+            };
+            ($endpoint:literal, $query:expr) => {
+                self.list($endpoint, $query, &|n, total| progress($endpoint, n, total))
                     .await?
             };
         }
@@ -278,6 +284,14 @@ impl DefectDojoApi {
             product_types: read!("product_types"),
             products: read!("products"),
             generation,
+            records: DojoRecords {
+                engagements: read!("engagements"),
+                findings: read!(
+                    "findings",
+                    &[("active", "true"), ("related_fields", "true")]
+                ),
+                risk_acceptances: read!("risk_acceptance"),
+            },
         })
     }
 }

@@ -7,6 +7,7 @@ mod alerts;
 mod clock;
 mod directory;
 mod events;
+mod ledger;
 mod mailer;
 mod queue;
 mod schedule;
@@ -18,6 +19,7 @@ pub use alerts::{AlertCounts, AlertPage, AlertStore, alert_cursor};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use directory::{DirectoryStore, UserWrite};
 pub use events::{AttemptOutcome, Claim, EventRecord, EventStore, RecordOutcome};
+pub use ledger::SyncLedger;
 pub use mailer::{MailError, Mailer, OutgoingMail};
 pub use queue::{DeliveryQueue, QueueConsumer, QueueError, RedeliveryDelay};
 pub use schedule::ScheduleStore;
@@ -45,7 +47,7 @@ pub enum StoreError {
 
 /// Everything Herald keeps, from one backing store: what every function and use case is given.
 pub trait HeraldStore:
-    SettingsStore + DirectoryStore + EventStore + AlertStore + WebhookStore + ScheduleStore
+    SettingsStore + DirectoryStore + EventStore + AlertStore + WebhookStore + ScheduleStore + SyncLedger
 {
 }
 
@@ -56,6 +58,7 @@ impl<T> HeraldStore for T where
         + AlertStore
         + WebhookStore
         + ScheduleStore
+        + SyncLedger
         + ?Sized
 {
 }

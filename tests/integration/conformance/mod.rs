@@ -1,7 +1,7 @@
 //! The conformance suites: every port's contract written once and run against every
 //! adapter, so the embedded and the AWS adapters cannot drift apart. One file per port:
 //! `settings`, `directory` (with the audience reads intake routes with), `events` (recording
-//! events and deliveries, attempts and claims), `alerts`, `webhooks`, `schedule`, `queue`
+//! events and deliveries, attempts and claims), `alerts`, `webhooks`, `schedule`, `ledger` (what a sync wrote), `queue`
 //! (`DeliveryQueue` and `RedeliveryDelay`: the embedded queue and SQS on moto) and `mailer`
 //! (the outbox and SES on moto).
 //!
@@ -148,6 +148,7 @@ macro_rules! conformance {
 mod alerts;
 mod directory;
 mod events;
+mod ledger;
 mod mailer;
 mod queue;
 mod schedule;

@@ -34,6 +34,7 @@
 //! | parked webhook message | `WEBHOOK_PARKED#{w}` | `PARKED#{t}#{d}` (`{t}` the time parked) | | see `webhooks.rs` |
 //! | engagement, finding, risk acceptance (`{i}` its id) | `ENGAGEMENT#{i}`, `FINDING#{i}`, `RISK_ACCEPTANCE#{i}` | `ENGAGEMENT`, ... | `DUE#{list}` / `{date}#{i}` while due for a check | see `schedule.rs`, with its access patterns |
 //! | reminder sent (`{k}` its key) | `REMINDER#{k}` | `REMINDER` | | see `schedule.rs` |
+//! | an id a sync wrote | `SYNCED#{source}#{kind}#{shard}` | the id | | see `ledger.rs` |
 //!
 //! Every membership and per-product settings item has a link item in the user's partition
 //! (`ref_pk`/`ref_sk` point at each other), written in the same transaction. The reverse
@@ -116,6 +117,7 @@ mod directory;
 mod events;
 mod items;
 mod keys;
+mod ledger;
 mod requests;
 mod schedule;
 mod settings;

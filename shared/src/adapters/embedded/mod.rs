@@ -52,10 +52,11 @@
 //! | record an attempt unless the delivery is final (ending its claim) | one `UPDATE .. WHERE status NOT IN (final) RETURNING ..` on the primary key: the check, the write and the read-back are one statement |
 //! | users' alerts | see `alerts.rs` |
 //! | expired events and deliveries (the cleanup job) | index `events_by_expiry`; deliveries go with `ON DELETE CASCADE` |
+//! | what a sync wrote, per source and kind | `sync_ledger` primary key (see `ledger.rs`) |
 //!
 //! Files, one per port with what they share beside them: `schema.rs` (the schema and its
 //! upgrades), `writer.rs` (group commit), `cache.rs`, `settings.rs`, `directory.rs`,
-//! `events.rs`, `alerts.rs`, `webhooks.rs`, `schedule.rs`, and `queue.rs` (the
+//! `events.rs`, `alerts.rs`, `webhooks.rs`, `schedule.rs`, `ledger.rs`, and `queue.rs` (the
 //! [`EmbeddedQueue`](queue::EmbeddedQueue) on the same database); `tests.rs` holds the tests
 //! of what the conformance suites cannot see (upgrades, the cache, group commit).
 
@@ -76,6 +77,7 @@ mod alerts;
 mod cache;
 mod directory;
 mod events;
+mod ledger;
 pub mod queue;
 mod schedule;
 mod schema;
@@ -268,6 +270,7 @@ impl EmbeddedStore {
             .map_err(backend)?;
         conn.execute_batch(schedule::SCHEDULE_SCHEMA)
             .map_err(backend)?;
+        conn.execute_batch(ledger::LEDGER_SCHEMA).map_err(backend)?;
         let readers = (0..readers)
             .map(|_| {
                 let reader = Connection::open_with_flags(

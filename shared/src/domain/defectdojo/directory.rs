@@ -15,6 +15,7 @@
 //! username outside Herald's rules) is left out, with the memberships naming them, and listed
 //! in [`Directory::skipped`]; so is a Slack address that is not an email address.
 
+use super::records::{DojoRecords, Records};
 use crate::domain::directory::{Product, ProductType, ResourceId, UserProfile, Username};
 use crate::domain::system::line;
 use crate::domain::validation::FieldError;
@@ -127,6 +128,8 @@ pub struct DojoDirectory {
     pub product_types: Vec<DojoProductTypeRow>,
     pub products: Vec<DojoProductRow>,
     pub generation: Generation,
+    /// Engagements, active findings and risk acceptances.
+    pub records: DojoRecords,
 }
 
 /// Herald's directory as DefectDojo has it.
@@ -139,6 +142,8 @@ pub struct Directory {
     pub product_members: BTreeSet<(ResourceId, Username)>,
     /// (product type, user).
     pub product_type_members: BTreeSet<(ResourceId, Username)>,
+    /// Engagements, findings and risk acceptances (their `skipped` is in [`Directory::skipped`]).
+    pub records: Records,
     /// What could not be carried over, one sentence each.
     pub skipped: Vec<String>,
 }
@@ -285,6 +290,9 @@ impl DojoDirectory {
             .retain(|(_, u)| !out.users.get(u).is_some_and(|p| p.is_admin));
         out.product_type_members
             .retain(|(_, u)| !out.users.get(u).is_some_and(|p| p.is_admin));
+        let products: BTreeSet<u64> = self.products.iter().map(|p| p.id).collect();
+        out.records = self.records.to_records(&names, &products);
+        out.skipped.append(&mut out.records.skipped);
         Ok(out)
     }
 }
@@ -361,6 +369,7 @@ mod tests {
                     global_roles: rows(g, "global_roles"),
                 })
             },
+            records: DojoRecords::default(),
         }
     }
 

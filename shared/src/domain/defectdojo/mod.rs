@@ -4,6 +4,7 @@
 pub mod directory;
 pub mod inbound;
 pub mod outbound;
+pub mod records;
 
 pub use inbound::{Inbound, InboundError, from_webhook};
 

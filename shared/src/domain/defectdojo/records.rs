@@ -1,0 +1,301 @@
+//! DefectDojo's engagements, active findings and risk acceptances as the scheduled checks
+//! keep them (see [`ScheduleStore`](crate::ports::ScheduleStore)), from API v2 objects.
+//!
+//! Each object is turned into the body Herald's own API takes (`PUT /v1/engagements/{id}`,
+//! ...) and validated by the same code, so a synced record is one a platform could have
+//! written. What Herald cannot keep is listed in [`Records::skipped`] and left out, never
+//! guessed:
+//! - an engagement's `lead` that is not a synced user becomes no lead;
+//! - a finding's product comes from `related_fields.test.engagement.product` (the sync asks
+//!   for `related_fields=true`); one without it, or of a product not synced, is left out;
+//! - a risk acceptance has no engagement field in DefectDojo: its engagement is the one whose
+//!   `risk_acceptance` lists it, and its product that engagement's; one no engagement lists
+//!   is left out. Its `expiration_date` is a datetime in UTC; Herald keeps the date.
+
+use crate::domain::checks::{Engagement, Finding, RiskAcceptance};
+use crate::domain::directory::Username;
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::directory::resource_id;
+
+/// `/api/v2/engagements/`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DojoEngagementRow {
+    pub id: u64,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub product: u64,
+    #[serde(default)]
+    pub lead: Option<u64>,
+    #[serde(default)]
+    pub target_start: Option<String>,
+    #[serde(default)]
+    pub target_end: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub risk_acceptance: Vec<u64>,
+}
+
+/// `/api/v2/findings/?active=true&related_fields=true`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DojoFindingRow {
+    pub id: u64,
+    pub title: String,
+    pub severity: String,
+    #[serde(default)]
+    pub active: bool,
+    #[serde(default)]
+    pub verified: bool,
+    #[serde(default)]
+    pub sla_expiration_date: Option<String>,
+    /// Only `test.engagement.product.id` is read (and kept) of it.
+    #[serde(default)]
+    pub related_fields: Option<DojoRelated>,
+}
+
+/// The part of a finding's `related_fields` that names its product.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DojoRelated {
+    #[serde(default)]
+    test: Option<RelatedTest>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct RelatedTest {
+    #[serde(default)]
+    engagement: Option<RelatedEngagement>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct RelatedEngagement {
+    #[serde(default)]
+    product: Option<RelatedProduct>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct RelatedProduct {
+    id: u64,
+}
+
+impl DojoFindingRow {
+    /// The product, from `related_fields.test.engagement.product.id`.
+    pub fn product(&self) -> Option<u64> {
+        let test = self.related_fields.as_ref()?.test.as_ref()?;
+        Some(test.engagement.as_ref()?.product.as_ref()?.id)
+    }
+}
+
+/// `/api/v2/risk_acceptance/`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DojoRiskAcceptanceRow {
+    pub id: u64,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub expiration_date: Option<String>,
+    #[serde(default)]
+    pub accepted_findings: Vec<u64>,
+}
+
+/// Everything read from DefectDojo's API for the scheduled checks.
+#[derive(Debug, Clone, Default)]
+pub struct DojoRecords {
+    pub engagements: Vec<DojoEngagementRow>,
+    pub findings: Vec<DojoFindingRow>,
+    pub risk_acceptances: Vec<DojoRiskAcceptanceRow>,
+}
+
+/// The records as Herald keeps them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Records {
+    pub engagements: Vec<Engagement>,
+    pub findings: Vec<Finding>,
+    pub risk_acceptances: Vec<RiskAcceptance>,
+    /// What could not be carried over, one sentence each.
+    pub skipped: Vec<String>,
+}
+
+impl DojoRecords {
+    /// Herald's records; `users` maps DefectDojo's user ids to the synced usernames,
+    /// `products` holds the ids of the synced products.
+    pub fn to_records(&self, users: &BTreeMap<u64, Username>, products: &BTreeSet<u64>) -> Records {
+        let mut out = Records::default();
+        let mut engagement_of: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+        for row in &self.engagements {
+            if !products.contains(&row.product) {
+                out.skipped.push(format!(
+                    "engagement {}: its product {} was not synced",
+                    row.id, row.product
+                ));
+                continue;
+            }
+            for acceptance in &row.risk_acceptance {
+                engagement_of.insert(*acceptance, (row.id, row.product));
+            }
+            let lead = row.lead.and_then(|id| users.get(&id));
+            let body = json!({
+                "product_id": resource_id(row.product).as_str(),
+                "name": row.name.as_deref().filter(|n| !n.trim().is_empty())
+                    .map_or_else(|| format!("Engagement {}", row.id), |n| n.trim().to_owned()),
+                "lead": lead.map(Username::as_str),
+                "target_start": row.target_start,
+                "target_end": row.target_end,
+                "status": row.status,
+            });
+            match Engagement::from_request(&resource_id(row.id), &body) {
+                Ok(engagement) => out.engagements.push(engagement),
+                Err(e) => out.skipped.push(format!("engagement {}: {e}", row.id)),
+            }
+        }
+        for row in &self.findings {
+            let Some(product) = row.product().filter(|p| products.contains(p)) else {
+                out.skipped.push(format!(
+                    "finding {}: its product is not known (it is not in `related_fields`, or was not synced)",
+                    row.id
+                ));
+                continue;
+            };
+            let body = json!({
+                "product_id": resource_id(product).as_str(),
+                "title": row.title,
+                "severity": row.severity,
+                "active": row.active,
+                "verified": row.verified,
+                "sla_expiration_date": row.sla_expiration_date,
+            });
+            match Finding::from_request(&resource_id(row.id), &body) {
+                Ok(finding) => out.findings.push(finding),
+                Err(e) => out.skipped.push(format!("finding {}: {e}", row.id)),
+            }
+        }
+        for row in &self.risk_acceptances {
+            let Some((engagement, product)) = engagement_of.get(&row.id) else {
+                out.skipped.push(format!(
+                    "risk acceptance {}: no synced engagement lists it",
+                    row.id
+                ));
+                continue;
+            };
+            let body = json!({
+                "product_id": resource_id(*product).as_str(),
+                "engagement_id": resource_id(*engagement).as_str(),
+                "name": row.name.as_deref().filter(|n| !n.trim().is_empty())
+                    .map_or_else(|| format!("Risk acceptance {}", row.id), |n| n.trim().to_owned()),
+                // A datetime in UTC: its date.
+                "expiration_date": row.expiration_date.as_deref().map(|d| d.get(..10).unwrap_or(d)),
+                "accepted_findings": row.accepted_findings.iter()
+                    .map(|f| resource_id(*f).as_str().to_owned()).collect::<Vec<_>>(),
+            });
+            match RiskAcceptance::from_request(&resource_id(row.id), &body) {
+                Ok(acceptance) => out.risk_acceptances.push(acceptance),
+                Err(e) => out.skipped.push(format!("risk acceptance {}: {e}", row.id)),
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::de::DeserializeOwned;
+
+    fn rows<T: DeserializeOwned>(generation: &str, file: &str) -> Vec<T> {
+        let path = format!(
+            "{}/../events/defectdojo/api/{generation}/{file}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn records(generation: &str) -> Records {
+        let dojo = DojoRecords {
+            engagements: rows(generation, "engagements"),
+            findings: rows(generation, "findings_related_fields"),
+            risk_acceptances: rows(generation, "risk_acceptance"),
+        };
+        let users = BTreeMap::from([(2, Username("alice".into()))]);
+        dojo.to_records(&users, &BTreeSet::from([7, 8]))
+    }
+
+    #[test]
+    fn given_both_generations_then_engagements_findings_and_risk_acceptances_carry_over() {
+        for generation in ["v3", "v2"] {
+            let r = records(generation);
+            assert!(r.skipped.is_empty(), "{generation}: {:?}", r.skipped);
+            let shop = &r.engagements[0];
+            assert_eq!(
+                shop.to_json(),
+                json!({"id": "12", "product_id": "7", "name": "Shop Q3 pentest",
+                       "lead": "alice", "target_start": "2026-07-14",
+                       "target_end": "2026-08-14", "status": "In Progress"}),
+                "{generation}"
+            );
+            assert_eq!(r.engagements[1].lead, None, "{generation}");
+            let ids: Vec<&str> = r.findings.iter().map(|f| f.id.as_str()).collect();
+            assert_eq!(ids, ["101", "102", "103", "104"], "{generation}");
+            assert_eq!(r.findings[0].product_id.as_str(), "7");
+            assert_eq!(r.findings[3].product_id.as_str(), "8");
+            let accepted = &r.risk_acceptances[0];
+            assert_eq!(
+                accepted.to_json(),
+                json!({"id": "5", "product_id": "8", "engagement_id": "13",
+                       "name": "Accept legacy TLS until migration",
+                       "expiration_date": "2026-10-01", "accepted_findings": ["104"]}),
+                "{generation}"
+            );
+        }
+    }
+
+    #[test]
+    fn given_what_herald_cannot_place_then_it_is_listed_and_left_out() {
+        let dojo = DojoRecords {
+            engagements: rows("v3", "engagements"),
+            findings: rows("v3", "findings"),
+            risk_acceptances: rows("v3", "risk_acceptance"),
+        };
+        let r = dojo.to_records(&BTreeMap::new(), &BTreeSet::from([7]));
+        // Without `related_fields` no finding has a product; engagement 13's product is not
+        // synced, and so risk acceptance 5 has no engagement.
+        assert!(r.findings.is_empty());
+        assert_eq!(r.engagements.len(), 1);
+        assert_eq!(
+            r.engagements[0].lead, None,
+            "alice is not a synced user here"
+        );
+        assert_eq!(r.risk_acceptances.len(), 1);
+        let skipped = r.skipped.join("\n");
+        assert!(
+            skipped.contains("engagement 13: its product 8 was not synced"),
+            "{skipped}"
+        );
+        assert!(
+            skipped.contains("finding 101: its product is not known"),
+            "{skipped}"
+        );
+        assert!(
+            skipped.contains("risk acceptance 5: no synced engagement lists it"),
+            "{skipped}"
+        );
+    }
+
+    #[test]
+    fn given_an_invalid_engagement_then_the_reason_names_the_field() {
+        let mut dojo = DojoRecords {
+            engagements: rows("v3", "engagements"),
+            ..DojoRecords::default()
+        };
+        dojo.engagements[0].target_end = Some("2026-06-01".into());
+        let r = dojo.to_records(&BTreeMap::new(), &BTreeSet::from([7, 8]));
+        assert_eq!(r.engagements.len(), 1);
+        assert!(
+            r.skipped[0].starts_with("engagement 12: target_end"),
+            "{:?}",
+            r.skipped
+        );
+    }
+}
