@@ -33,6 +33,8 @@ pub struct TestApp {
     keys: Arc<Hs256Keys>,
     /// The data directory of an app over a store file ([`TestApp::on_disk`]).
     data_dir: Option<tempfile::TempDir>,
+    /// The fake DefectDojo of [`TestApp::with_empty_defectdojo`], served while the app lives.
+    defectdojo: Option<herald_shared::testing::FakeHttp>,
 }
 
 /// A response: status and JSON body (`Value::Null` when empty).
@@ -136,7 +138,52 @@ impl TestApp {
             herald,
             keys,
             data_dir,
+            defectdojo: None,
         }
+    }
+
+    /// The same app, syncing from `source` when asked (`POST /v1/defectdojo/sync`).
+    pub fn with_defectdojo(
+        mut self,
+        source: herald_shared::defectdojo_sync::DefectDojoSource,
+    ) -> Self {
+        self.herald = self.herald.with_defectdojo(Some(source));
+        self.router = self
+            .herald
+            .router(Authenticator::Hs256(Arc::clone(&self.keys)));
+        self
+    }
+
+    /// The same app, syncing from a fake DefectDojo 3.x that has nothing in it (so a sync
+    /// succeeds and changes nothing).
+    pub async fn with_empty_defectdojo(self) -> Self {
+        const TOKEN: &str = "empty-defectdojo-key";
+        let dir = match tempfile::tempdir() {
+            Ok(dir) => dir,
+            Err(e) => panic!("cannot create a temporary directory: {e}"),
+        };
+        for endpoint in [
+            "users",
+            "user_contact_infos",
+            "product_types",
+            "products",
+            "engagements",
+            "findings",
+            "findings_related_fields",
+            "risk_acceptance",
+        ] {
+            if let Err(e) = std::fs::write(dir.path().join(format!("{endpoint}.json")), "[]") {
+                panic!("cannot write the empty DefectDojo: {e}");
+            }
+        }
+        let fake = herald_shared::testing::fake_defectdojo_api(dir.path(), TOKEN).await;
+        let source = herald_shared::defectdojo_sync::DefectDojoSource::new(
+            &fake.base,
+            herald_shared::domain::Secret::new(TOKEN),
+        );
+        let mut app = self.with_defectdojo(source);
+        app.defectdojo = Some(fake);
+        app
     }
 
     /// Every row of every table of the store, one line per row (`table: values`), sorted: two

@@ -21,6 +21,10 @@ pub const WEBHOOK_RECOVERY_INTERVAL: Duration = Duration::from_secs(15);
 /// How often `herald-local` runs the scheduled checks by default (`--check-interval`).
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(60);
 
+/// How often `serve` syncs from a configured DefectDojo by default
+/// (`--defectdojo-sync-interval`): a user removed in DefectDojo loses access within 15 minutes.
+pub const DEFECTDOJO_SYNC_INTERVAL: Duration = Duration::from_secs(900);
+
 /// The scheduled checks `herald-local`'s interval runs: all but webhook recovery, which has
 /// its own, faster loop ([`WEBHOOK_RECOVERY_INTERVAL`]).
 pub const LOCAL_CHECKS: [Check; 4] = [
@@ -56,6 +60,9 @@ pub struct LocalHerald {
     /// Whether webhook pings may reach loopback or private addresses
     /// (`HERALD_ALLOW_PRIVATE_TARGETS=1`); off unless [`LocalHerald::allow_private_targets`].
     pub allow_private: bool,
+    /// The DefectDojo `POST /v1/defectdojo/sync` and the scheduled sync read from
+    /// ([`LocalHerald::with_defectdojo`]).
+    pub defectdojo: herald_shared::defectdojo_sync::SyncService,
 }
 
 impl std::fmt::Debug for LocalHerald {
@@ -151,7 +158,17 @@ impl LocalHerald {
             queue: Arc::new(queue),
             clock,
             allow_private: false,
+            defectdojo: herald_shared::defectdojo_sync::SyncService::default(),
         })
+    }
+
+    /// Syncs from `source` when asked (`POST /v1/defectdojo/sync`) and on schedule.
+    pub fn with_defectdojo(
+        mut self,
+        source: Option<herald_shared::defectdojo_sync::DefectDojoSource>,
+    ) -> Self {
+        self.defectdojo = herald_shared::defectdojo_sync::SyncService::new(source);
+        self
     }
 
     /// Lets the API's webhook pings reach loopback and private addresses.
@@ -321,6 +338,29 @@ impl LocalHerald {
         }
     }
 
+    /// Syncs from the configured DefectDojo now and then every `interval`, until `shutdown`;
+    /// a failed sync is logged (it changed nothing) and the next one tries again.
+    pub async fn run_defectdojo_sync(
+        self,
+        interval: Duration,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            // The service logs each run's outcome.
+            let _ = self
+                .defectdojo
+                .run(self.store.as_ref(), None, &|_, _, _| {})
+                .await;
+            tokio::select! {
+                changed = shutdown.changed() => if changed.is_err() { return },
+                () = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+
     /// The `Sender` for `transport` over this store and queue.
     /// The parts every channel's sender shares here: the store, the embedded queue for
     /// delayed retries, `policy` and the clock.
@@ -343,6 +383,7 @@ impl LocalHerald {
             auth: auth.clone(),
             webhooks: settings_api::WebhookClient::new(self.allow_private),
             clock: Arc::clone(&self.clock),
+            defectdojo: self.defectdojo.clone(),
         };
         let intake = event_intake::IntakeState {
             store: self.store.clone(),

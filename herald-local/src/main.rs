@@ -54,6 +54,17 @@ struct ServeArgs {
     /// machine's clock; 0 turns them off.
     #[arg(long, default_value_t = herald_local::CHECK_INTERVAL.as_secs(), global = true)]
     check_interval: u64,
+    /// DefectDojo's site URL: `serve` syncs the directory from it every
+    /// `--defectdojo-sync-interval` and on `POST /v1/defectdojo/sync` (needs
+    /// `--defectdojo-token-file`).
+    #[arg(long, global = true, requires = "defectdojo_token_file")]
+    defectdojo_url: Option<String>,
+    /// A file holding DefectDojo's API v2 token for `--defectdojo-url`.
+    #[arg(long, global = true, requires = "defectdojo_url")]
+    defectdojo_token_file: Option<PathBuf>,
+    /// Seconds between syncs from `--defectdojo-url`; 0 syncs only when asked.
+    #[arg(long, default_value_t = herald_local::DEFECTDOJO_SYNC_INTERVAL.as_secs(), global = true)]
+    defectdojo_sync_interval: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,47 +176,43 @@ fn sync_defectdojo(
     page_size: usize,
     timeout: u64,
 ) -> Result<(), String> {
-    use herald_shared::adapters::defectdojo_api::DefectDojoApi;
-    use herald_shared::defectdojo_sync::sync_from;
+    use herald_shared::defectdojo_sync::{DefectDojoSource, sync_from};
     use std::io::{IsTerminal, Write};
 
-    let token = std::fs::read_to_string(token_file)
-        .map_err(|e| format!("cannot read --api-token-file {}: {e}", token_file.display()))?;
-    let token = token.trim();
-    if token.is_empty() || token.contains(char::is_whitespace) {
-        return Err(format!(
-            "--api-token-file {} must hold one API token and nothing else",
-            token_file.display()
-        ));
-    }
-    let api = DefectDojoApi::new(
-        url,
-        herald_shared::domain::Secret::new(token),
-        std::time::Duration::from_secs(timeout.max(1)),
-    )
-    .map_err(|e| e.to_string())?
-    .with_page_size(page_size);
+    let token = read_token_file("--api-token-file", token_file)?;
+    let mut source = DefectDojoSource::new(url, token);
+    source.page_size = page_size;
+    source.timeout = std::time::Duration::from_secs(timeout.max(1));
+    let api = source.api().map_err(|e| e.to_string())?;
     runtime()?.block_on(async move {
-        let herald = open_store(config, &args.data_dir).map_err(|e| {
-            format!(
-                "{e} (a herald-local server on {} holds its store: stop it, sync, and start it again)",
-                args.data_dir.display()
-            )
-        })?;
-        let terminal = std::io::stderr().is_terminal();
-        let progress = |what: &str, done: usize, total: usize| {
-            if terminal && (done.is_multiple_of(100) || done == total) {
-                let mut err = std::io::stderr();
-                let _ = write!(err, "\r\x1b[2K{what}: {done}/{total}");
-                if done == total {
-                    let _ = writeln!(err);
-                }
-                let _ = err.flush();
+        let report = match open_store(config, &args.data_dir) {
+            Ok(herald) => {
+                let terminal = std::io::stderr().is_terminal();
+                let progress = |what: &str, done: usize, total: usize| {
+                    if terminal && (done.is_multiple_of(100) || done == total) {
+                        let mut err = std::io::stderr();
+                        let _ = write!(err, "\r\x1b[2K{what}: {done}/{total}");
+                        if done == total {
+                            let _ = writeln!(err);
+                        }
+                        let _ = err.flush();
+                    }
+                };
+                sync_from(&api, herald.store.as_ref(), &progress)
+                    .await
+                    .map_err(|e| format!("the sync from {url} stopped: {e}"))?
             }
+            // A server holds the store: it runs the sync, so it sees the result at once.
+            Err(held) => match server_address(&args.data_dir) {
+                Some(address) => {
+                    eprintln!(
+                        "a herald-local server on {address} holds the store; it runs the sync"
+                    );
+                    sync_through_server(config, args, &address, &source).await?
+                }
+                None => return Err(held),
+            },
         };
-        let report = sync_from(&api, herald.store.as_ref(), &progress)
-            .await
-            .map_err(|e| format!("the sync from {url} stopped: {e}"))?;
         println!(
             "{:<22} {:>8} {:>8} {:>8} {:>10}",
             "", "created", "updated", "removed", "unchanged"
@@ -227,6 +234,85 @@ fn sync_defectdojo(
     })
 }
 
+/// The file in the data directory where a running server says where it listens.
+const SERVER_ADDRESS_FILE: &str = "server-address";
+
+/// Where the server holding `data_dir` listens, if one says so.
+fn server_address(data_dir: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(data_dir.join(SERVER_ADDRESS_FILE)).ok()?;
+    let address = text.trim();
+    address.starts_with("http://").then(|| address.to_owned())
+}
+
+/// Asks the server at `address` to sync from `source` (`POST /v1/defectdojo/sync`, as an
+/// administrator with a token signed by the data directory's key).
+async fn sync_through_server(
+    config: &Config,
+    args: &ServeArgs,
+    address: &str,
+    source: &herald_shared::defectdojo_sync::DefectDojoSource,
+) -> Result<herald_shared::defectdojo_sync::SyncReport, String> {
+    let token =
+        keys(config, args)?.issue("herald-local-sync", Role::Admin, secret::unix_now(), 3600)?;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let answer = client
+        .post(format!("{address}/v1/defectdojo/sync"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({
+            "url": source.url,
+            "api_token": source.token.expose(),
+            "page_size": source.page_size,
+        }))
+        .send()
+        .await
+        .map_err(|e| format!("the server on {address} could not be reached ({e}); if it is no longer running, remove {}", args.data_dir.join(SERVER_ADDRESS_FILE).display()))?;
+    let status = answer.status();
+    let body: serde_json::Value = answer.json().await.unwrap_or_default();
+    if !status.is_success() {
+        let message = body["error"]["message"].as_str().unwrap_or("no message");
+        return Err(format!(
+            "the sync from {} stopped: {status}: {message}",
+            source.url
+        ));
+    }
+    serde_json::from_value(body)
+        .map_err(|e| format!("the server answered an unreadable report: {e}"))
+}
+
+/// The one API token in `path` (named `flag` in errors), surrounding white space dropped.
+fn read_token_file(
+    flag: &str,
+    path: &std::path::Path,
+) -> Result<herald_shared::domain::Secret, String> {
+    let token = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {flag} {}: {e}", path.display()))?;
+    let token = token.trim();
+    if token.is_empty() || token.contains(char::is_whitespace) {
+        return Err(format!(
+            "{flag} {} must hold one API token and nothing else",
+            path.display()
+        ));
+    }
+    Ok(herald_shared::domain::Secret::new(token))
+}
+
+/// The DefectDojo `serve` syncs from, if one is configured.
+fn defectdojo_source(
+    args: &ServeArgs,
+) -> Result<Option<herald_shared::defectdojo_sync::DefectDojoSource>, String> {
+    let (Some(url), Some(token_file)) = (&args.defectdojo_url, &args.defectdojo_token_file) else {
+        return Ok(None);
+    };
+    let token = read_token_file("--defectdojo-token-file", token_file)?;
+    let source = herald_shared::defectdojo_sync::DefectDojoSource::new(url, token);
+    // A URL DefectDojo's client refuses is named now, not at the first sync.
+    source.api().map_err(|e| format!("--defectdojo-url: {e}"))?;
+    Ok(Some(source))
+}
+
 /// The multi-threaded runtime every command runs on.
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
@@ -244,8 +330,9 @@ fn open_store(config: &Config, data_dir: &std::path::Path) -> Result<LocalHerald
 
 fn serve(config: Config, args: ServeArgs) -> Result<(), String> {
     runtime()?.block_on(async move {
-        let herald =
-            open_store(&config, &args.data_dir)?.allow_private_targets(config.allow_private);
+        let herald = open_store(&config, &args.data_dir)?
+            .allow_private_targets(config.allow_private)
+            .with_defectdojo(defectdojo_source(&args)?);
         let keys = keys(&config, &args)?;
         let recovered = herald
             .recover()
@@ -268,6 +355,12 @@ fn serve(config: Config, args: ServeArgs) -> Result<(), String> {
         if args.check_interval > 0 {
             senders.push(tokio::spawn(herald.clone().run_scheduled_checks(
                 std::time::Duration::from_secs(args.check_interval),
+                stop.clone(),
+            )));
+        }
+        if herald.defectdojo.configured().is_some() && args.defectdojo_sync_interval > 0 {
+            senders.push(tokio::spawn(herald.clone().run_defectdojo_sync(
+                std::time::Duration::from_secs(args.defectdojo_sync_interval),
                 stop,
             )));
         }
@@ -276,6 +369,10 @@ fn serve(config: Config, args: ServeArgs) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
         let address = listener.local_addr().map_err(|e| e.to_string())?;
+        // `herald-local sync` on this data directory asks this server to run the sync.
+        let address_file = args.data_dir.join(SERVER_ADDRESS_FILE);
+        std::fs::write(&address_file, format!("http://{address}\n"))
+            .map_err(|e| format!("cannot write {}: {e}", address_file.display()))?;
         tracing::info!(%address, data_dir = %args.data_dir.display(), "herald-local listening");
         eprintln!(
             "herald-local listening on http://{address} (data in {})",
@@ -289,6 +386,7 @@ fn serve(config: Config, args: ServeArgs) -> Result<(), String> {
         for sender in senders {
             let _ = sender.await;
         }
+        let _ = std::fs::remove_file(&address_file);
         served
     })
 }

@@ -480,17 +480,41 @@ async fn given_a_defectdojo_then_sync_fills_the_directory_once_and_a_server_serv
     assert_eq!(row(&out, "users"), ["0", "0", "0", "4"], "{out}");
     assert!(out.contains("nothing changed"), "{out}");
 
-    // A server on the same directory serves what the sync wrote; while it runs, the sync
-    // says why it cannot.
+    // A server on the same directory serves what the sync wrote; while it runs, the sync is
+    // run by the server, which sees the result at once.
     let server = start(&data);
-    let busy = sync_defectdojo(&data, &dojo.base, &token_file);
-    assert!(!busy.status.success());
-    assert!(text(&busy).contains("stop it, sync"), "{}", text(&busy));
     let admin = token(&data, "admin", "admin");
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
+    client
+        .delete(format!("{}/v1/users/carol", server.base))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let through = sync_defectdojo(&data, &dojo.base, &token_file);
+    let out = text(&through);
+    assert!(through.status.success(), "{out}");
+    assert!(out.contains("holds the store; it runs the sync"), "{out}");
+    assert_eq!(
+        row(&out, "users"),
+        ["1", "0", "0", "3"],
+        "carol is back: {out}"
+    );
+    assert!(!out.contains("dd-key-42"), "{out}");
+    let carol = client
+        .get(format!("{}/v1/users/carol", server.base))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(carol.status(), 200);
+    assert!(
+        !server.output().contains("dd-key-42"),
+        "the token is never logged"
+    );
     let alice: serde_json::Value = client
         .get(format!("{}/v1/users/alice", server.base))
         .bearer_auth(&admin)
@@ -511,4 +535,79 @@ async fn given_a_defectdojo_then_sync_fills_the_directory_once_and_a_server_serv
     assert!(out.contains("answered 403: Invalid token."), "{out}");
     assert!(out.contains("nothing was changed in Herald"), "{out}");
     assert!(out.contains("/api/v2/"), "{out}");
+}
+
+// Multi-threaded: the fake DefectDojo serves while the test waits for the binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_configured_defectdojo_then_serve_syncs_from_it_on_start_and_when_asked() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/defectdojo/api/v3");
+    let dojo = herald_shared::testing::fake_defectdojo_api(&fixtures, "dd-key-77").await;
+    let token_file = dir.path().join("dd-token");
+    std::fs::write(&token_file, "dd-key-77").unwrap_or_else(|e| panic!("{e}"));
+    let data = dir.path().join("data");
+    let token_path = token_file.to_string_lossy().into_owned();
+
+    // The URL alone is refused before anything starts.
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_herald-local"))
+        .args(["--data-dir"])
+        .arg(&data)
+        .args(["--defectdojo-url", &dojo.base])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--defectdojo-token-file"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let server = common::start(
+        &data,
+        &[
+            "--defectdojo-url",
+            &dojo.base,
+            "--defectdojo-token-file",
+            &token_path,
+        ],
+        &[],
+    );
+    let admin = token(&data, "admin", "admin");
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let alice = client
+            .get(format!("{}/v1/users/alice", server.base))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        if alice.status() == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sync on start did not bring alice: {}",
+            server.output()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let asked: serde_json::Value = client
+        .post(format!("{}/v1/defectdojo/sync", server.base))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_default();
+    assert_eq!(asked["users"]["unchanged"], 4, "{asked}");
+    assert!(
+        !server.output().contains("dd-key-77"),
+        "{}",
+        server.output()
+    );
 }

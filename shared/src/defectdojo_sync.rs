@@ -27,14 +27,14 @@ use crate::adapters::defectdojo_api::{DefectDojoApi, DojoApiError};
 use crate::domain::defectdojo::directory::{Directory, DojoDirectory};
 use crate::domain::{ResourceId, Username};
 use crate::ports::{HeraldStore, StoreError, UserWrite};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 /// The ledger's name for DefectDojo.
 pub const SOURCE: &str = "defectdojo";
 
 /// What a sync did to one kind of object.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KindCounts {
     pub created: u64,
     pub updated: u64,
@@ -43,7 +43,7 @@ pub struct KindCounts {
 }
 
 /// What a sync did, per kind, and what it could not carry over.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncReport {
     pub users: KindCounts,
     pub product_types: KindCounts,
@@ -420,4 +420,116 @@ async fn remove_stale(
     }
     store.forget_synced(SOURCE, kind, &gone).await?;
     Ok(removed)
+}
+
+/// Where a sync reads from: a DefectDojo's base URL and an API v2 token
+/// (`Authorization: Token <key>`).
+#[derive(Clone)]
+pub struct DefectDojoSource {
+    pub url: String,
+    pub token: crate::domain::Secret,
+    /// Objects per page (`limit`).
+    pub page_size: usize,
+    /// How long one request may take.
+    pub timeout: std::time::Duration,
+}
+
+impl std::fmt::Debug for DefectDojoSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DefectDojoSource")
+            .field("url", &self.url)
+            .field("page_size", &self.page_size)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DefectDojoSource {
+    /// Objects per page unless told otherwise.
+    pub const DEFAULT_PAGE_SIZE: usize = 500;
+    /// Seconds one request may take unless told otherwise.
+    pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+
+    /// A source with the default page size and timeout.
+    pub fn new(url: impl Into<String>, token: crate::domain::Secret) -> Self {
+        Self {
+            url: url.into(),
+            token,
+            page_size: Self::DEFAULT_PAGE_SIZE,
+            timeout: std::time::Duration::from_secs(Self::DEFAULT_TIMEOUT_SECS),
+        }
+    }
+
+    /// The API client for it.
+    pub fn api(&self) -> Result<DefectDojoApi, DojoApiError> {
+        Ok(
+            DefectDojoApi::new(&self.url, self.token.clone(), self.timeout)?
+                .with_page_size(self.page_size),
+        )
+    }
+}
+
+/// Why a requested sync did not run to the end.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncRunError {
+    /// No DefectDojo is configured and the request named none.
+    #[error(
+        "no DefectDojo is configured: send `url` and `api_token`, or configure the host (herald-local: --defectdojo-url and --defectdojo-token-file; AWS: the DefectDojoUrl and DefectDojoTokenSecretArn parameters)"
+    )]
+    NotConfigured,
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+}
+
+/// The sync a host offers: its configured DefectDojo, if any, and one run at a time.
+#[derive(Clone, Debug, Default)]
+pub struct SyncService {
+    configured: Option<DefectDojoSource>,
+    running: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+impl SyncService {
+    /// The service for `configured` (`None`: every request must name its DefectDojo).
+    pub fn new(configured: Option<DefectDojoSource>) -> Self {
+        Self {
+            configured,
+            running: std::sync::Arc::default(),
+        }
+    }
+
+    /// The configured DefectDojo.
+    pub fn configured(&self) -> Option<&DefectDojoSource> {
+        self.configured.as_ref()
+    }
+
+    /// Runs one sync into `store` from `source`, else from the configured DefectDojo. One
+    /// runs at a time in this process: a second waits for the first to end, then runs (two
+    /// at once in different processes are safe, only wasteful).
+    pub async fn run(
+        &self,
+        store: &dyn HeraldStore,
+        source: Option<DefectDojoSource>,
+        progress: &(dyn Fn(&str, usize, usize) + Sync),
+    ) -> Result<SyncReport, SyncRunError> {
+        let source = source
+            .or_else(|| self.configured.clone())
+            .ok_or(SyncRunError::NotConfigured)?;
+        let _running = self.running.lock().await;
+        let api = source.api().map_err(SyncError::from)?;
+        let started = std::time::Instant::now();
+        let report = sync_from(&api, store, progress).await;
+        match &report {
+            Ok(report) => tracing::info!(
+                url = %source.url,
+                seconds = started.elapsed().as_secs_f64(),
+                changed = report.changed_anything(),
+                skipped = report.skipped.len(),
+                "synced from DefectDojo"
+            ),
+            Err(e) => {
+                tracing::warn!(url = %source.url, error = %e, "the sync from DefectDojo stopped")
+            }
+        }
+        Ok(report?)
+    }
 }

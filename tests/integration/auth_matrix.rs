@@ -104,6 +104,7 @@ const POLICY: &[(&str, &str, Allowed)] = &[
     ),
     ("POST", "/v1/events", Allowed::ServiceOrAdmin),
     ("POST", "/v1/defectdojo/webhook", Allowed::ServiceOrAdmin),
+    ("POST", "/v1/defectdojo/sync", Allowed::Admin),
     ("GET", "/v1/events/{event_id}", Allowed::ServiceOrAdmin),
     ("GET", "/v1/users/{username}/alerts", Allowed::SelfOrAdmin),
     (
@@ -372,7 +373,9 @@ fn has_valid_token(caller: CallerKind) -> bool {
 
 /// [`TestApp::seed_alice`], and an empty product type 2 with bob as its member.
 async fn seeded_app(receiver: &WebhookReceiver) -> TestApp {
-    let app = TestApp::with_private_targets();
+    let app = TestApp::with_private_targets()
+        .with_empty_defectdojo()
+        .await;
     app.seed_alice(receiver).await;
     app.service_ok(
         Method::PUT,

@@ -516,3 +516,159 @@ async fn a_defectdojo_that_refuses_fails_stalls_or_sends_garbage_stops_the_sync_
         assert_eq!(app.store_dump(), before, "{expected}");
     }
 }
+
+fn source(fake: &FakeHttp, token: &str) -> herald_shared::defectdojo_sync::DefectDojoSource {
+    let mut source =
+        herald_shared::defectdojo_sync::DefectDojoSource::new(&fake.base, Secret::new(token));
+    source.page_size = 2;
+    source.timeout = Duration::from_secs(2);
+    source
+}
+
+async fn post_sync(
+    app: &TestApp,
+    role: herald_http::Role,
+    body: Option<&Value>,
+) -> herald_tests::TestResponse {
+    let token = app.token("someone", role);
+    app.send(
+        http::Method::POST,
+        "/v1/defectdojo/sync",
+        Some(&token),
+        body,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_administrator_starts_a_sync_from_the_configured_defectdojo_and_reads_its_counts() {
+    use herald_http::Role;
+    let fake = fake_defectdojo("v3").await;
+    let app = TestApp::new().with_defectdojo(source(&fake, TOKEN));
+    let refused = post_sync(&app, Role::Service, None).await;
+    assert_eq!(
+        refused.status,
+        http::StatusCode::FORBIDDEN,
+        "{}",
+        refused.body
+    );
+    assert!(
+        fake.requests_to("/api/v2/users/").is_empty(),
+        "nothing was read"
+    );
+
+    let first = post_sync(&app, Role::Admin, None).await;
+    assert_eq!(first.status, http::StatusCode::OK, "{}", first.body);
+    assert_eq!(first.body["users"]["created"], 4, "{}", first.body);
+    assert_eq!(first.body["findings"]["created"], 3, "{}", first.body);
+    assert_eq!(
+        first.body["risk_acceptances"]["created"], 2,
+        "{}",
+        first.body
+    );
+    // The running app sees the result at once.
+    let admin = app.token("admin", Role::Admin);
+    let alice = app
+        .send(http::Method::GET, "/v1/users/alice", Some(&admin), None)
+        .await;
+    assert_eq!(
+        alice.body["slack_email"], "alice@example.com",
+        "{}",
+        alice.body
+    );
+
+    let second = post_sync(&app, Role::Admin, Some(&json!({}))).await;
+    assert_eq!(second.status, http::StatusCode::OK, "{}", second.body);
+    assert_eq!(second.body["users"]["unchanged"], 4, "{}", second.body);
+    assert_eq!(second.body["users"]["created"], 0, "{}", second.body);
+}
+
+#[tokio::test]
+async fn a_sync_request_names_its_defectdojo_or_gets_an_error_naming_what_is_missing() {
+    use herald_http::Role;
+    let fake = fake_defectdojo("v3").await;
+    let app = TestApp::new();
+    let unconfigured = post_sync(&app, Role::Admin, None).await;
+    assert_eq!(
+        unconfigured.status,
+        http::StatusCode::CONFLICT,
+        "{}",
+        unconfigured.body
+    );
+    let message = unconfigured.body["error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("--defectdojo-url"), "{message}");
+
+    let cases = [
+        (json!({"url": fake.base}), 422, Some("api_token")),
+        (json!({"api_token": TOKEN}), 422, Some("url")),
+        (
+            json!({"url": fake.base, "api_token": TOKEN, "page_size": 0}),
+            422,
+            Some("page_size"),
+        ),
+        (
+            json!({"url": fake.base, "api_token": TOKEN, "limit": 5}),
+            422,
+            Some("limit"),
+        ),
+        (json!({"url": 7, "api_token": TOKEN}), 422, Some("url")),
+        (json!({"import_settings": true}), 501, None),
+        (
+            json!({"import_settings": "yes"}),
+            422,
+            Some("import_settings"),
+        ),
+        (json!(["url"]), 422, None),
+    ];
+    for (body, status, field) in cases {
+        let got = post_sync(&app, Role::Admin, Some(&body)).await;
+        assert_eq!(got.status.as_u16(), status, "{body}: {}", got.body);
+        assert_eq!(
+            got.body["error"]["field"].as_str(),
+            field,
+            "{body}: {}",
+            got.body
+        );
+    }
+    assert!(
+        fake.requests_to("/api/v2/users/").is_empty(),
+        "nothing was read"
+    );
+
+    let named = json!({"url": fake.base, "api_token": TOKEN, "page_size": 3});
+    let got = post_sync(&app, Role::Admin, Some(&named)).await;
+    assert_eq!(got.status, http::StatusCode::OK, "{}", got.body);
+    assert_eq!(got.body["products"]["created"], 2, "{}", got.body);
+    assert!(!got.body.to_string().contains(TOKEN));
+    let pages = fake.requests_to("/api/v2/users/");
+    assert!(
+        pages
+            .iter()
+            .all(|r| r.query.as_deref().unwrap_or_default().contains("limit=3")),
+        "page_size is used"
+    );
+}
+
+#[tokio::test]
+async fn a_defectdojo_that_refuses_the_token_is_a_502_naming_the_url_and_changes_nothing() {
+    use herald_http::Role;
+    let fake = fake_defectdojo("v3").await;
+    let app = TestApp::on_disk().with_defectdojo(source(&fake, "not-the-key"));
+    let before = app.store_dump();
+    let got = post_sync(&app, Role::Admin, None).await;
+    assert_eq!(got.status, http::StatusCode::BAD_GATEWAY, "{}", got.body);
+    assert_eq!(got.body["error"]["code"], "upstream_failed");
+    let message = got.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("/api/v2/") && message.contains("403"),
+        "{message}"
+    );
+    assert!(
+        message.starts_with("nothing was changed in Herald"),
+        "{message}"
+    );
+    assert!(!message.contains("not-the-key"), "{message}");
+    assert_eq!(app.store_dump(), before);
+}

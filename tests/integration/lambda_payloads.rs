@@ -19,6 +19,7 @@ fn lambda_router() -> axum::Router {
         },
         webhooks: settings_api::WebhookClient::new(false),
         clock: Arc::new(herald_shared::ports::SystemClock),
+        defectdojo: Default::default(),
     })
 }
 

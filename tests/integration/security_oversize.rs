@@ -48,6 +48,7 @@ fn valid_body(method: &str, template: &str, receiver: &WebhookReceiver) -> Value
             json!({"product_id": 1, "name": "Legacy TLS", "expiration_date": "2027-01-10"})
         }
         ("POST", "/v1/scheduler/run") => json!({"time": "2026-11-27T07:30:00Z"}),
+        ("POST", "/v1/defectdojo/sync") => json!({"page_size": 100}),
         ("PUT", t) if t.starts_with("/v1/notifications/") || t.contains("/notifications") => {
             json!({"events": {"scan_added": ["alert", "mail"]}})
         }
@@ -199,7 +200,7 @@ async fn security_every_json_route_refuses_a_body_over_the_limit_with_413_and_st
     for (method, template) in &routes {
         // A fresh app per framing: the same webhook twice would be a name taken (409).
         for framing in [Framing::Declared, Framing::Chunked] {
-            let app = TestApp::on_disk();
+            let app = TestApp::on_disk().with_empty_defectdojo().await;
             let webhook_path = app.seed_alice(&receiver).await;
             let token = app.token("root", settings_api::Role::Admin);
             let path = concrete(template, &webhook_path);

@@ -42,6 +42,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         },
         webhooks: WebhookClient::new(allow_private),
         clock: Arc::new(SystemClock),
+        defectdojo: herald_shared::defectdojo_sync::SyncService::default(),
     };
     lambda_http::run(router(state)).await
 }

@@ -47,6 +47,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(routes::alerts::routes())
         .merge(routes::webhooks::routes())
         .merge(routes::records::routes())
+        .merge(routes::defectdojo::routes())
 }
 
 /// The OpenAPI 3.1 document of every route.

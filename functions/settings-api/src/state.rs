@@ -14,6 +14,8 @@ pub struct AppState {
     pub webhooks: herald_shared::adapters::WebhookClient,
     /// "Now" for timestamps the API writes (webhook endpoints).
     pub clock: Arc<dyn herald_shared::ports::Clock>,
+    /// `POST /v1/defectdojo/sync`: the configured DefectDojo, one run at a time.
+    pub defectdojo: herald_shared::defectdojo_sync::SyncService,
 }
 
 impl std::fmt::Debug for AppState {

@@ -3,6 +3,7 @@
 
 pub(crate) mod alerts;
 pub(crate) mod catalogue;
+pub(crate) mod defectdojo;
 pub(crate) mod directory;
 pub(crate) mod records;
 pub(crate) mod settings;
