@@ -473,6 +473,13 @@ pub async fn dynamodb_local() -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(&emulator_config(&emulator_url("HERALD_TEST_DYNAMODB_URL")).await)
 }
 
+/// A client for moto's Secrets Manager at `HERALD_TEST_MOTO_URL`.
+pub async fn moto_secrets() -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(
+        &emulator_config(&emulator_url("HERALD_TEST_MOTO_URL")).await,
+    )
+}
+
 /// A client for moto's SQS at `HERALD_TEST_MOTO_URL`.
 pub async fn moto_sqs() -> aws_sdk_sqs::Client {
     sqs_client(&emulator_url("HERALD_TEST_MOTO_URL")).await

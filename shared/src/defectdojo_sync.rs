@@ -30,6 +30,20 @@ use crate::ports::{HeraldStore, StoreError, UserWrite};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
+/// The environment variable naming the DefectDojo a function on AWS syncs from.
+pub const URL_ENV: &str = "HERALD_DEFECTDOJO_URL";
+/// The environment variable naming the Secrets Manager secret with its API token.
+pub const TOKEN_SECRET_ENV: &str = "HERALD_DEFECTDOJO_TOKEN_SECRET_ARN";
+
+/// Whether a scheduled event asks for the DefectDojo sync: `{"detail": {"sync": "defectdojo"}}`
+/// (the template's `DefectDojoSync` schedule).
+pub fn is_sync_event(payload: &serde_json::Value) -> bool {
+    payload
+        .pointer("/detail/sync")
+        .and_then(serde_json::Value::as_str)
+        == Some(SOURCE)
+}
+
 /// The ledger's name for DefectDojo.
 pub const SOURCE: &str = "defectdojo";
 
@@ -477,15 +491,30 @@ pub enum SyncRunError {
         "no DefectDojo is configured: send `url` and `api_token`, or configure the host (herald-local: --defectdojo-url and --defectdojo-token-file; AWS: the DefectDojoUrl and DefectDojoTokenSecretArn parameters)"
     )]
     NotConfigured,
+    /// The configured DefectDojo's token could not be read; nothing was changed.
+    #[error("nothing was changed in Herald: {0}")]
+    Token(String),
     #[error(transparent)]
     Sync(#[from] SyncError),
 }
 
 /// The sync a host offers: its configured DefectDojo, if any, and one run at a time.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct SyncService {
     configured: Option<DefectDojoSource>,
+    /// Where the configured DefectDojo's token is read before each run (on AWS, Secrets
+    /// Manager: a rotated token is used within its cache time); else the source's own.
+    token: Option<std::sync::Arc<crate::adapters::SecretsManagerToken>>,
     running: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for SyncService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncService")
+            .field("configured", &self.configured)
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SyncService {
@@ -493,7 +522,41 @@ impl SyncService {
     pub fn new(configured: Option<DefectDojoSource>) -> Self {
         Self {
             configured,
+            token: None,
             running: std::sync::Arc::default(),
+        }
+    }
+
+    /// The service for the DefectDojo at `url` whose token is kept in `secret`, read before
+    /// each run.
+    pub fn with_secret(url: &str, secret: crate::adapters::SecretsManagerToken) -> Self {
+        Self {
+            // The token is replaced by the secret's before every run.
+            configured: Some(DefectDojoSource::new(url, crate::domain::Secret::new(""))),
+            token: Some(std::sync::Arc::new(secret.named("DefectDojo's API token"))),
+            running: std::sync::Arc::default(),
+        }
+    }
+
+    /// The service the environment of a function on AWS describes: `HERALD_DEFECTDOJO_URL`
+    /// and `HERALD_DEFECTDOJO_TOKEN_SECRET_ARN` (both, or none: not configured).
+    pub fn from_env(secrets: &aws_sdk_secretsmanager::Client) -> Result<Self, String> {
+        let url = crate::config::optional(URL_ENV, "");
+        let secret = crate::config::optional(TOKEN_SECRET_ENV, "");
+        match (url.is_empty(), secret.is_empty()) {
+            (true, true) => Ok(Self::default()),
+            (false, false) => {
+                let service = Self::with_secret(
+                    &url,
+                    crate::adapters::SecretsManagerToken::new(secrets.clone(), secret),
+                );
+                if let Some(source) = &service.configured {
+                    source.api().map_err(|e| format!("{URL_ENV}: {e}"))?;
+                }
+                Ok(service)
+            }
+            (true, false) => Err(format!("{TOKEN_SECRET_ENV} is set but {URL_ENV} is not")),
+            (false, true) => Err(format!("{URL_ENV} is set but {TOKEN_SECRET_ENV} is not")),
         }
     }
 
@@ -511,9 +574,18 @@ impl SyncService {
         source: Option<DefectDojoSource>,
         progress: &(dyn Fn(&str, usize, usize) + Sync),
     ) -> Result<SyncReport, SyncRunError> {
-        let source = source
-            .or_else(|| self.configured.clone())
-            .ok_or(SyncRunError::NotConfigured)?;
+        let source = match (source, &self.configured, &self.token) {
+            (Some(named), _, _) => named,
+            (None, Some(configured), Some(secret)) => DefectDojoSource {
+                token: secret
+                    .token()
+                    .await
+                    .map_err(|e| SyncRunError::Token(e.to_string()))?,
+                ..configured.clone()
+            },
+            (None, Some(configured), None) => configured.clone(),
+            (None, None, _) => return Err(SyncRunError::NotConfigured),
+        };
         let _running = self.running.lock().await;
         let api = source.api().map_err(SyncError::from)?;
         let started = std::time::Instant::now();

@@ -672,3 +672,82 @@ async fn a_defectdojo_that_refuses_the_token_is_a_502_naming_the_url_and_changes
     assert!(!message.contains("not-the-key"), "{message}");
     assert_eq!(app.store_dump(), before);
 }
+
+/// The AWS path: the scheduler's sync with its token in Secrets Manager (moto), into the
+/// DynamoDB table (DynamoDB Local), twice; then a secret that is gone.
+#[tokio::test]
+async fn on_aws_the_scheduled_sync_reads_its_token_from_secrets_manager_into_dynamodb() {
+    use herald_shared::adapters::{DynamoDbStore, SecretsManagerToken};
+    use herald_shared::defectdojo_sync::{SyncRunError, SyncService, is_sync_event};
+    let fake = fake_defectdojo("v2").await;
+    let secrets = herald_tests::moto_secrets().await;
+    let name = format!(
+        "herald/defectdojo-{}-{}",
+        std::process::id(),
+        herald_tests::now()
+    );
+    let secret = secrets
+        .create_secret()
+        .name(&name)
+        .secret_string(TOKEN)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let arn = secret.arn().unwrap_or_default().to_owned();
+    let client = herald_tests::dynamodb_local().await;
+    let table = format!(
+        "herald-dd-sync-{}-{}",
+        std::process::id(),
+        herald_tests::now()
+    );
+    let store = DynamoDbStore::new(client.clone(), table.clone());
+    store.create_table().await.unwrap_or_else(|e| panic!("{e}"));
+
+    assert!(is_sync_event(
+        &json!({"time": "2026-12-04T03:15:00Z", "detail": {"sync": "defectdojo"}})
+    ));
+    assert!(!is_sync_event(
+        &json!({"time": "2026-12-04T03:15:00Z", "detail": {"checks": ["sla"]}})
+    ));
+    let sync =
+        SyncService::with_secret(&fake.base, SecretsManagerToken::new(secrets.clone(), &arn));
+    let first = sync
+        .run(&store, None, &|_, _, _| {})
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(first.users, created(4), "{first:?}");
+    assert_eq!(first.product_members, created(3), "{first:?}");
+    assert_eq!(first.findings, created(3), "{first:?}");
+    assert_views(
+        &store,
+        &[
+            ("alice", "7", true),
+            ("alice", "8", false),
+            ("carol", "8", true),
+        ],
+    )
+    .await;
+    let second = sync
+        .run(&store, None, &|_, _, _| {})
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!second.changed_anything(), "{second:?}");
+
+    let gone = format!("{arn}-gone");
+    let missing = SyncService::with_secret(&fake.base, SecretsManagerToken::new(secrets, &gone));
+    match missing.run(&store, None, &|_, _, _| {}).await {
+        Err(SyncRunError::Token(why)) => {
+            assert!(
+                why.contains("DefectDojo's API token") && why.contains(&gone),
+                "{why}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    client
+        .delete_table()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}

@@ -5,8 +5,14 @@
 //! `"time": "<aws.scheduler.scheduled-time>"` in; an EventBridge rule's "Scheduled Event" has
 //! `time` already. The answer is the run's report; a failed run is an error, so the schedule
 //! retries it, and a retry sends nothing twice (every reminder is remembered once).
+//!
+//! The `DefectDojoSync` schedule's payload (`{"detail": {"sync": "defectdojo"}}`) runs the sync
+//! from DefectDojo instead (`HERALD_DEFECTDOJO_URL`, the token in the secret
+//! `HERALD_DEFECTDOJO_TOKEN_SECRET_ARN`): its answer is the sync's counts; a DefectDojo that
+//! fails changes nothing and fails the invocation.
 
 use herald_shared::adapters::{DynamoDbStore, SqsQueue};
+use herald_shared::defectdojo_sync::{SyncService, is_sync_event};
 use herald_shared::lambda::QueueingConfig;
 use herald_shared::scheduler::handle_scheduled_event;
 use herald_shared::telemetry::{self, LogFormat};
@@ -20,8 +26,14 @@ async fn main() -> Result<(), Error> {
     let aws = aws_config::load_from_env().await;
     let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&aws), function.table_name);
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), queues);
-    let (store, queue) = (&store, &queue);
+    let sync = SyncService::from_env(&aws_sdk_secretsmanager::Client::new(&aws))?;
+    let (store, queue, sync) = (&store, &queue, &sync);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        if is_sync_event(&event.payload) {
+            // The service logs the run's outcome.
+            let report = sync.run(store, None, &|_, _, _| {}).await?;
+            return Ok::<Value, Error>(serde_json::to_value(report)?);
+        }
         let report = handle_scheduled_event(store, queue, &event.payload).await?;
         tracing::info!(
             time = %report.time,

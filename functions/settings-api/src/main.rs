@@ -34,6 +34,10 @@ async fn main() -> Result<(), lambda_http::Error> {
         allow_private,
     } = Config::from_env()?;
     let aws = aws_config::load_from_env().await;
+    // POST /v1/defectdojo/sync runs within API Gateway's 30 s; the schedule runs larger syncs.
+    let defectdojo = herald_shared::defectdojo_sync::SyncService::from_env(
+        &aws_sdk_secretsmanager::Client::new(&aws),
+    )?;
     let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&aws), function.table_name);
     let state = AppState {
         store: Arc::new(store),
@@ -42,7 +46,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         },
         webhooks: WebhookClient::new(allow_private),
         clock: Arc::new(SystemClock),
-        defectdojo: herald_shared::defectdojo_sync::SyncService::default(),
+        defectdojo,
     };
     lambda_http::run(router(state)).await
 }

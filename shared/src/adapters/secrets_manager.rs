@@ -1,5 +1,7 @@
-//! The Slack bot token from AWS Secrets Manager, for deployments that keep it out of the
-//! table: `SLACK_TOKEN_SECRET_ARN` names the secret (the template's `SlackTokenSecretArn`).
+//! A token from AWS Secrets Manager: the Slack bot token, for deployments that keep it out of
+//! the table (`SLACK_TOKEN_SECRET_ARN`, the template's `SlackTokenSecretArn`), and
+//! DefectDojo's API token for the sync (`HERALD_DEFECTDOJO_TOKEN_SECRET_ARN`,
+//! `DefectDojoTokenSecretArn`; see [`SecretsManagerToken::named`]).
 //!
 //! The secret's `SecretString` is the token itself (`xoxb-...`), or a JSON object with it
 //! under `token` or `slack_token`. It is read at the first send and kept for
@@ -25,6 +27,8 @@ pub struct SecretsManagerToken {
     client: aws_sdk_secretsmanager::Client,
     secret_id: String,
     ttl: Duration,
+    /// What the token is, in errors ("the Slack token").
+    what: &'static str,
     cached: Mutex<Option<(Instant, Secret)>>,
 }
 
@@ -53,8 +57,15 @@ impl SecretsManagerToken {
             client,
             secret_id: secret_id.into(),
             ttl,
+            what: "the Slack token",
             cached: Mutex::new(None),
         }
+    }
+
+    /// The same for another token, named `what` in errors ("DefectDojo's API token").
+    pub fn named(mut self, what: &'static str) -> Self {
+        self.what = what;
+        self
     }
 
     /// The secret's ARN or name (for logs).
@@ -84,8 +95,8 @@ impl SecretsManagerToken {
                     .to_owned();
                 SendError::Transient {
                     reason: format!(
-                        "the Slack token could not be read from AWS Secrets Manager ({}): {code}",
-                        self.secret_id
+                        "{} could not be read from AWS Secrets Manager ({}): {code}",
+                        self.what, self.secret_id
                     ),
                     retry_after: None,
                 }
@@ -96,8 +107,8 @@ impl SecretsManagerToken {
             .and_then(token_from_secret_string)
             .map_err(|why| SendError::Transient {
                 reason: format!(
-                    "the Slack token secret in AWS Secrets Manager ({}) is unusable: {why}",
-                    self.secret_id
+                    "the secret holding {} in AWS Secrets Manager ({}) is unusable: {why}",
+                    self.what, self.secret_id
                 ),
                 retry_after: None,
             })?;

@@ -53,7 +53,9 @@ async fn sync_defectdojo(
         Ok(report) => Ok(Json(report)),
         Err(e @ SyncRunError::NotConfigured) => Err(ApiError::Conflict(e.to_string())),
         Err(SyncRunError::Sync(SyncError::Store(e))) => Err(e.into()),
-        Err(SyncRunError::Sync(e)) => Err(ApiError::Upstream(e.to_string())),
+        Err(e @ (SyncRunError::Token(_) | SyncRunError::Sync(_))) => {
+            Err(ApiError::Upstream(e.to_string()))
+        }
     }
 }
 
