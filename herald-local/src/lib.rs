@@ -352,7 +352,11 @@ impl LocalHerald {
             // The service logs each run's outcome.
             let _ = self
                 .defectdojo
-                .run(self.store.as_ref(), None, &|_, _, _| {})
+                .run(
+                    self.store.as_ref(),
+                    herald_shared::defectdojo_sync::SyncRequest::default(),
+                    &|_, _, _| {},
+                )
                 .await;
             tokio::select! {
                 changed = shutdown.changed() => if changed.is_err() { return },

@@ -106,6 +106,10 @@ enum SyncSource {
         /// Seconds before one request to DefectDojo is given up.
         #[arg(long, default_value_t = 30)]
         timeout: u64,
+        /// Also import DefectDojo's notification settings (system, template, personal and
+        /// per-product) and the notification fields of its system settings.
+        #[arg(long)]
+        import_settings: bool,
     },
 }
 
@@ -127,14 +131,15 @@ fn main() -> ExitCode {
                     api_token_file,
                     page_size,
                     timeout,
+                    import_settings,
                 },
         }) => sync_defectdojo(
             &config,
             &cli.serve,
             &url,
             &api_token_file,
-            page_size,
-            timeout,
+            (page_size, timeout),
+            import_settings,
         ),
         Some(Command::Serve) | None => serve(config, cli.serve),
     });
@@ -173,8 +178,8 @@ fn sync_defectdojo(
     args: &ServeArgs,
     url: &str,
     token_file: &std::path::Path,
-    page_size: usize,
-    timeout: u64,
+    (page_size, timeout): (usize, u64),
+    import_settings: bool,
 ) -> Result<(), String> {
     use herald_shared::defectdojo_sync::{DefectDojoSource, sync_from};
     use std::io::{IsTerminal, Write};
@@ -198,7 +203,7 @@ fn sync_defectdojo(
                         let _ = err.flush();
                     }
                 };
-                sync_from(&api, herald.store.as_ref(), &progress)
+                sync_from(&api, herald.store.as_ref(), import_settings, &progress)
                     .await
                     .map_err(|e| format!("the sync from {url} stopped: {e}"))?
             }
@@ -208,7 +213,7 @@ fn sync_defectdojo(
                     eprintln!(
                         "a herald-local server on {address} holds the store; it runs the sync"
                     );
-                    sync_through_server(config, args, &address, &source).await?
+                    sync_through_server(config, args, &address, &source, import_settings).await?
                 }
                 None => return Err(held),
             },
@@ -229,7 +234,9 @@ fn sync_defectdojo(
         if !report.changed_anything() {
             println!("nothing changed: Herald's directory already matches DefectDojo");
         }
-        println!("not synced yet: DefectDojo's notification settings");
+        if !import_settings {
+            println!("notification settings were not imported (--import-settings imports them)");
+        }
         Ok(())
     })
 }
@@ -251,6 +258,7 @@ async fn sync_through_server(
     args: &ServeArgs,
     address: &str,
     source: &herald_shared::defectdojo_sync::DefectDojoSource,
+    import_settings: bool,
 ) -> Result<herald_shared::defectdojo_sync::SyncReport, String> {
     let token =
         keys(config, args)?.issue("herald-local-sync", Role::Admin, secret::unix_now(), 3600)?;
@@ -265,6 +273,7 @@ async fn sync_through_server(
             "url": source.url,
             "api_token": source.token.expose(),
             "page_size": source.page_size,
+            "import_settings": import_settings,
         }))
         .send()
         .await

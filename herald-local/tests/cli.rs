@@ -418,6 +418,15 @@ async fn given_a_check_interval_then_herald_local_runs_the_checks_and_reminds_on
 
 /// `herald-local sync defectdojo ...` on `data_dir`, as it ran.
 fn sync_defectdojo(data_dir: &Path, url: &str, token_file: &Path) -> std::process::Output {
+    sync_defectdojo_with(data_dir, url, token_file, &[])
+}
+
+fn sync_defectdojo_with(
+    data_dir: &Path,
+    url: &str,
+    token_file: &Path,
+    extra: &[&str],
+) -> std::process::Output {
     Command::new(BIN)
         .args([
             "sync",
@@ -431,6 +440,7 @@ fn sync_defectdojo(data_dir: &Path, url: &str, token_file: &Path) -> std::proces
         .arg(token_file)
         .arg("--data-dir")
         .arg(data_dir)
+        .args(extra)
         .env_remove("HERALD_JWT_SECRET")
         .output()
         .unwrap_or_else(|e| panic!("cannot run the sync: {e}"))
@@ -479,6 +489,17 @@ async fn given_a_defectdojo_then_sync_fills_the_directory_once_and_a_server_serv
     assert!(second.status.success(), "{out}");
     assert_eq!(row(&out, "users"), ["0", "0", "0", "4"], "{out}");
     assert!(out.contains("nothing changed"), "{out}");
+    assert!(out.contains("were not imported"), "{out}");
+
+    let imported = sync_defectdojo_with(&data, &dojo.base, &token_file, &["--import-settings"]);
+    let out = text(&imported);
+    assert!(imported.status.success(), "{out}");
+    assert_eq!(
+        row(&out, "notification settings"),
+        ["1", "3", "0", "1"],
+        "{out}"
+    );
+    assert_eq!(row(&out, "system settings"), ["0", "1", "0", "0"], "{out}");
 
     // A server on the same directory serves what the sync wrote; while it runs, the sync is
     // run by the server, which sees the result at once.

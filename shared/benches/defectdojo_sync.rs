@@ -9,7 +9,7 @@
 //! Target: the first sync under 2 minutes.
 
 use herald_shared::adapters::EmbeddedStore;
-use herald_shared::defectdojo_sync::{DefectDojoSource, SyncService};
+use herald_shared::defectdojo_sync::{DefectDojoSource, SyncRequest, SyncService};
 use herald_shared::domain::Secret;
 use serde_json::{Value, json};
 use std::time::Instant;
@@ -129,7 +129,7 @@ fn main() {
         for run in ["first (everything created)", "second (nothing changed)"] {
             let started = Instant::now();
             let report = sync
-                .run(&store, None, &|_, _, _| {})
+                .run(&store, SyncRequest::default(), &|_, _, _| {})
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
             let seconds = started.elapsed().as_secs_f64();

@@ -21,10 +21,15 @@
 //! one: what it wrote compares equal and is left alone, what it did not write yet is written,
 //! and what it was about to remove is still in the ledger.
 //!
-//! Not yet: notification settings (`--import-settings`).
+//! **Settings** (`import_settings`): DefectDojo's notification settings replace Herald's
+//! documents at every scope they exist at in DefectDojo, and the notification fields of its
+//! system settings Herald's (see [`crate::domain::defectdojo::settings`]); a per-product
+//! document an import wrote goes when DefectDojo's row goes. DefectDojo is the source: a change
+//! made in Herald meanwhile is replaced at the next import.
 
 use crate::adapters::defectdojo_api::{DefectDojoApi, DojoApiError};
 use crate::domain::defectdojo::directory::{Directory, DojoDirectory};
+use crate::domain::defectdojo::settings::ImportedSettings;
 use crate::domain::{ResourceId, Username};
 use crate::ports::{HeraldStore, StoreError, UserWrite};
 use serde::{Deserialize, Serialize};
@@ -67,13 +72,20 @@ pub struct SyncReport {
     pub engagements: KindCounts,
     pub findings: KindCounts,
     pub risk_acceptances: KindCounts,
+    /// Documents imported (system, template, personal, per-product); `None` when the run
+    /// did not import settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification_settings: Option<KindCounts>,
+    /// Herald's system settings, when the run imported settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_settings: Option<KindCounts>,
     pub skipped: Vec<String>,
 }
 
 impl SyncReport {
     /// Every kind with its counts, in the order they are written.
-    pub fn kinds(&self) -> [(&'static str, KindCounts); 8] {
-        [
+    pub fn kinds(&self) -> Vec<(&'static str, KindCounts)> {
+        let mut kinds = vec![
             ("product types", self.product_types),
             ("products", self.products),
             ("users", self.users),
@@ -82,7 +94,14 @@ impl SyncReport {
             ("engagements", self.engagements),
             ("findings", self.findings),
             ("risk acceptances", self.risk_acceptances),
-        ]
+        ];
+        if let Some(counts) = self.notification_settings {
+            kinds.push(("notification settings", counts));
+        }
+        if let Some(counts) = self.system_settings {
+            kinds.push(("system settings", counts));
+        }
+        kinds
     }
 
     /// Whether the run changed anything.
@@ -106,18 +125,22 @@ pub enum SyncError {
     Store(#[from] StoreError),
 }
 
-/// Reads the directory from DefectDojo, then writes it into `store`: a DefectDojo that fails
-/// changes nothing. `progress` hears (what, done, total) while reading and writing.
+/// Reads the directory (and with `import_settings` the notification settings) from
+/// DefectDojo, then writes it into `store`: a DefectDojo that fails changes nothing.
+/// `progress` hears (what, done, total) while reading and writing.
 pub async fn sync_from(
     api: &DefectDojoApi,
     store: &dyn HeraldStore,
+    import_settings: bool,
     progress: &(dyn Fn(&str, usize, usize) + Sync),
 ) -> Result<SyncReport, SyncError> {
-    let dojo = api
-        .directory(&|endpoint, n, total| {
-            progress(endpoint, n, total.map_or(n, |t| t as usize));
-        })
-        .await?;
+    let heard = |endpoint: &str, n: usize, total: Option<u64>| {
+        progress(endpoint, n, total.map_or(n, |t| t as usize));
+    };
+    let mut dojo = api.directory(&heard).await?;
+    if import_settings {
+        dojo.settings = Some(api.settings(&heard).await?);
+    }
     sync_directory(store, &dojo, progress).await
 }
 
@@ -179,6 +202,7 @@ mod kind {
     pub const ENGAGEMENTS: &str = "engagements";
     pub const FINDINGS: &str = "findings";
     pub const RISK_ACCEPTANCES: &str = "risk_acceptances";
+    pub const PRODUCT_NOTIFICATIONS: &str = "product_notifications";
 }
 
 /// Writes `dojo`'s directory into `store`, then removes what DefectDojo no longer has;
@@ -331,8 +355,14 @@ pub async fn sync_directory(
         progress("risk acceptances", i + 1, total);
     }
 
+    let stale_product_notifications = match &directory.settings {
+        Some(settings) => write_settings(store, settings, &mut report, progress).await?,
+        None => Vec::new(),
+    };
+
     // Removals, dependants first. Each id is forgotten once its object is gone.
     let removals = [
+        (kind::PRODUCT_NOTIFICATIONS, stale_product_notifications),
         (kind::RISK_ACCEPTANCES, stale_acceptances),
         (kind::FINDINGS, stale_findings),
         (kind::ENGAGEMENTS, stale_engagements),
@@ -345,6 +375,11 @@ pub async fn sync_directory(
     for (kind, stale) in removals {
         let removed = remove_stale(store, kind, &stale, progress, &mut report.skipped).await?;
         let counts = match kind {
+            // Only an import has settings to remove (and counts for them).
+            kind::PRODUCT_NOTIFICATIONS => match report.notification_settings.as_mut() {
+                Some(counts) => counts,
+                None => continue,
+            },
             kind::RISK_ACCEPTANCES => &mut report.risk_acceptances,
             kind::FINDINGS => &mut report.findings,
             kind::ENGAGEMENTS => &mut report.engagements,
@@ -354,9 +389,80 @@ pub async fn sync_directory(
             kind::PRODUCTS => &mut report.products,
             _ => &mut report.product_types,
         };
-        counts.removed = removed;
+        counts.removed += removed;
     }
     Ok(report)
+}
+
+/// Writes the imported notification settings and system settings, each only when it differs;
+/// answers the per-product documents a former import wrote that DefectDojo no longer has.
+async fn write_settings(
+    store: &dyn HeraldStore,
+    settings: &ImportedSettings,
+    report: &mut SyncReport,
+    progress: &(dyn Fn(&str, usize, usize) + Sync),
+) -> Result<Vec<String>, StoreError> {
+    let mut counts = KindCounts::default();
+    if let Some(wanted) = &settings.system {
+        let current = store.system_notifications().await?;
+        if tally(&mut counts, Some(&current), wanted) {
+            store.put_system_notifications(wanted).await?;
+        }
+    }
+    if let Some(wanted) = &settings.template {
+        let current = store.template_notifications().await?;
+        if tally(&mut counts, Some(&current), wanted) {
+            store.put_template_notifications(wanted).await?;
+        }
+    }
+    let total = settings.personal.len();
+    for (i, (user, wanted)) in settings.personal.iter().enumerate() {
+        let current = store.personal_notifications(user).await?;
+        if tally(&mut counts, Some(&current), wanted) {
+            store.put_personal_notifications(user, wanted).await?;
+        }
+        progress("personal settings", i + 1, total);
+    }
+    let stale = stale_after_recording(
+        store,
+        kind::PRODUCT_NOTIFICATIONS,
+        settings
+            .per_product
+            .keys()
+            .map(|(p, u)| membership_id(p, u))
+            .collect(),
+    )
+    .await?;
+    let total = settings.per_product.len();
+    for (i, ((product, user), wanted)) in settings.per_product.iter().enumerate() {
+        let current = store.product_notifications(user, product).await?;
+        if tally(&mut counts, current.as_ref(), wanted) {
+            store
+                .put_product_notifications(user, product, wanted)
+                .await?;
+        }
+        progress("per-product settings", i + 1, total);
+    }
+    report.notification_settings = Some(counts);
+
+    let current = store.system_settings().await?;
+    let mut next = current.clone();
+    for (field, value) in &settings.system_settings {
+        let patch =
+            serde_json::Value::Object(serde_json::Map::from_iter([(field.clone(), value.clone())]));
+        match next.apply_patch(&patch) {
+            Ok(patched) => next = patched,
+            Err(e) => report
+                .skipped
+                .push(format!("system settings: {e} (kept Herald's)")),
+        }
+    }
+    let mut counts = KindCounts::default();
+    if tally(&mut counts, Some(&current), &next) {
+        store.put_system_settings(&next).await?;
+    }
+    report.system_settings = Some(counts);
+    Ok(stale)
 }
 
 /// Removes one object the ledger names; `false` when it was gone already (or its id is not
@@ -378,6 +484,10 @@ async fn remove_one(store: &dyn HeraldStore, kind: &str, id: &str) -> Result<boo
         },
         kind::PRODUCT_TYPE_MEMBERS => match parse_membership(id) {
             Some((t, u)) => store.delete_product_type_member(&t, &u).await,
+            None => Ok(false),
+        },
+        kind::PRODUCT_NOTIFICATIONS => match parse_membership(id) {
+            Some((p, u)) => store.delete_product_notifications(&u, &p).await,
             None => Ok(false),
         },
         kind::PRODUCT_MEMBERS => match parse_membership(id) {
@@ -483,6 +593,17 @@ impl DefectDojoSource {
     }
 }
 
+/// What one sync is asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct SyncRequest {
+    /// The DefectDojo to read; `None`: the configured one.
+    pub source: Option<DefectDojoSource>,
+    /// Objects per page, instead of the source's own.
+    pub page_size: Option<usize>,
+    /// Whether DefectDojo's notification settings are imported too.
+    pub import_settings: bool,
+}
+
 /// Why a requested sync did not run to the end.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncRunError {
@@ -565,16 +686,16 @@ impl SyncService {
         self.configured.as_ref()
     }
 
-    /// Runs one sync into `store` from `source`, else from the configured DefectDojo. One
-    /// runs at a time in this process: a second waits for the first to end, then runs (two
-    /// at once in different processes are safe, only wasteful).
+    /// Runs one sync into `store` as `request` asks: from its DefectDojo, else from the
+    /// configured one. One runs at a time in this process: a second waits for the first to
+    /// end, then runs (two at once in different processes are safe, only wasteful).
     pub async fn run(
         &self,
         store: &dyn HeraldStore,
-        source: Option<DefectDojoSource>,
+        request: SyncRequest,
         progress: &(dyn Fn(&str, usize, usize) + Sync),
     ) -> Result<SyncReport, SyncRunError> {
-        let source = match (source, &self.configured, &self.token) {
+        let mut source = match (request.source, &self.configured, &self.token) {
             (Some(named), _, _) => named,
             (None, Some(configured), Some(secret)) => DefectDojoSource {
                 token: secret
@@ -586,10 +707,13 @@ impl SyncService {
             (None, Some(configured), None) => configured.clone(),
             (None, None, _) => return Err(SyncRunError::NotConfigured),
         };
+        if let Some(page_size) = request.page_size {
+            source.page_size = page_size;
+        }
         let _running = self.running.lock().await;
         let api = source.api().map_err(SyncError::from)?;
         let started = std::time::Instant::now();
-        let report = sync_from(&api, store, progress).await;
+        let report = sync_from(&api, store, request.import_settings, progress).await;
         match &report {
             Ok(report) => tracing::info!(
                 url = %source.url,

@@ -495,13 +495,24 @@ async fn a_defectdojo_that_refuses_fails_stalls_or_sends_garbage_stops_the_sync_
     let v2 = fake_defectdojo("v2").await;
     for (reply, expected) in cases {
         let app = TestApp::on_disk();
-        sync_from(&api(&v2, TOKEN), app.herald.store.as_ref(), &|_, _, _| {})
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        sync_from(
+            &api(&v2, TOKEN),
+            app.herald.store.as_ref(),
+            false,
+            &|_, _, _| {},
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
         let before = app.store_dump();
         fake.will_at("/api/v2/products/", [reply]);
         // Users, contacts and product types were read; the products page fails.
-        let got = sync_from(&api(&fake, TOKEN), app.herald.store.as_ref(), &|_, _, _| {}).await;
+        let got = sync_from(
+            &api(&fake, TOKEN),
+            app.herald.store.as_ref(),
+            false,
+            &|_, _, _| {},
+        )
+        .await;
         let error = match got {
             Err(e) => e.to_string(),
             Ok(report) => panic!("{expected}: {report:?}"),
@@ -614,7 +625,6 @@ async fn a_sync_request_names_its_defectdojo_or_gets_an_error_naming_what_is_mis
             Some("limit"),
         ),
         (json!({"url": 7, "api_token": TOKEN}), 422, Some("url")),
-        (json!({"import_settings": true}), 501, None),
         (
             json!({"import_settings": "yes"}),
             422,
@@ -678,7 +688,7 @@ async fn a_defectdojo_that_refuses_the_token_is_a_502_naming_the_url_and_changes
 #[tokio::test]
 async fn on_aws_the_scheduled_sync_reads_its_token_from_secrets_manager_into_dynamodb() {
     use herald_shared::adapters::{DynamoDbStore, SecretsManagerToken};
-    use herald_shared::defectdojo_sync::{SyncRunError, SyncService, is_sync_event};
+    use herald_shared::defectdojo_sync::{SyncRequest, SyncRunError, SyncService, is_sync_event};
     let fake = fake_defectdojo("v2").await;
     let secrets = herald_tests::moto_secrets().await;
     let name = format!(
@@ -712,7 +722,7 @@ async fn on_aws_the_scheduled_sync_reads_its_token_from_secrets_manager_into_dyn
     let sync =
         SyncService::with_secret(&fake.base, SecretsManagerToken::new(secrets.clone(), &arn));
     let first = sync
-        .run(&store, None, &|_, _, _| {})
+        .run(&store, SyncRequest::default(), &|_, _, _| {})
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(first.users, created(4), "{first:?}");
@@ -728,14 +738,17 @@ async fn on_aws_the_scheduled_sync_reads_its_token_from_secrets_manager_into_dyn
     )
     .await;
     let second = sync
-        .run(&store, None, &|_, _, _| {})
+        .run(&store, SyncRequest::default(), &|_, _, _| {})
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(!second.changed_anything(), "{second:?}");
 
     let gone = format!("{arn}-gone");
     let missing = SyncService::with_secret(&fake.base, SecretsManagerToken::new(secrets, &gone));
-    match missing.run(&store, None, &|_, _, _| {}).await {
+    match missing
+        .run(&store, SyncRequest::default(), &|_, _, _| {})
+        .await
+    {
         Err(SyncRunError::Token(why)) => {
             assert!(
                 why.contains("DefectDojo's API token") && why.contains(&gone),
@@ -750,4 +763,143 @@ async fn on_aws_the_scheduled_sync_reads_its_token_from_secrets_manager_into_dyn
         .send()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[tokio::test]
+async fn import_settings_brings_every_scope_and_the_system_settings_once_and_follows_removed_rows()
+{
+    use herald_http::Role;
+    let fake = fake_defectdojo("v3").await;
+    let app = TestApp::new();
+    let admin = app.token("admin", Role::Admin);
+    let import =
+        |fake: &FakeHttp| json!({"url": fake.base, "api_token": TOKEN, "import_settings": true});
+    let first = post_sync(&app, Role::Admin, Some(&import(&fake))).await;
+    assert_eq!(first.status, http::StatusCode::OK, "{}", first.body);
+    // system, template and alice's personal documents change, alice's for product 7 is new;
+    // admin's row holds DefectDojo's defaults, which are Herald's template already.
+    assert_eq!(
+        first.body["notification_settings"]["updated"], 3,
+        "{}",
+        first.body
+    );
+    assert_eq!(
+        first.body["notification_settings"]["unchanged"], 1,
+        "{}",
+        first.body
+    );
+    assert_eq!(
+        first.body["notification_settings"]["created"], 1,
+        "{}",
+        first.body
+    );
+    assert_eq!(
+        first.body["system_settings"]["updated"], 1,
+        "{}",
+        first.body
+    );
+    assert!(
+        !first.raw.contains("xoxb-not-a-real-token"),
+        "{}",
+        first.raw
+    );
+    let skipped = first.body["skipped"].to_string();
+    assert!(skipped.contains("enable_notify_sla_jira_only"), "{skipped}");
+
+    let alice = app
+        .send(
+            http::Method::GET,
+            "/v1/users/alice/notifications",
+            Some(&admin),
+            None,
+        )
+        .await;
+    let mut scan_added: Vec<String> = alice.body["events"]["scan_added"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    scan_added.sort();
+    assert_eq!(scan_added, ["alert", "slack"], "{}", alice.body);
+    let system = app
+        .send(http::Method::GET, "/v1/system/settings", Some(&admin), None)
+        .await;
+    assert_eq!(
+        system.body["slack_channel"], "#security-alerts",
+        "{}",
+        system.body
+    );
+    assert_eq!(system.body["team_name"], "AppSec", "{}", system.body);
+    assert_eq!(system.body["slack_token_set"], true, "{}", system.body);
+    let shop = app
+        .send(
+            http::Method::GET,
+            "/v1/users/alice/notifications/products/7",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(shop.status, http::StatusCode::OK, "{}", shop.body);
+
+    let again = post_sync(&app, Role::Admin, Some(&import(&fake))).await;
+    assert_eq!(
+        again.body["notification_settings"]["unchanged"], 5,
+        "{}",
+        again.body
+    );
+    assert_eq!(
+        again.body["system_settings"]["unchanged"], 1,
+        "{}",
+        again.body
+    );
+    // Without import_settings, settings are left alone and not reported.
+    let plain = post_sync(
+        &app,
+        Role::Admin,
+        Some(&json!({"url": fake.base, "api_token": TOKEN})),
+    )
+    .await;
+    assert!(
+        plain.body.get("notification_settings").is_none(),
+        "{}",
+        plain.body
+    );
+    assert_eq!(
+        app.send(
+            http::Method::GET,
+            "/v1/users/alice/notifications/products/7",
+            Some(&admin),
+            None
+        )
+        .await
+        .status,
+        http::StatusCode::OK
+    );
+
+    // alice's row for product 7 deleted in DefectDojo: the next import removes hers.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    changed_world(dir.path(), |endpoint, rows| {
+        if endpoint == "notifications" {
+            rows.retain(|r| r["id"] != 7);
+        }
+    });
+    let changed = fake_defectdojo_api(dir.path(), TOKEN).await;
+    let third = post_sync(&app, Role::Admin, Some(&import(&changed))).await;
+    assert_eq!(
+        third.body["notification_settings"]["removed"], 1,
+        "{}",
+        third.body
+    );
+    let gone = app
+        .send(
+            http::Method::GET,
+            "/v1/users/alice/notifications/products/7",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(gone.status, http::StatusCode::NOT_FOUND, "{}", gone.body);
 }

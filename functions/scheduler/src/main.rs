@@ -12,7 +12,7 @@
 //! fails changes nothing and fails the invocation.
 
 use herald_shared::adapters::{DynamoDbStore, SqsQueue};
-use herald_shared::defectdojo_sync::{SyncService, is_sync_event};
+use herald_shared::defectdojo_sync::{SyncRequest, SyncService, is_sync_event};
 use herald_shared::lambda::QueueingConfig;
 use herald_shared::scheduler::handle_scheduled_event;
 use herald_shared::telemetry::{self, LogFormat};
@@ -31,7 +31,9 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         if is_sync_event(&event.payload) {
             // The service logs the run's outcome.
-            let report = sync.run(store, None, &|_, _, _| {}).await?;
+            let report = sync
+                .run(store, SyncRequest::default(), &|_, _, _| {})
+                .await?;
             return Ok::<Value, Error>(serde_json::to_value(report)?);
         }
         let report = handle_scheduled_event(store, queue, &event.payload).await?;

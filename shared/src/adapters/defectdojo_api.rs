@@ -11,6 +11,7 @@
 use crate::domain::Secret;
 use crate::domain::defectdojo::directory::{DojoDirectory, DojoRoles, Generation};
 use crate::domain::defectdojo::records::DojoRecords;
+use crate::domain::defectdojo::settings::DojoSettings;
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -292,6 +293,29 @@ impl DefectDojoApi {
                 ),
                 risk_acceptances: read!("risk_acceptance"),
             },
+            settings: None,
+        })
+    }
+
+    /// The notification settings: every `notifications` row and the `system_settings`
+    /// object. `progress` hears (endpoint, objects so far, total).
+    pub async fn settings(
+        &self,
+        progress: &(dyn Fn(&str, usize, Option<u64>) + Sync),
+    ) -> Result<DojoSettings, DojoApiError> {
+        let notifications = self
+            .list("notifications", &[], &|n, total| {
+                progress("notifications", n, total)
+            })
+            .await?;
+        let system: Vec<Value> = self
+            .list("system_settings", &[], &|n, total| {
+                progress("system_settings", n, total)
+            })
+            .await?;
+        Ok(DojoSettings {
+            notifications,
+            system_settings: system.into_iter().next(),
         })
     }
 }

@@ -10,7 +10,9 @@ use axum::extract::State;
 use herald_http::auth::Caller;
 use herald_http::error::{ApiError, ErrorBody};
 use herald_http::extract::JsonBody;
-use herald_shared::defectdojo_sync::{DefectDojoSource, SyncError, SyncReport, SyncRunError};
+use herald_shared::defectdojo_sync::{
+    DefectDojoSource, SyncError, SyncReport, SyncRequest, SyncRunError,
+};
 use herald_shared::domain::validation::{expect_object, reject_unknown_fields};
 use herald_shared::domain::{FieldError, Secret};
 use serde_json::Value;
@@ -28,26 +30,27 @@ const MAX_PAGE_SIZE: u64 = 10_000;
 /// Runs one sync from DefectDojo now and answers what it did per kind (created, updated,
 /// removed, unchanged) and what it could not carry over. No body (or `{}`) syncs from the
 /// configured DefectDojo; `{"url", "api_token"}` from another; `page_size` (1–10,000)
-/// overrides the page size. A request while a sync runs waits for it, then runs. DefectDojo failing (403, 5xx, a timeout, a malformed page) is 502
+/// overrides the page size; `"import_settings": true` imports DefectDojo's notification
+/// settings and the notification fields of its system settings too. A request while a sync runs waits for it, then runs. DefectDojo failing (403, 5xx, a timeout, a malformed page) is 502
 /// naming the URL and status, and nothing in Herald changed.
 #[utoipa::path(post, path = "/v1/defectdojo/sync", tag = "defectdojo", security(("bearer" = [])),
     request_body(content = Option<Object>, example = json!({"url": "https://defectdojo.example.com", "api_token": "<API v2 key>"})),
     responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
-        (status = 501, body = ErrorBody), (status = 502, body = ErrorBody)))]
+        (status = 502, body = ErrorBody)))]
 async fn sync_defectdojo(
     State(state): State<AppState>,
     caller: Caller,
     body: JsonBody,
 ) -> Result<Json<SyncReport>, ApiError> {
     caller.require_admin()?;
-    let source = match body.parse_optional()? {
-        None => None,
-        Some(body) => requested_source(&body, state.defectdojo.configured())?,
+    let request = match body.parse_optional()? {
+        None => SyncRequest::default(),
+        Some(body) => sync_request(&body)?,
     };
     match state
         .defectdojo
-        .run(state.store.as_ref(), source, &|_, _, _| {})
+        .run(state.store.as_ref(), request, &|_, _, _| {})
         .await
     {
         Ok(report) => Ok(Json(report)),
@@ -59,26 +62,19 @@ async fn sync_defectdojo(
     }
 }
 
-/// The source a body asks for: `None` for the configured one.
-fn requested_source(
-    body: &Value,
-    configured: Option<&DefectDojoSource>,
-) -> Result<Option<DefectDojoSource>, ApiError> {
+/// What a body asks for.
+fn sync_request(body: &Value) -> Result<SyncRequest, ApiError> {
     let object = expect_object(body, "")?;
     reject_unknown_fields(
         object,
         "",
         &["url", "api_token", "page_size", "import_settings"],
     )?;
-    match object.get("import_settings") {
-        None | Some(Value::Bool(false)) => {}
-        Some(Value::Bool(true)) => {
-            return Err(ApiError::NotImplemented(
-                "import_settings: importing DefectDojo's notification settings is not built yet; the sync carries the directory and the scheduled checks' records".into(),
-            ));
-        }
+    let import_settings = match object.get("import_settings") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
         Some(_) => return Err(FieldError::new("import_settings", "expected true or false").into()),
-    }
+    };
     let text = |field: &str| -> Result<Option<String>, FieldError> {
         match object.get(field) {
             None | Some(Value::Null) => Ok(None),
@@ -100,20 +96,15 @@ fn requested_source(
                 })? as usize,
         ),
     };
-    let mut source = match (text("url")?, text("api_token")?) {
-        (Some(url), Some(token)) => DefectDojoSource::new(url, Secret::new(token)),
+    let source = match (text("url")?, text("api_token")?) {
+        (Some(url), Some(token)) => Some(DefectDojoSource::new(url, Secret::new(token))),
         (Some(_), None) => return Err(FieldError::new("api_token", "required with url").into()),
         (None, Some(_)) => return Err(FieldError::new("url", "required with api_token").into()),
-        (None, None) => match (configured, page_size) {
-            (_, None) => return Ok(None),
-            (Some(configured), Some(_)) => configured.clone(),
-            (None, Some(_)) => {
-                return Err(ApiError::Conflict(SyncRunError::NotConfigured.to_string()));
-            }
-        },
+        (None, None) => None,
     };
-    if let Some(page_size) = page_size {
-        source.page_size = page_size;
-    }
-    Ok(Some(source))
+    Ok(SyncRequest {
+        source,
+        page_size,
+        import_settings,
+    })
 }

@@ -16,6 +16,7 @@
 //! in [`Directory::skipped`]; so is a Slack address that is not an email address.
 
 use super::records::{DojoRecords, Records};
+use super::settings::{DojoSettings, ImportedSettings};
 use crate::domain::directory::{Product, ProductType, ResourceId, UserProfile, Username};
 use crate::domain::system::line;
 use crate::domain::validation::FieldError;
@@ -130,6 +131,8 @@ pub struct DojoDirectory {
     pub generation: Generation,
     /// Engagements, active findings and risk acceptances.
     pub records: DojoRecords,
+    /// Notification settings, when they are imported.
+    pub settings: Option<DojoSettings>,
 }
 
 /// Herald's directory as DefectDojo has it.
@@ -144,6 +147,9 @@ pub struct Directory {
     pub product_type_members: BTreeSet<(ResourceId, Username)>,
     /// Engagements, findings and risk acceptances (their `skipped` is in [`Directory::skipped`]).
     pub records: Records,
+    /// Notification settings, when they are imported (their `skipped` is in
+    /// [`Directory::skipped`]).
+    pub settings: Option<ImportedSettings>,
     /// What could not be carried over, one sentence each.
     pub skipped: Vec<String>,
 }
@@ -293,6 +299,11 @@ impl DojoDirectory {
         let products: BTreeSet<u64> = self.products.iter().map(|p| p.id).collect();
         out.records = self.records.to_records(&names, &products);
         out.skipped.append(&mut out.records.skipped);
+        if let Some(settings) = &self.settings {
+            let mut imported = settings.to_settings(&names, &products);
+            out.skipped.append(&mut imported.skipped);
+            out.settings = Some(imported);
+        }
         Ok(out)
     }
 }
@@ -370,6 +381,7 @@ mod tests {
                 })
             },
             records: DojoRecords::default(),
+            settings: None,
         }
     }
 
