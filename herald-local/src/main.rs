@@ -110,6 +110,12 @@ enum SyncSource {
         /// per-product) and the notification fields of its system settings.
         #[arg(long)]
         import_settings: bool,
+        /// Also register, for every active user, a webhook in DefectDojo that posts to
+        /// Herald at this public URL (e.g. https://herald.example.com) with Herald's
+        /// `defectdojo_webhook_key`, and add webhooks to their `user_mentioned` and
+        /// `review_requested` settings there.
+        #[arg(long, value_name = "HERALD_URL")]
+        register_user_webhooks: Option<String>,
     },
 }
 
@@ -132,6 +138,7 @@ fn main() -> ExitCode {
                     page_size,
                     timeout,
                     import_settings,
+                    register_user_webhooks,
                 },
         }) => sync_defectdojo(
             &config,
@@ -139,7 +146,12 @@ fn main() -> ExitCode {
             &url,
             &api_token_file,
             (page_size, timeout),
-            import_settings,
+            herald_shared::defectdojo_sync::SyncRequest {
+                source: None,
+                page_size: None,
+                import_settings,
+                register_webhooks: register_user_webhooks,
+            },
         ),
         Some(Command::Serve) | None => serve(config, cli.serve),
     });
@@ -179,16 +191,17 @@ fn sync_defectdojo(
     url: &str,
     token_file: &std::path::Path,
     (page_size, timeout): (usize, u64),
-    import_settings: bool,
+    request: herald_shared::defectdojo_sync::SyncRequest,
 ) -> Result<(), String> {
-    use herald_shared::defectdojo_sync::{DefectDojoSource, sync_from};
+    use herald_shared::defectdojo_sync::{DefectDojoSource, SyncService};
     use std::io::{IsTerminal, Write};
 
     let token = read_token_file("--api-token-file", token_file)?;
     let mut source = DefectDojoSource::new(url, token);
     source.page_size = page_size;
     source.timeout = std::time::Duration::from_secs(timeout.max(1));
-    let api = source.api().map_err(|e| e.to_string())?;
+    source.api().map_err(|e| e.to_string())?;
+    let import_settings = request.import_settings;
     runtime()?.block_on(async move {
         let report = match open_store(config, &args.data_dir) {
             Ok(herald) => {
@@ -203,7 +216,8 @@ fn sync_defectdojo(
                         let _ = err.flush();
                     }
                 };
-                sync_from(&api, herald.store.as_ref(), import_settings, &progress)
+                SyncService::new(Some(source))
+                    .run(herald.store.as_ref(), request, &progress)
                     .await
                     .map_err(|e| format!("the sync from {url} stopped: {e}"))?
             }
@@ -213,7 +227,7 @@ fn sync_defectdojo(
                     eprintln!(
                         "a herald-local server on {address} holds the store; it runs the sync"
                     );
-                    sync_through_server(config, args, &address, &source, import_settings).await?
+                    sync_through_server(config, args, &address, &source, &request).await?
                 }
                 None => return Err(held),
             },
@@ -258,7 +272,7 @@ async fn sync_through_server(
     args: &ServeArgs,
     address: &str,
     source: &herald_shared::defectdojo_sync::DefectDojoSource,
-    import_settings: bool,
+    request: &herald_shared::defectdojo_sync::SyncRequest,
 ) -> Result<herald_shared::defectdojo_sync::SyncReport, String> {
     let token =
         keys(config, args)?.issue("herald-local-sync", Role::Admin, secret::unix_now(), 3600)?;
@@ -273,7 +287,8 @@ async fn sync_through_server(
             "url": source.url,
             "api_token": source.token.expose(),
             "page_size": source.page_size,
-            "import_settings": import_settings,
+            "import_settings": request.import_settings,
+            "register_user_webhooks": request.register_webhooks,
         }))
         .send()
         .await

@@ -79,6 +79,9 @@ pub struct SyncReport {
     /// Herald's system settings, when the run imported settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_settings: Option<KindCounts>,
+    /// Herald's endpoints in DefectDojo, when the run registered them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_webhooks: Option<KindCounts>,
     pub skipped: Vec<String>,
 }
 
@@ -101,6 +104,9 @@ impl SyncReport {
         if let Some(counts) = self.system_settings {
             kinds.push(("system settings", counts));
         }
+        if let Some(counts) = self.user_webhooks {
+            kinds.push(("user webhooks", counts));
+        }
         kinds
     }
 
@@ -118,6 +124,12 @@ pub enum SyncError {
     /// Reading DefectDojo failed; nothing was written.
     #[error("nothing was changed in Herald: {0}")]
     DefectDojo(#[from] DojoApiError),
+    /// The directory was synced, but writing Herald's webhooks into DefectDojo failed (a run
+    /// again finishes it).
+    #[error(
+        "Herald's directory was synced, but registering the users' webhooks in DefectDojo stopped: {0}"
+    )]
+    Registration(DojoApiError),
     /// DefectDojo sent an object Herald cannot keep.
     #[error("DefectDojo sent {0}")]
     Refused(crate::domain::FieldError),
@@ -131,17 +143,106 @@ pub enum SyncError {
 pub async fn sync_from(
     api: &DefectDojoApi,
     store: &dyn HeraldStore,
-    import_settings: bool,
+    options: &SyncOptions,
     progress: &(dyn Fn(&str, usize, usize) + Sync),
 ) -> Result<SyncReport, SyncError> {
     let heard = |endpoint: &str, n: usize, total: Option<u64>| {
         progress(endpoint, n, total.map_or(n, |t| t as usize));
     };
     let mut dojo = api.directory(&heard).await?;
-    if import_settings {
+    if options.import_settings {
         dojo.settings = Some(api.settings(&heard).await?);
     }
-    sync_directory(store, &dojo, progress).await
+    let mut report = sync_directory(store, &dojo, progress).await?;
+    if let Some(register) = &options.register_webhooks {
+        register_user_webhooks(api, &dojo, register, &mut report, &heard)
+            .await
+            .map_err(SyncError::Registration)?;
+    }
+    Ok(report)
+}
+
+/// What a sync does besides the directory.
+#[derive(Debug, Clone, Default)]
+pub struct SyncOptions {
+    /// Import DefectDojo's notification settings too.
+    pub import_settings: bool,
+    /// Register Herald's webhook for every active user in DefectDojo.
+    pub register_webhooks: Option<WebhookRegistration>,
+}
+
+/// Where DefectDojo's personal endpoints are to post: Herald's
+/// `/v1/defectdojo/webhook`, with the key Herald checks.
+#[derive(Debug, Clone)]
+pub struct WebhookRegistration {
+    /// `https://herald.example.com/v1/defectdojo/webhook`.
+    pub url: String,
+    /// `defectdojo_webhook_key` of Herald's system settings.
+    pub key: crate::domain::Secret,
+}
+
+impl WebhookRegistration {
+    /// The registration for Herald at `herald_url` (its public base URL) with `key`.
+    pub fn new(herald_url: &str, key: crate::domain::Secret) -> Result<Self, String> {
+        let base = url::Url::parse(herald_url.trim_end_matches('/'))
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| format!("{herald_url:?} is not Herald's http(s) URL"))?;
+        Ok(Self {
+            url: format!(
+                "{}/v1/defectdojo/webhook",
+                base.as_str().trim_end_matches('/')
+            ),
+            key,
+        })
+    }
+}
+
+/// Registers Herald's endpoint for every active user DefectDojo has and Herald synced.
+async fn register_user_webhooks(
+    api: &DefectDojoApi,
+    dojo: &DojoDirectory,
+    register: &WebhookRegistration,
+    report: &mut SyncReport,
+    heard: &(dyn Fn(&str, usize, Option<u64>) + Sync),
+) -> Result<(), DojoApiError> {
+    use crate::domain::defectdojo::registration::{Registrant, plan};
+    let webhooks: Vec<serde_json::Value> = api
+        .list("notification_webhooks", &[], &|n, t| {
+            heard("notification_webhooks", n, t)
+        })
+        .await?;
+    let notifications: Vec<serde_json::Value> = match &dojo.settings {
+        Some(settings) => settings.notifications.clone(),
+        None => {
+            api.list("notifications", &[], &|n, t| heard("notifications", n, t))
+                .await?
+        }
+    };
+    let users: Vec<Registrant<'_>> = dojo
+        .users
+        .iter()
+        .filter(|u| u.is_active && Username::parse("username", &u.username).is_ok())
+        .map(|u| Registrant {
+            id: u.id,
+            username: &u.username,
+        })
+        .collect();
+    let header = format!("Bearer {}", register.key.expose());
+    let planned = plan(&users, &webhooks, &notifications, &register.url, &header);
+    let total = planned.writes.len();
+    for (i, write) in planned.writes.iter().enumerate() {
+        api.write(write.endpoint, write.id, &write.body).await?;
+        heard("registering webhooks", i + 1, Some(total as u64));
+    }
+    report.user_webhooks = Some(KindCounts {
+        created: planned.created,
+        updated: planned.updated,
+        removed: 0,
+        unchanged: planned.unchanged,
+    });
+    report.skipped.extend(planned.skipped);
+    Ok(())
 }
 
 /// Counts `wanted` against what Herald has; `true` when it must be written.
@@ -602,11 +703,16 @@ pub struct SyncRequest {
     pub page_size: Option<usize>,
     /// Whether DefectDojo's notification settings are imported too.
     pub import_settings: bool,
+    /// Herald's public base URL, to register each active user's webhook in DefectDojo with.
+    pub register_webhooks: Option<String>,
 }
 
 /// Why a requested sync did not run to the end.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncRunError {
+    /// Registering webhooks needs Herald's `defectdojo_webhook_key`, or the URL is unusable.
+    #[error("{0}")]
+    Registration(String),
     /// No DefectDojo is configured and the request named none.
     #[error(
         "no DefectDojo is configured: send `url` and `api_token`, or configure the host (herald-local: --defectdojo-url and --defectdojo-token-file; AWS: the DefectDojoUrl and DefectDojoTokenSecretArn parameters)"
@@ -713,7 +819,30 @@ impl SyncService {
         let _running = self.running.lock().await;
         let api = source.api().map_err(SyncError::from)?;
         let started = std::time::Instant::now();
-        let report = sync_from(&api, store, request.import_settings, progress).await;
+        let register_webhooks = match &request.register_webhooks {
+            None => None,
+            Some(herald_url) => {
+                let key = store
+                    .system_settings()
+                    .await
+                    .map_err(SyncError::from)?
+                    .defectdojo_webhook_key
+                    .ok_or_else(|| {
+                        SyncRunError::Registration(
+                            "registering webhooks needs Herald's defectdojo_webhook_key: set it first (PUT /v1/system/settings)".to_owned(),
+                        )
+                    })?;
+                Some(
+                    WebhookRegistration::new(herald_url, key)
+                        .map_err(SyncRunError::Registration)?,
+                )
+            }
+        };
+        let options = SyncOptions {
+            import_settings: request.import_settings,
+            register_webhooks,
+        };
+        let report = sync_from(&api, store, &options, progress).await;
         match &report {
             Ok(report) => tracing::info!(
                 url = %source.url,

@@ -225,7 +225,10 @@ impl RedeliveryDelay for NoRedelivery {
 /// as in `events/defectdojo/api/v3/`): `Authorization: Token <token>` checked (403 with
 /// DefectDojo's `detail` otherwise), DefectDojo's HTML 404 for an endpoint it does not have,
 /// and `limit`/`offset` pages whose `next` names the host DefectDojo believes it is on (as
-/// behind a proxy).
+/// behind a proxy). `POST` and `PATCH` write `notification_webhooks` and `notifications` as
+/// DefectDojo's API does (201 / 200 with the object; 400 with DRF's field errors for a
+/// webhook name taken or a field longer than DefectDojo's 100 characters; 404 for an unknown
+/// id), so a test can read back what was written.
 pub async fn fake_defectdojo_api(dir: &std::path::Path, token: &str) -> FakeHttp {
     let mut world: HashMap<String, Vec<Value>> = HashMap::new();
     let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
@@ -240,7 +243,99 @@ pub async fn fake_defectdojo_api(dir: &std::path::Path, token: &str) -> FakeHttp
         }
     }
     let expected = format!("Token {token}");
-    FakeHttp::start(move |request| defectdojo_page(&world, &expected, request)).await
+    let world = std::sync::Mutex::new(world);
+    FakeHttp::start(move |request| {
+        let mut world = world.lock().unwrap_or_else(|e| e.into_inner());
+        if request.method == Method::GET || request.header("authorization") != Some(&expected) {
+            defectdojo_page(&world, &expected, request)
+        } else {
+            defectdojo_write(&mut world, request)
+        }
+    })
+    .await
+}
+
+/// A `POST api/v2/<endpoint>/` or `PATCH api/v2/<endpoint>/<id>/` of the fake DefectDojo.
+fn defectdojo_write(world: &mut HashMap<String, Vec<Value>>, request: &Request) -> Reply {
+    let parts: Vec<&str> = request
+        .path
+        .trim_start_matches("/api/v2/")
+        .trim_end_matches('/')
+        .split('/')
+        .collect();
+    let (endpoint, id) = match parts.as_slice() {
+        [endpoint] => (*endpoint, None),
+        [endpoint, id] => (*endpoint, id.parse::<u64>().ok()),
+        _ => return Reply::status(404),
+    };
+    if !matches!(endpoint, "notification_webhooks" | "notifications") {
+        return Reply::json(405, serde_json::json!({"detail": "Method not allowed."}));
+    }
+    let Some(changes) = request.body.as_object() else {
+        return Reply::json(
+            400,
+            serde_json::json!({"non_field_errors": ["Invalid data."]}),
+        );
+    };
+    for (field, value) in changes {
+        if matches!(field.as_str(), "name" | "header_name" | "header_value")
+            && value.as_str().is_some_and(|v| v.chars().count() > 100)
+        {
+            return Reply::json(
+                400,
+                serde_json::json!({field: ["Ensure this field has no more than 100 characters."]}),
+            );
+        }
+    }
+    let rows = world.entry(endpoint.to_owned()).or_default();
+    if endpoint == "notification_webhooks"
+        && let Some(name) = changes.get("name")
+        && rows
+            .iter()
+            .any(|r| r.get("name") == Some(name) && r["id"].as_u64() != id)
+    {
+        return Reply::json(
+            400,
+            serde_json::json!({"name": ["notification webhooks with this name already exists."]}),
+        );
+    }
+    match id {
+        Some(id) => {
+            let Some(row) = rows.iter_mut().find(|r| r["id"].as_u64() == Some(id)) else {
+                return Reply::json(
+                    404,
+                    serde_json::json!({"detail": "No object matches the given query."}),
+                );
+            };
+            if let Some(object) = row.as_object_mut() {
+                for (field, value) in changes {
+                    object.insert(field.clone(), value.clone());
+                }
+            }
+            Reply::ok(row.clone())
+        }
+        None => {
+            let next = rows
+                .iter()
+                .filter_map(|r| r["id"].as_u64())
+                .max()
+                .unwrap_or(0)
+                + 1;
+            let mut row = if endpoint == "notification_webhooks" {
+                serde_json::json!({"id": next, "status": "active", "first_error": null,
+                    "last_error": null, "note": "", "owner": null, "header_name": null, "header_value": null})
+            } else {
+                serde_json::json!({"id": next, "user": null, "product": null, "template": false})
+            };
+            if let Some(object) = row.as_object_mut() {
+                for (field, value) in changes {
+                    object.insert(field.clone(), value.clone());
+                }
+            }
+            rows.push(row.clone());
+            Reply::json(201, row)
+        }
+    }
 }
 
 fn query_number(request: &Request, key: &str) -> Option<usize> {

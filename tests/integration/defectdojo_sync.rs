@@ -7,7 +7,7 @@
 //! in Herald.
 
 use herald_shared::adapters::defectdojo_api::{DefectDojoApi, DojoApiError};
-use herald_shared::defectdojo_sync::{KindCounts, sync_directory, sync_from};
+use herald_shared::defectdojo_sync::{KindCounts, SyncOptions, sync_directory, sync_from};
 use herald_shared::domain::checks::Finding;
 use herald_shared::domain::defectdojo::directory::DojoDirectory;
 use herald_shared::domain::{Product, ProductType};
@@ -498,7 +498,7 @@ async fn a_defectdojo_that_refuses_fails_stalls_or_sends_garbage_stops_the_sync_
         sync_from(
             &api(&v2, TOKEN),
             app.herald.store.as_ref(),
-            false,
+            &SyncOptions::default(),
             &|_, _, _| {},
         )
         .await
@@ -509,7 +509,7 @@ async fn a_defectdojo_that_refuses_fails_stalls_or_sends_garbage_stops_the_sync_
         let got = sync_from(
             &api(&fake, TOKEN),
             app.herald.store.as_ref(),
-            false,
+            &SyncOptions::default(),
             &|_, _, _| {},
         )
         .await;
@@ -902,4 +902,83 @@ async fn import_settings_brings_every_scope_and_the_system_settings_once_and_fol
         )
         .await;
     assert_eq!(gone.status, http::StatusCode::NOT_FOUND, "{}", gone.body);
+}
+
+#[tokio::test]
+async fn register_user_webhooks_gives_every_active_user_herald_s_endpoint_in_defectdojo_once() {
+    use herald_http::Role;
+    let fake = fake_defectdojo("v3").await;
+    let app = TestApp::new();
+    let admin = app.token("admin", Role::Admin);
+    let body = json!({"url": fake.base, "api_token": TOKEN,
+                      "register_user_webhooks": "https://herald.example.com/"});
+    // Without Herald's key there is nothing to send: refused before anything is read.
+    let refused = post_sync(&app, Role::Admin, Some(&body)).await;
+    assert_eq!(refused.status.as_u16(), 422, "{}", refused.body);
+    assert_eq!(refused.body["error"]["field"], "register_user_webhooks");
+    assert!(fake.requests_to("/api/v2/users/").is_empty());
+
+    let key = "k".repeat(40);
+    let put = app
+        .send(
+            http::Method::PUT,
+            "/v1/system/settings",
+            Some(&admin),
+            Some(&json!({"defectdojo_webhook_key": key})),
+        )
+        .await;
+    assert!(put.status.is_success(), "{}", put.body);
+    let first = post_sync(&app, Role::Admin, Some(&body)).await;
+    assert_eq!(first.status, http::StatusCode::OK, "{}", first.body);
+    // admin, alice, bob, carol are active in 3.x.
+    assert_eq!(first.body["user_webhooks"]["created"], 4, "{}", first.body);
+    assert!(!first.raw.contains(&key), "the key is never echoed");
+    let posted: Vec<Value> = fake
+        .requests_to("/api/v2/notification_webhooks/")
+        .into_iter()
+        .filter(|r| r.method == http::Method::POST)
+        .map(|r| r.body)
+        .collect();
+    let alice = posted
+        .iter()
+        .find(|b| b["owner"] == 2)
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        alice,
+        json!({"name": "Herald (alice)", "url": "https://herald.example.com/v1/defectdojo/webhook",
+               "header_name": "Authorization", "header_value": format!("Bearer {key}"), "owner": 2})
+    );
+    // alice's personal row (id 2) gets webhooks for the two personal events.
+    let patched: Vec<Value> = fake
+        .requests_to("/api/v2/notifications/2/")
+        .into_iter()
+        .map(|r| r.body)
+        .collect();
+    assert_eq!(patched.len(), 1, "{patched:?}");
+    for event in ["user_mentioned", "review_requested"] {
+        let channels = patched[0][event].as_array().cloned().unwrap_or_default();
+        assert!(
+            channels.contains(&json!("webhooks")),
+            "{event}: {patched:?}"
+        );
+    }
+
+    let second = post_sync(&app, Role::Admin, Some(&body)).await;
+    assert_eq!(second.status, http::StatusCode::OK, "{}", second.body);
+    assert_eq!(
+        second.body["user_webhooks"]["unchanged"], 4,
+        "{}",
+        second.body
+    );
+    let writes = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != http::Method::GET)
+        .count();
+    assert_eq!(
+        writes,
+        4 + 4,
+        "4 endpoints and 4 notification rows, once: {writes}"
+    );
 }

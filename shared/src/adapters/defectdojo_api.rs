@@ -150,24 +150,57 @@ impl DefectDojoApi {
     }
 
     async fn get(&self, url: &Url) -> Result<(StatusCode, Vec<u8>), DojoApiError> {
+        self.request(reqwest::Method::GET, url, None).await
+    }
+
+    /// Writes `body` to an object (`PATCH api/v2/<endpoint>/<id>/`) or a new one
+    /// (`POST api/v2/<endpoint>/`), answering DefectDojo's object.
+    pub async fn write(
+        &self,
+        endpoint: &str,
+        id: Option<u64>,
+        body: &Value,
+    ) -> Result<Value, DojoApiError> {
+        let (method, path) = match id {
+            Some(id) => (reqwest::Method::PATCH, format!("api/v2/{endpoint}/{id}/")),
+            None => (reqwest::Method::POST, format!("api/v2/{endpoint}/")),
+        };
+        let url = self.base.join(&path).unwrap_or_else(|_| self.base.clone());
+        let (status, answer) = self.request(method, &url, Some(body)).await?;
+        if !status.is_success() {
+            return Err(Self::status_error(&url, status, &answer));
+        }
+        serde_json::from_slice(&answer).map_err(|e| DojoApiError::Malformed {
+            url: url.as_str().to_owned(),
+            reason: format!("expected the object written: {e}"),
+        })
+    }
+
+    async fn request(
+        &self,
+        method: reqwest::Method,
+        url: &Url,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Vec<u8>), DojoApiError> {
         let shown = url.as_str().to_owned();
-        let response = self
+        let mut request = self
             .client
-            .get(url.clone())
+            .request(method, url.clone())
             .header("authorization", format!("Token {}", self.token.expose()))
-            .header("accept", "application/json")
-            .send()
-            .await
-            .map_err(|e| DojoApiError::Transport {
-                url: shown.clone(),
-                reason: if e.is_timeout() {
-                    "timed out".to_owned()
-                } else if e.is_connect() {
-                    "the connection failed".to_owned()
-                } else {
-                    "the request failed".to_owned()
-                },
-            })?;
+            .header("accept", "application/json");
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| DojoApiError::Transport {
+            url: shown.clone(),
+            reason: if e.is_timeout() {
+                "timed out".to_owned()
+            } else if e.is_connect() {
+                "the connection failed".to_owned()
+            } else {
+                "the request failed".to_owned()
+            },
+        })?;
         let status = response.status();
         let body = response
             .bytes()
@@ -180,9 +213,13 @@ impl DefectDojoApi {
     }
 
     fn status_error(url: &Url, status: StatusCode, body: &[u8]) -> DojoApiError {
+        // DRF's `{"detail": ...}`, else its field errors (`{"name": ["... already exists."]}`).
         let detail = serde_json::from_slice::<Value>(body)
             .ok()
-            .and_then(|v| v.get("detail").and_then(Value::as_str).map(str::to_owned))
+            .and_then(|v| match v.get("detail").and_then(Value::as_str) {
+                Some(detail) => Some(detail.to_owned()),
+                None => v.is_object().then(|| v.to_string()),
+            })
             .map(|d| d.chars().take(300).collect());
         DojoApiError::Status {
             url: url.as_str().to_owned(),

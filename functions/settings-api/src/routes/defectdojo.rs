@@ -31,7 +31,9 @@ const MAX_PAGE_SIZE: u64 = 10_000;
 /// removed, unchanged) and what it could not carry over. No body (or `{}`) syncs from the
 /// configured DefectDojo; `{"url", "api_token"}` from another; `page_size` (1–10,000)
 /// overrides the page size; `"import_settings": true` imports DefectDojo's notification
-/// settings and the notification fields of its system settings too. A request while a sync runs waits for it, then runs. DefectDojo failing (403, 5xx, a timeout, a malformed page) is 502
+/// settings and the notification fields of its system settings too;
+/// `"register_user_webhooks": "<Herald's public URL>"` registers each active user's webhook in
+/// DefectDojo (needs `defectdojo_webhook_key`). A request while a sync runs waits for it, then runs. DefectDojo failing (403, 5xx, a timeout, a malformed page) is 502
 /// naming the URL and status, and nothing in Herald changed.
 #[utoipa::path(post, path = "/v1/defectdojo/sync", tag = "defectdojo", security(("bearer" = [])),
     request_body(content = Option<Object>, example = json!({"url": "https://defectdojo.example.com", "api_token": "<API v2 key>"})),
@@ -55,6 +57,10 @@ async fn sync_defectdojo(
     {
         Ok(report) => Ok(Json(report)),
         Err(e @ SyncRunError::NotConfigured) => Err(ApiError::Conflict(e.to_string())),
+        Err(SyncRunError::Registration(why)) => Err(ApiError::Validation(FieldError::new(
+            "register_user_webhooks",
+            why,
+        ))),
         Err(SyncRunError::Sync(SyncError::Store(e))) => Err(e.into()),
         Err(e @ (SyncRunError::Token(_) | SyncRunError::Sync(_))) => {
             Err(ApiError::Upstream(e.to_string()))
@@ -68,7 +74,13 @@ fn sync_request(body: &Value) -> Result<SyncRequest, ApiError> {
     reject_unknown_fields(
         object,
         "",
-        &["url", "api_token", "page_size", "import_settings"],
+        &[
+            "url",
+            "api_token",
+            "page_size",
+            "import_settings",
+            "register_user_webhooks",
+        ],
     )?;
     let import_settings = match object.get("import_settings") {
         None | Some(Value::Null) => false,
@@ -106,5 +118,6 @@ fn sync_request(body: &Value) -> Result<SyncRequest, ApiError> {
         source,
         page_size,
         import_settings,
+        register_webhooks: text("register_user_webhooks")?,
     })
 }

@@ -5,6 +5,7 @@ pub mod directory;
 pub mod inbound;
 pub mod outbound;
 pub mod records;
+pub mod registration;
 pub mod settings;
 
 pub use inbound::{Inbound, InboundError, from_webhook};
