@@ -15,6 +15,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Waits `interval`; `false` when `shutdown` flipped (or its sender is gone) meanwhile, so the
+/// caller's loop ends.
+async fn pause(interval: Duration, shutdown: &mut tokio::sync::watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        changed = shutdown.changed() => changed.is_ok() && !*shutdown.borrow(),
+        () = tokio::time::sleep(interval) => true,
+    }
+}
+
 /// How often `herald-local` checks resting webhook endpoints and re-queues parked messages.
 pub const WEBHOOK_RECOVERY_INTERVAL: Duration = Duration::from_secs(15);
 
@@ -290,9 +299,8 @@ impl LocalHerald {
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "webhook recovery failed"),
             }
-            tokio::select! {
-                changed = shutdown.changed() => if changed.is_err() { return },
-                () = tokio::time::sleep(interval) => {}
+            if !pause(interval, &mut shutdown).await {
+                return;
             }
         }
     }
@@ -331,9 +339,8 @@ impl LocalHerald {
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "scheduled checks failed"),
             }
-            tokio::select! {
-                changed = shutdown.changed() => if changed.is_err() { return },
-                () = tokio::time::sleep(interval) => {}
+            if !pause(interval, &mut shutdown).await {
+                return;
             }
         }
     }
@@ -358,9 +365,8 @@ impl LocalHerald {
                     &|_, _, _| {},
                 )
                 .await;
-            tokio::select! {
-                changed = shutdown.changed() => if changed.is_err() { return },
-                () = tokio::time::sleep(interval) => {}
+            if !pause(interval, &mut shutdown).await {
+                return;
             }
         }
     }

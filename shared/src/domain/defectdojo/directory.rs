@@ -16,6 +16,7 @@
 //! in [`Directory::skipped`]; so is a Slack address that is not an email address.
 
 use super::records::{DojoRecords, Records};
+use super::resource_id;
 use super::settings::{DojoSettings, ImportedSettings};
 use crate::domain::directory::{Product, ProductType, ResourceId, UserProfile, Username};
 use crate::domain::system::line;
@@ -152,11 +153,6 @@ pub struct Directory {
     pub settings: Option<ImportedSettings>,
     /// What could not be carried over, one sentence each.
     pub skipped: Vec<String>,
-}
-
-/// Herald's id for a DefectDojo id.
-pub fn resource_id(id: u64) -> ResourceId {
-    ResourceId(id.to_string())
 }
 
 impl DojoDirectory {
@@ -353,12 +349,7 @@ mod tests {
     use serde::de::DeserializeOwned;
 
     fn rows<T: DeserializeOwned>(generation: &str, file: &str) -> Vec<T> {
-        let path = format!(
-            "{}/../events/defectdojo/api/{generation}/{file}.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+        super::super::fixture(generation, file)
     }
 
     fn world(generation: &str) -> DojoDirectory {

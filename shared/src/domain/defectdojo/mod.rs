@@ -1,5 +1,7 @@
 //! DefectDojo, as Herald talks to it: its webhooks received ([`inbound`]) and sent in its own
-//! format ([`outbound`]), and its directory read from API v2 objects ([`directory`]).
+//! format ([`outbound`]), its directory, records and settings read from API v2 objects
+//! ([`directory`], [`records`], [`settings`]), and the webhooks registered in it
+//! ([`registration`]).
 
 pub mod directory;
 pub mod inbound;
@@ -9,6 +11,24 @@ pub mod registration;
 pub mod settings;
 
 pub use inbound::{Inbound, InboundError, from_webhook};
+
+use crate::domain::directory::ResourceId;
+
+/// Herald's id for a DefectDojo id.
+pub fn resource_id(id: u64) -> ResourceId {
+    ResourceId(id.to_string())
+}
+
+/// The API objects of `events/defectdojo/api/<generation>/<file>.json`, for the tests.
+#[cfg(test)]
+pub(crate) fn fixture<T: serde::de::DeserializeOwned>(generation: &str, file: &str) -> T {
+    let path = format!(
+        "{}/../events/defectdojo/api/{generation}/{file}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
 
 /// The header that names the event.
 pub const EVENT_HEADER: &str = "X-DefectDojo-Event";

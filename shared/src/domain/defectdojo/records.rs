@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::directory::resource_id;
+use super::resource_id;
 
 /// `/api/v2/engagements/`.
 #[derive(Debug, Clone, Deserialize)]
@@ -204,12 +204,7 @@ mod tests {
     use serde::de::DeserializeOwned;
 
     fn rows<T: DeserializeOwned>(generation: &str, file: &str) -> Vec<T> {
-        let path = format!(
-            "{}/../events/defectdojo/api/{generation}/{file}.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+        super::super::fixture(generation, file)
     }
 
     fn records(generation: &str) -> Records {

@@ -17,7 +17,7 @@ use crate::domain::settings::NotificationSettings;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::directory::resource_id;
+use super::resource_id;
 
 /// What was read from DefectDojo for the settings.
 #[derive(Debug, Clone, Default)]
@@ -204,12 +204,7 @@ mod tests {
     use serde_json::json;
 
     fn rows(generation: &str, file: &str) -> Value {
-        let path = format!(
-            "{}/../events/defectdojo/api/{generation}/{file}.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+        super::super::fixture(generation, file)
     }
 
     fn imported(generation: &str) -> ImportedSettings {
