@@ -684,21 +684,22 @@ async fn a_defectdojo_that_refuses_the_token_is_a_502_naming_the_url_and_changes
 }
 
 /// The AWS path: the scheduler's sync with its token in Secrets Manager (moto), into the
-/// DynamoDB table (DynamoDB Local), twice; then a secret that is gone.
+/// DynamoDB table (DynamoDB Local): 2.x, then 3.x after changes (removals), then a secret
+/// that is gone.
 #[tokio::test]
 async fn on_aws_the_scheduled_sync_reads_its_token_from_secrets_manager_into_dynamodb() {
     use herald_shared::adapters::{DynamoDbStore, SecretsManagerToken};
     use herald_shared::defectdojo_sync::{SyncRequest, SyncRunError, SyncService, is_sync_event};
     let fake = fake_defectdojo("v2").await;
     let secrets = herald_tests::moto_secrets().await;
-    let name = format!(
+    let secret_name = format!(
         "herald/defectdojo-{}-{}",
         std::process::id(),
         herald_tests::now()
     );
     let secret = secrets
         .create_secret()
-        .name(&name)
+        .name(&secret_name)
         .secret_string(TOKEN)
         .send()
         .await
@@ -742,6 +743,25 @@ async fn on_aws_the_scheduled_sync_reads_its_token_from_secrets_manager_into_dyn
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(!second.changed_anything(), "{second:?}");
+
+    // The changed 3.x world: carol, product 8 and its records gone, alice's access revoked.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    world_after_changes(dir.path());
+    let changed = fake_defectdojo_api(dir.path(), TOKEN).await;
+    let third = SyncService::with_secret(
+        &changed.base,
+        SecretsManagerToken::new(secrets.clone(), &arn),
+    )
+    .run(&store, SyncRequest::default(), &|_, _, _| {})
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(third.users.removed, 1, "{third:?}");
+    assert_eq!(third.products.removed, 1, "{third:?}");
+    assert_eq!(third.risk_acceptances.removed, 1, "{third:?}");
+    assert!(store.user(&name("carol")).await.ok().flatten().is_none());
+    assert!(store.product(&id("8")).await.ok().flatten().is_none());
+    assert!(store.finding(&id("104")).await.ok().flatten().is_none());
+    assert_views(&store, &[("alice", "7", false), ("bob", "7", true)]).await;
 
     let gone = format!("{arn}-gone");
     let missing = SyncService::with_secret(&fake.base, SecretsManagerToken::new(secrets, &gone));
