@@ -10,10 +10,12 @@
 //! **Removals.** What DefectDojo no longer has is removed from Herald: users, product types,
 //! products, memberships, engagements, risk acceptances, and findings that are gone or no
 //! longer active (the sync reads active findings only; the scheduled checks need no other).
-//! Only what a sync wrote is ever removed: the [`SyncLedger`](crate::ports::SyncLedger)
-//! records every object's id *before* the object is written, and forgets it only *after* the
-//! object is removed, so an object another integration put into Herald is never touched,
-//! and a crash anywhere leaves nothing the next run cannot finish. Removals come after every
+//! Only what DefectDojo had is ever removed: the [`SyncLedger`](crate::ports::SyncLedger),
+//! per DefectDojo instance ([`ledger_source`]), records the id of every object DefectDojo
+//! answered *before* the object is written, and forgets it only *after* the object is
+//! removed. An object another integration put into Herald that DefectDojo never had is never
+//! touched (one both have becomes DefectDojo's), a sync from another instance removes nothing
+//! this one brought, and a crash anywhere leaves nothing the next run cannot finish. Removals come after every
 //! write, dependants first (risk acceptances, findings, engagements, memberships, users,
 //! products, product types).
 //!
@@ -49,8 +51,14 @@ pub fn is_sync_event(payload: &serde_json::Value) -> bool {
         == Some(SOURCE)
 }
 
-/// The ledger's name for DefectDojo.
+/// The name scheduled events and the ledger use for DefectDojo.
 pub const SOURCE: &str = "defectdojo";
+
+/// The ledger's source for the DefectDojo at `instance` (its base URL): each instance owns
+/// what it wrote, so a sync from another one never removes it.
+pub fn ledger_source(instance: &str) -> String {
+    format!("{SOURCE} {}", instance.trim_end_matches('/'))
+}
 
 /// What a sync did to one kind of object.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,13 +161,47 @@ pub async fn sync_from(
     if options.import_settings {
         dojo.settings = Some(api.settings(&heard).await?);
     }
+    // What registration reads is read now too: after Herald's writes, only DefectDojo's.
+    let registration = match &options.register_webhooks {
+        None => None,
+        Some(register) => Some((register, registration_reads(api, &dojo, &heard).await?)),
+    };
     let mut report = sync_directory(store, &dojo, progress).await?;
-    if let Some(register) = &options.register_webhooks {
-        register_user_webhooks(api, &dojo, register, &mut report, &heard)
-            .await
-            .map_err(SyncError::Registration)?;
+    if let Some((register, (webhooks, notifications))) = registration {
+        register_user_webhooks(
+            api,
+            &dojo,
+            register,
+            &webhooks,
+            &notifications,
+            &mut report,
+            &heard,
+        )
+        .await
+        .map_err(SyncError::Registration)?;
     }
     Ok(report)
+}
+
+/// DefectDojo's webhooks and notification rows, which registration plans from.
+async fn registration_reads(
+    api: &DefectDojoApi,
+    dojo: &DojoDirectory,
+    heard: &(dyn Fn(&str, usize, Option<u64>) + Sync),
+) -> Result<(Vec<serde_json::Value>, Vec<serde_json::Value>), DojoApiError> {
+    let webhooks = api
+        .list("notification_webhooks", &[], &|n, t| {
+            heard("notification_webhooks", n, t)
+        })
+        .await?;
+    let notifications = match &dojo.settings {
+        Some(settings) => settings.notifications.clone(),
+        None => {
+            api.list("notifications", &[], &|n, t| heard("notifications", n, t))
+                .await?
+        }
+    };
+    Ok((webhooks, notifications))
 }
 
 /// What a sync does besides the directory.
@@ -203,22 +245,12 @@ async fn register_user_webhooks(
     api: &DefectDojoApi,
     dojo: &DojoDirectory,
     register: &WebhookRegistration,
+    webhooks: &[serde_json::Value],
+    notifications: &[serde_json::Value],
     report: &mut SyncReport,
     heard: &(dyn Fn(&str, usize, Option<u64>) + Sync),
 ) -> Result<(), DojoApiError> {
     use crate::domain::defectdojo::registration::{Registrant, plan};
-    let webhooks: Vec<serde_json::Value> = api
-        .list("notification_webhooks", &[], &|n, t| {
-            heard("notification_webhooks", n, t)
-        })
-        .await?;
-    let notifications: Vec<serde_json::Value> = match &dojo.settings {
-        Some(settings) => settings.notifications.clone(),
-        None => {
-            api.list("notifications", &[], &|n, t| heard("notifications", n, t))
-                .await?
-        }
-    };
     let users: Vec<Registrant<'_>> = dojo
         .users
         .iter()
@@ -229,7 +261,7 @@ async fn register_user_webhooks(
         })
         .collect();
     let header = format!("Bearer {}", register.key.expose());
-    let planned = plan(&users, &webhooks, &notifications, &register.url, &header);
+    let planned = plan(&users, webhooks, notifications, &register.url, &header);
     let total = planned.writes.len();
     for (i, write) in planned.writes.iter().enumerate() {
         api.write(write.endpoint, write.id, &write.body).await?;
@@ -267,12 +299,13 @@ fn tally<T: PartialEq>(counts: &mut KindCounts, current: Option<&T>, wanted: &T)
 /// that are not wanted: what DefectDojo no longer has.
 async fn stale_after_recording(
     store: &dyn HeraldStore,
+    ledger: &str,
     kind: &str,
     wanted: BTreeSet<String>,
 ) -> Result<Vec<String>, StoreError> {
-    let known: BTreeSet<String> = store.synced_ids(SOURCE, kind).await?.into_iter().collect();
+    let known: BTreeSet<String> = store.synced_ids(ledger, kind).await?.into_iter().collect();
     let new: Vec<String> = wanted.difference(&known).cloned().collect();
-    store.record_synced(SOURCE, kind, &new).await?;
+    store.record_synced(ledger, kind, &new).await?;
     Ok(known.difference(&wanted).cloned().collect())
 }
 
@@ -314,6 +347,7 @@ pub async fn sync_directory(
     progress: &(dyn Fn(&str, usize, usize) + Sync),
 ) -> Result<SyncReport, SyncError> {
     let directory: Directory = dojo.to_directory().map_err(SyncError::Refused)?;
+    let ledger = ledger_source(&dojo.instance);
     let mut report = SyncReport {
         skipped: directory.skipped.clone(),
         ..SyncReport::default()
@@ -322,6 +356,7 @@ pub async fn sync_directory(
 
     let stale_types = stale_after_recording(
         store,
+        &ledger,
         kind::PRODUCT_TYPES,
         ids(&mut directory.product_types.iter().map(|t| t.id.to_string())),
     )
@@ -336,6 +371,7 @@ pub async fn sync_directory(
     }
     let stale_products = stale_after_recording(
         store,
+        &ledger,
         kind::PRODUCTS,
         ids(&mut directory.products.iter().map(|p| p.id.to_string())),
     )
@@ -350,6 +386,7 @@ pub async fn sync_directory(
     }
     let stale_users = stale_after_recording(
         store,
+        &ledger,
         kind::USERS,
         ids(&mut directory.users.keys().map(|u| u.to_string())),
     )
@@ -378,6 +415,7 @@ pub async fn sync_directory(
     }
     let stale_product_members = stale_after_recording(
         store,
+        &ledger,
         kind::PRODUCT_MEMBERS,
         ids(&mut directory
             .product_members
@@ -396,6 +434,7 @@ pub async fn sync_directory(
     }
     let stale_type_members = stale_after_recording(
         store,
+        &ledger,
         kind::PRODUCT_TYPE_MEMBERS,
         ids(&mut directory
             .product_type_members
@@ -415,6 +454,7 @@ pub async fn sync_directory(
     let records = &directory.records;
     let stale_engagements = stale_after_recording(
         store,
+        &ledger,
         kind::ENGAGEMENTS,
         ids(&mut records.engagements.iter().map(|e| e.id.to_string())),
     )
@@ -429,6 +469,7 @@ pub async fn sync_directory(
     }
     let stale_findings = stale_after_recording(
         store,
+        &ledger,
         kind::FINDINGS,
         ids(&mut records.findings.iter().map(|f| f.id.to_string())),
     )
@@ -443,6 +484,7 @@ pub async fn sync_directory(
     }
     let stale_acceptances = stale_after_recording(
         store,
+        &ledger,
         kind::RISK_ACCEPTANCES,
         ids(&mut records.risk_acceptances.iter().map(|r| r.id.to_string())),
     )
@@ -457,7 +499,7 @@ pub async fn sync_directory(
     }
 
     let stale_product_notifications = match &directory.settings {
-        Some(settings) => write_settings(store, settings, &mut report, progress).await?,
+        Some(settings) => write_settings(store, &ledger, settings, &mut report, progress).await?,
         None => Vec::new(),
     };
 
@@ -474,7 +516,8 @@ pub async fn sync_directory(
         (kind::PRODUCT_TYPES, stale_types),
     ];
     for (kind, stale) in removals {
-        let removed = remove_stale(store, kind, &stale, progress, &mut report.skipped).await?;
+        let removed =
+            remove_stale(store, &ledger, kind, &stale, progress, &mut report.skipped).await?;
         let counts = match kind {
             // Only an import has settings to remove (and counts for them).
             kind::PRODUCT_NOTIFICATIONS => match report.notification_settings.as_mut() {
@@ -499,6 +542,7 @@ pub async fn sync_directory(
 /// answers the per-product documents a former import wrote that DefectDojo no longer has.
 async fn write_settings(
     store: &dyn HeraldStore,
+    ledger: &str,
     settings: &ImportedSettings,
     report: &mut SyncReport,
     progress: &(dyn Fn(&str, usize, usize) + Sync),
@@ -526,6 +570,7 @@ async fn write_settings(
     }
     let stale = stale_after_recording(
         store,
+        ledger,
         kind::PRODUCT_NOTIFICATIONS,
         settings
             .per_product
@@ -616,6 +661,7 @@ async fn remove_one(store: &dyn HeraldStore, kind: &str, id: &str) -> Result<boo
 /// has products Herald got from elsewhere) stays recorded and is listed in `skipped`.
 async fn remove_stale(
     store: &dyn HeraldStore,
+    ledger: &str,
     kind: &str,
     stale: &[String],
     progress: &(dyn Fn(&str, usize, usize) + Sync),
@@ -637,13 +683,13 @@ async fn remove_stale(
             )),
             Err(e) => {
                 // What was removed so far is forgotten; the rest is tried again next run.
-                store.forget_synced(SOURCE, kind, &gone).await?;
+                store.forget_synced(ledger, kind, &gone).await?;
                 return Err(e);
             }
         }
         progress(&format!("removing {label}"), i + 1, stale.len());
     }
-    store.forget_synced(SOURCE, kind, &gone).await?;
+    store.forget_synced(ledger, kind, &gone).await?;
     Ok(removed)
 }
 
@@ -801,6 +847,7 @@ impl SyncService {
         request: SyncRequest,
         progress: &(dyn Fn(&str, usize, usize) + Sync),
     ) -> Result<SyncReport, SyncRunError> {
+        let named = request.source.is_some();
         let mut source = match (request.source, &self.configured, &self.token) {
             (Some(named), _, _) => named,
             (None, Some(configured), Some(secret)) => DefectDojoSource {
@@ -822,10 +869,20 @@ impl SyncService {
         let register_webhooks = match &request.register_webhooks {
             None => None,
             Some(herald_url) => {
-                let key = store
-                    .system_settings()
-                    .await
-                    .map_err(SyncError::from)?
+                let settings = store.system_settings().await.map_err(SyncError::from)?;
+                // Herald's key goes only to its own DefectDojo: the configured one, or the
+                // one its webhooks come from (`defectdojo_instance`).
+                let own = |url: &str| url.trim_end_matches('/').to_owned();
+                if named
+                    && (settings.defectdojo_instance.is_empty()
+                        || own(&settings.defectdojo_instance) != own(&source.url))
+                {
+                    return Err(SyncRunError::Registration(format!(
+                        "Herald's webhook key is sent only to its own DefectDojo: register from the configured one, or set defectdojo_instance to {} first",
+                        own(&source.url)
+                    )));
+                }
+                let key = settings
                     .defectdojo_webhook_key
                     .ok_or_else(|| {
                         SyncRunError::Registration(

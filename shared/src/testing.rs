@@ -230,6 +230,22 @@ impl RedeliveryDelay for NoRedelivery {
 /// webhook name taken or a field longer than DefectDojo's 100 characters; 404 for an unknown
 /// id), so a test can read back what was written.
 pub async fn fake_defectdojo_api(dir: &std::path::Path, token: &str) -> FakeHttp {
+    fake_defectdojo_world(dir, token).await.0
+}
+
+/// What a fake DefectDojo serves, to change while it runs: the same DefectDojo, later.
+#[derive(Clone)]
+pub struct DojoWorld(Arc<Mutex<HashMap<String, Vec<Value>>>>);
+
+impl DojoWorld {
+    /// Serves the objects of `dir` from now on (as [`fake_defectdojo_api`] reads them).
+    pub fn load(&self, dir: &std::path::Path) {
+        let world = read_world(dir);
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = world;
+    }
+}
+
+fn read_world(dir: &std::path::Path) -> HashMap<String, Vec<Value>> {
     let mut world: HashMap<String, Vec<Value>> = HashMap::new();
     let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     for entry in entries {
@@ -242,17 +258,24 @@ pub async fn fake_defectdojo_api(dir: &std::path::Path, token: &str) -> FakeHttp
             world.insert(stem.to_owned(), rows);
         }
     }
+    world
+}
+
+/// [`fake_defectdojo_api`], with the handle that changes what it serves.
+pub async fn fake_defectdojo_world(dir: &std::path::Path, token: &str) -> (FakeHttp, DojoWorld) {
     let expected = format!("Token {token}");
-    let world = std::sync::Mutex::new(world);
-    FakeHttp::start(move |request| {
-        let mut world = world.lock().unwrap_or_else(|e| e.into_inner());
+    let world = DojoWorld(Arc::new(Mutex::new(read_world(dir))));
+    let served = world.clone();
+    let fake = FakeHttp::start(move |request| {
+        let mut world = served.0.lock().unwrap_or_else(|e| e.into_inner());
         if request.method == Method::GET || request.header("authorization") != Some(&expected) {
             defectdojo_page(&world, &expected, request)
         } else {
             defectdojo_write(&mut world, request)
         }
     })
-    .await
+    .await;
+    (fake, world)
 }
 
 /// A `POST api/v2/<endpoint>/` or `PATCH api/v2/<endpoint>/<id>/` of the fake DefectDojo.

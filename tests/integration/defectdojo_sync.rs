@@ -13,7 +13,7 @@ use herald_shared::domain::defectdojo::directory::DojoDirectory;
 use herald_shared::domain::{Product, ProductType};
 use herald_shared::domain::{ResourceId, Secret, Username};
 use herald_shared::ports::{DirectoryStore, HeraldStore, ScheduleStore};
-use herald_shared::testing::{FakeHttp, Reply, fake_defectdojo_api};
+use herald_shared::testing::{FakeHttp, Reply, fake_defectdojo_api, fake_defectdojo_world};
 use herald_tests::TestApp;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -254,18 +254,19 @@ async fn put_from_elsewhere(store: &dyn HeraldStore) {
 
 #[tokio::test]
 async fn what_defectdojo_no_longer_has_is_removed_and_nothing_another_integration_wrote() {
-    let full = fake_defectdojo("v3").await;
+    let (full, world) = fake_defectdojo_world(&fixtures("v3"), TOKEN).await;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     world_after_changes(dir.path());
-    let changed = fake_defectdojo_api(dir.path(), TOKEN).await;
+    let changed = &full;
     let app = TestApp::new();
     let store = app.herald.store.as_ref();
     sync_directory(store, &read_world(&full).await, &|_, _, _| {})
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     put_from_elsewhere(store).await;
+    world.load(dir.path());
 
-    let report = sync_directory(store, &read_world(&changed).await, &|_, _, _| {})
+    let report = sync_directory(store, &read_world(changed).await, &|_, _, _| {})
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
@@ -324,7 +325,7 @@ async fn what_defectdojo_no_longer_has_is_removed_and_nothing_another_integratio
     assert!(store.product(&id("901")).await.ok().flatten().is_some());
     assert!(store.finding(&id("9001")).await.ok().flatten().is_some());
 
-    let again = sync_directory(store, &read_world(&changed).await, &|_, _, _| {})
+    let again = sync_directory(store, &read_world(changed).await, &|_, _, _| {})
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(!again.changed_anything(), "{again:?}");
@@ -332,7 +333,7 @@ async fn what_defectdojo_no_longer_has_is_removed_and_nothing_another_integratio
 
 #[tokio::test]
 async fn a_product_type_still_holding_products_from_elsewhere_stays_and_is_listed() {
-    let full = fake_defectdojo("v3").await;
+    let (full, world) = fake_defectdojo_world(&fixtures("v3"), TOKEN).await;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     // Product type 1 deleted in DefectDojo, with its products (DefectDojo cascades).
     changed_world(dir.path(), |endpoint, rows| match endpoint {
@@ -342,14 +343,15 @@ async fn a_product_type_still_holding_products_from_elsewhere_stays_and_is_liste
         }
         _ => {}
     });
-    let changed = fake_defectdojo_api(dir.path(), TOKEN).await;
+    let changed = &full;
     let app = TestApp::new();
     let store = app.herald.store.as_ref();
     sync_directory(store, &read_world(&full).await, &|_, _, _| {})
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     put_from_elsewhere(store).await;
-    let report = sync_directory(store, &read_world(&changed).await, &|_, _, _| {})
+    world.load(dir.path());
+    let report = sync_directory(store, &read_world(changed).await, &|_, _, _| {})
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(report.products.removed, 2, "{report:?}");
@@ -368,7 +370,7 @@ async fn a_product_type_still_holding_products_from_elsewhere_stays_and_is_liste
         .delete_product(&id("901"))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let report = sync_directory(store, &read_world(&changed).await, &|_, _, _| {})
+    let report = sync_directory(store, &read_world(changed).await, &|_, _, _| {})
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(report.product_types.removed, 1, "{report:?}");
@@ -398,11 +400,12 @@ async fn crash_during(
 
 #[tokio::test]
 async fn a_sync_that_crashed_half_way_is_finished_by_the_next_exactly_as_one_that_did_not() {
-    let full = fake_defectdojo("v3").await;
+    let (fake, world) = fake_defectdojo_world(&fixtures("v3"), TOKEN).await;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     world_after_changes(dir.path());
-    let changed = fake_defectdojo_api(dir.path(), TOKEN).await;
-    let (full, changed) = (read_world(&full).await, read_world(&changed).await);
+    let full = read_world(&fake).await;
+    world.load(dir.path());
+    let changed = read_world(&fake).await;
 
     let clean = TestApp::on_disk();
     for world in [&full, &changed] {
@@ -626,6 +629,11 @@ async fn a_sync_request_names_its_defectdojo_or_gets_an_error_naming_what_is_mis
         ),
         (json!({"url": 7, "api_token": TOKEN}), 422, Some("url")),
         (
+            json!({"url": "not a url", "api_token": TOKEN}),
+            422,
+            Some("url"),
+        ),
+        (
             json!({"import_settings": "yes"}),
             422,
             Some("import_settings"),
@@ -690,7 +698,7 @@ async fn a_defectdojo_that_refuses_the_token_is_a_502_naming_the_url_and_changes
 async fn on_aws_the_scheduled_sync_reads_its_token_from_secrets_manager_into_dynamodb() {
     use herald_shared::adapters::{DynamoDbStore, SecretsManagerToken};
     use herald_shared::defectdojo_sync::{SyncRequest, SyncRunError, SyncService, is_sync_event};
-    let fake = fake_defectdojo("v2").await;
+    let (fake, world) = fake_defectdojo_world(&fixtures("v2"), TOKEN).await;
     let secrets = herald_tests::moto_secrets().await;
     let secret_name = format!(
         "herald/defectdojo-{}-{}",
@@ -747,14 +755,11 @@ async fn on_aws_the_scheduled_sync_reads_its_token_from_secrets_manager_into_dyn
     // The changed 3.x world: carol, product 8 and its records gone, alice's access revoked.
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     world_after_changes(dir.path());
-    let changed = fake_defectdojo_api(dir.path(), TOKEN).await;
-    let third = SyncService::with_secret(
-        &changed.base,
-        SecretsManagerToken::new(secrets.clone(), &arn),
-    )
-    .run(&store, SyncRequest::default(), &|_, _, _| {})
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    world.load(dir.path());
+    let third = sync
+        .run(&store, SyncRequest::default(), &|_, _, _| {})
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(third.users.removed, 1, "{third:?}");
     assert_eq!(third.products.removed, 1, "{third:?}");
     assert_eq!(third.risk_acceptances.removed, 1, "{third:?}");
@@ -789,7 +794,7 @@ async fn on_aws_the_scheduled_sync_reads_its_token_from_secrets_manager_into_dyn
 async fn import_settings_brings_every_scope_and_the_system_settings_once_and_follows_removed_rows()
 {
     use herald_http::Role;
-    let fake = fake_defectdojo("v3").await;
+    let (fake, world) = fake_defectdojo_world(&fixtures("v3"), TOKEN).await;
     let app = TestApp::new();
     let admin = app.token("admin", Role::Admin);
     let import =
@@ -906,8 +911,8 @@ async fn import_settings_brings_every_scope_and_the_system_settings_once_and_fol
             rows.retain(|r| r["id"] != 7);
         }
     });
-    let changed = fake_defectdojo_api(dir.path(), TOKEN).await;
-    let third = post_sync(&app, Role::Admin, Some(&import(&changed))).await;
+    world.load(dir.path());
+    let third = post_sync(&app, Role::Admin, Some(&import(&fake))).await;
     assert_eq!(
         third.body["notification_settings"]["removed"], 1,
         "{}",
@@ -945,6 +950,23 @@ async fn register_user_webhooks_gives_every_active_user_herald_s_endpoint_in_def
             "/v1/system/settings",
             Some(&admin),
             Some(&json!({"defectdojo_webhook_key": key})),
+        )
+        .await;
+    assert!(put.status.is_success(), "{}", put.body);
+    // The key goes only to Herald's own DefectDojo: a named one must be defectdojo_instance.
+    let elsewhere = post_sync(&app, Role::Admin, Some(&body)).await;
+    assert_eq!(elsewhere.status.as_u16(), 422, "{}", elsewhere.body);
+    let message = elsewhere.body["error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("defectdojo_instance"), "{message}");
+    assert!(fake.requests_to("/api/v2/users/").is_empty());
+    let put = app
+        .send(
+            http::Method::PUT,
+            "/v1/system/settings",
+            Some(&admin),
+            Some(&json!({"defectdojo_instance": fake.base})),
         )
         .await;
     assert!(put.status.is_success(), "{}", put.body);
@@ -1001,4 +1023,59 @@ async fn register_user_webhooks_gives_every_active_user_herald_s_endpoint_in_def
         4 + 4,
         "4 endpoints and 4 notification rows, once: {writes}"
     );
+}
+
+#[tokio::test]
+async fn a_sync_from_another_defectdojo_removes_nothing_the_first_one_wrote() {
+    let first = fake_defectdojo("v3").await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    world_after_changes(dir.path());
+    let other = fake_defectdojo_api(dir.path(), TOKEN).await;
+    let app = TestApp::new();
+    let store = app.herald.store.as_ref();
+    sync_directory(store, &read_world(&first).await, &|_, _, _| {})
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let report = sync_directory(store, &read_world(&other).await, &|_, _, _| {})
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let removed: u64 = report.kinds().iter().map(|(_, k)| k.removed).sum();
+    assert_eq!(removed, 0, "{report:?}");
+    assert!(store.user(&name("carol")).await.ok().flatten().is_some());
+}
+
+#[tokio::test]
+async fn registration_reads_that_fail_change_nothing_in_herald() {
+    use herald_http::Role;
+    let fake = fake_defectdojo("v3").await;
+    let app = TestApp::on_disk();
+    let admin = app.token("admin", Role::Admin);
+    let put = app
+        .send(
+            http::Method::PUT,
+            "/v1/system/settings",
+            Some(&admin),
+            Some(&json!({"defectdojo_webhook_key": "k".repeat(40), "defectdojo_instance": fake.base})),
+        )
+        .await;
+    assert!(put.status.is_success(), "{}", put.body);
+    let before = app.store_dump();
+    fake.will_at(
+        "/api/v2/notification_webhooks/",
+        [Reply::json(503, json!({"detail": "Service unavailable"}))],
+    );
+    let body = json!({"url": fake.base, "api_token": TOKEN,
+                      "register_user_webhooks": "https://herald.example.com"});
+    let got = post_sync(&app, Role::Admin, Some(&body)).await;
+    assert_eq!(got.status, http::StatusCode::BAD_GATEWAY, "{}", got.body);
+    let message = got.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("nothing was changed in Herald"),
+        "{message}"
+    );
+    assert!(
+        message.contains("notification_webhooks") && message.contains("503"),
+        "{message}"
+    );
+    assert_eq!(app.store_dump(), before);
 }

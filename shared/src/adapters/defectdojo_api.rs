@@ -213,13 +213,20 @@ impl DefectDojoApi {
     }
 
     fn status_error(url: &Url, status: StatusCode, body: &[u8]) -> DojoApiError {
-        // DRF's `{"detail": ...}`, else its field errors (`{"name": ["... already exists."]}`).
+        // DRF's `{"detail": ...}`, else the fields its errors name (`{"name": [...]}`): the
+        // values are not quoted, so nothing sent (a key in a header value) comes back here.
         let detail = serde_json::from_slice::<Value>(body)
             .ok()
-            .and_then(|v| match v.get("detail").and_then(Value::as_str) {
-                Some(detail) => Some(detail.to_owned()),
-                None => v.is_object().then(|| v.to_string()),
-            })
+            .and_then(
+                |v| match (v.get("detail").and_then(Value::as_str), v.as_object()) {
+                    (Some(detail), _) => Some(detail.to_owned()),
+                    (None, Some(fields)) if !fields.is_empty() => Some(format!(
+                        "refused the fields {}",
+                        fields.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )),
+                    _ => None,
+                },
+            )
             .map(|d| d.chars().take(300).collect());
         DojoApiError::Status {
             url: url.as_str().to_owned(),
@@ -317,6 +324,7 @@ impl DefectDojoApi {
             Generation::V3
         };
         Ok(DojoDirectory {
+            instance: self.base.as_str().to_owned(),
             users: read!("users"),
             contacts: read!("user_contact_infos"),
             product_types: read!("product_types"),

@@ -109,7 +109,13 @@ fn sync_request(body: &Value) -> Result<SyncRequest, ApiError> {
         ),
     };
     let source = match (text("url")?, text("api_token")?) {
-        (Some(url), Some(token)) => Some(DefectDojoSource::new(url, Secret::new(token))),
+        (Some(url), Some(token)) => {
+            let source = DefectDojoSource::new(url, Secret::new(token));
+            source
+                .api()
+                .map_err(|e| FieldError::new("url", e.to_string()))?;
+            Some(source)
+        }
         (Some(_), None) => return Err(FieldError::new("api_token", "required with url").into()),
         (None, Some(_)) => return Err(FieldError::new("url", "required with api_token").into()),
         (None, None) => None,

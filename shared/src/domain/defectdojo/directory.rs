@@ -125,6 +125,8 @@ pub enum Generation {
 /// Everything read from DefectDojo's API for the directory.
 #[derive(Debug, Clone)]
 pub struct DojoDirectory {
+    /// The DefectDojo read: its base URL (the ledger keeps what each instance wrote apart).
+    pub instance: String,
     pub users: Vec<DojoUserRow>,
     pub contacts: Vec<DojoContactRow>,
     pub product_types: Vec<DojoProductTypeRow>,
@@ -355,6 +357,7 @@ mod tests {
     fn world(generation: &str) -> DojoDirectory {
         let g = generation;
         DojoDirectory {
+            instance: "https://defectdojo.example.com/".into(),
             users: rows(g, "users"),
             contacts: rows(g, "user_contact_infos"),
             product_types: rows(g, "product_types"),

@@ -132,9 +132,6 @@ impl DojoRecords {
                 ));
                 continue;
             }
-            for acceptance in &row.risk_acceptance {
-                engagement_of.insert(*acceptance, (row.id, row.product));
-            }
             let lead = row.lead.and_then(|id| users.get(&id));
             let body = json!({
                 "product_id": resource_id(row.product).as_str(),
@@ -146,7 +143,13 @@ impl DojoRecords {
                 "status": row.status,
             });
             match Engagement::from_request(&resource_id(row.id), &body) {
-                Ok(engagement) => out.engagements.push(engagement),
+                Ok(engagement) => {
+                    // Only a kept engagement can hold risk acceptances.
+                    for acceptance in &row.risk_acceptance {
+                        engagement_of.insert(*acceptance, (row.id, row.product));
+                    }
+                    out.engagements.push(engagement);
+                }
                 Err(e) => out.skipped.push(format!("engagement {}: {e}", row.id)),
             }
         }
