@@ -601,7 +601,7 @@ async fn an_administrator_starts_a_sync_from_the_configured_defectdojo_and_reads
 async fn a_sync_request_names_its_defectdojo_or_gets_an_error_naming_what_is_missing() {
     use herald_http::Role;
     let fake = fake_defectdojo("v3").await;
-    let app = TestApp::new();
+    let app = TestApp::with_private_targets();
     let unconfigured = post_sync(&app, Role::Admin, None).await;
     assert_eq!(
         unconfigured.status,
@@ -795,7 +795,7 @@ async fn import_settings_brings_every_scope_and_the_system_settings_once_and_fol
 {
     use herald_http::Role;
     let (fake, world) = fake_defectdojo_world(&fixtures("v3"), TOKEN).await;
-    let app = TestApp::new();
+    let app = TestApp::with_private_targets();
     let admin = app.token("admin", Role::Admin);
     let import =
         |fake: &FakeHttp| json!({"url": fake.base, "api_token": TOKEN, "import_settings": true});
@@ -933,7 +933,7 @@ async fn import_settings_brings_every_scope_and_the_system_settings_once_and_fol
 async fn register_user_webhooks_gives_every_active_user_herald_s_endpoint_in_defectdojo_once() {
     use herald_http::Role;
     let fake = fake_defectdojo("v3").await;
-    let app = TestApp::new();
+    let app = TestApp::with_private_targets();
     let admin = app.token("admin", Role::Admin);
     let body = json!({"url": fake.base, "api_token": TOKEN,
                       "register_user_webhooks": "https://herald.example.com/"});
@@ -1078,4 +1078,16 @@ async fn registration_reads_that_fail_change_nothing_in_herald() {
         "{message}"
     );
     assert_eq!(app.store_dump(), before);
+}
+
+#[tokio::test]
+async fn a_named_defectdojo_on_a_private_address_is_refused_unless_private_targets_are_allowed() {
+    use herald_http::Role;
+    let fake = fake_defectdojo("v3").await;
+    let app = TestApp::new();
+    let body = json!({"url": fake.base, "api_token": TOKEN});
+    let got = post_sync(&app, Role::Admin, Some(&body)).await;
+    assert_eq!(got.status.as_u16(), 422, "{}", got.body);
+    assert_eq!(got.body["error"]["field"], "url", "{}", got.body);
+    assert!(fake.requests().is_empty(), "nothing was sent to it");
 }

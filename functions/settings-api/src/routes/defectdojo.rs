@@ -50,6 +50,13 @@ async fn sync_defectdojo(
         None => SyncRequest::default(),
         Some(body) => sync_request(&body)?,
     };
+    // A DefectDojo the request names is called only where webhooks may be: not on loopback,
+    // private or metadata addresses unless this host allows them.
+    if let Some(source) = &request.source {
+        herald_shared::url_guard::check_url(&source.url, state.webhooks.allows_private())
+            .await
+            .map_err(|e| FieldError::new("url", e.to_string()))?;
+    }
     match state
         .defectdojo
         .run(state.store.as_ref(), request, &|_, _, _| {})
