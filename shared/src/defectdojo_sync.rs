@@ -90,6 +90,9 @@ pub struct SyncReport {
     /// Herald's endpoints in DefectDojo, when the run registered them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_webhooks: Option<KindCounts>,
+    /// Users' notification rows in DefectDojo given webhooks, when the run registered them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_notification_rows: Option<KindCounts>,
     pub skipped: Vec<String>,
 }
 
@@ -114,6 +117,9 @@ impl SyncReport {
         }
         if let Some(counts) = self.user_webhooks {
             kinds.push(("user webhooks", counts));
+        }
+        if let Some(counts) = self.user_notification_rows {
+            kinds.push(("user notification rows", counts));
         }
         kinds
     }
@@ -272,6 +278,12 @@ async fn register_user_webhooks(
         updated: planned.updated,
         removed: 0,
         unchanged: planned.unchanged,
+    });
+    report.user_notification_rows = Some(KindCounts {
+        created: planned.rows_created,
+        updated: planned.rows_updated,
+        removed: 0,
+        unchanged: planned.rows_unchanged,
     });
     report.skipped.extend(planned.skipped);
     Ok(())

@@ -974,6 +974,17 @@ async fn register_user_webhooks_gives_every_active_user_herald_s_endpoint_in_def
     assert_eq!(first.status, http::StatusCode::OK, "{}", first.body);
     // admin, alice, bob, carol are active in 3.x.
     assert_eq!(first.body["user_webhooks"]["created"], 4, "{}", first.body);
+    // admin's and alice's rows get webhooks; bob and carol have none, so one is made each.
+    assert_eq!(
+        first.body["user_notification_rows"]["updated"], 2,
+        "{}",
+        first.body
+    );
+    assert_eq!(
+        first.body["user_notification_rows"]["created"], 2,
+        "{}",
+        first.body
+    );
     assert!(!first.raw.contains(&key), "the key is never echoed");
     let posted: Vec<Value> = fake
         .requests_to("/api/v2/notification_webhooks/")
@@ -1010,6 +1021,11 @@ async fn register_user_webhooks_gives_every_active_user_herald_s_endpoint_in_def
     assert_eq!(second.status, http::StatusCode::OK, "{}", second.body);
     assert_eq!(
         second.body["user_webhooks"]["unchanged"], 4,
+        "{}",
+        second.body
+    );
+    assert_eq!(
+        second.body["user_notification_rows"]["unchanged"], 4,
         "{}",
         second.body
     );

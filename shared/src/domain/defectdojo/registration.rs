@@ -34,6 +34,10 @@ pub struct Registration {
     pub created: u64,
     pub updated: u64,
     pub unchanged: u64,
+    /// Users' notification rows created, updated and already sending webhooks.
+    pub rows_created: u64,
+    pub rows_updated: u64,
+    pub rows_unchanged: u64,
     pub skipped: Vec<String>,
 }
 
@@ -136,10 +140,15 @@ pub fn plan(
                 body.insert(event.to_owned(), json!(channels));
             }
         }
-        if !body.is_empty() {
+        if body.is_empty() {
+            out.rows_unchanged += 1;
+        } else {
             let id = personal.and_then(|n| n.get("id")).and_then(Value::as_u64);
             if id.is_none() {
                 body.insert("user".to_owned(), json!(user.id));
+                out.rows_created += 1;
+            } else {
+                out.rows_updated += 1;
             }
             out.writes.push(DojoWrite {
                 endpoint: "notifications",
@@ -173,6 +182,7 @@ mod tests {
         ];
         let r = plan(&[alice()], &[], &notifications, URL, "Bearer k");
         assert_eq!((r.created, r.updated, r.unchanged), (1, 0, 0));
+        assert_eq!((r.rows_created, r.rows_updated), (0, 1));
         assert_eq!(
             r.writes[0].body,
             json!({"name": "Herald (alice)", "url": URL, "header_name": "Authorization",
@@ -196,7 +206,7 @@ mod tests {
         ];
         let r = plan(&[alice()], &webhooks, &notifications, URL, "Bearer k");
         assert!(r.writes.is_empty(), "{r:?}");
-        assert_eq!(r.unchanged, 1);
+        assert_eq!((r.unchanged, r.rows_unchanged), (1, 1));
         let r = plan(&[alice()], &webhooks, &notifications, URL, "Bearer new");
         assert_eq!((r.updated, r.writes.len()), (1, 1));
         assert_eq!(r.writes[0].id, Some(4));
@@ -216,5 +226,6 @@ mod tests {
             json!({"user_mentioned": ["alert", "webhooks"], "review_requested": ["alert", "webhooks"], "user": 2})
         );
         assert_eq!(r.writes[0].id, None);
+        assert_eq!(r.rows_created, 1);
     }
 }
