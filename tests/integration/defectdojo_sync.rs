@@ -89,6 +89,16 @@ async fn read_world(fake: &FakeHttp) -> DojoDirectory {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Reads `fake`'s world and syncs it into `store`, which must succeed.
+async fn sync(
+    store: &dyn HeraldStore,
+    fake: &FakeHttp,
+) -> herald_shared::defectdojo_sync::SyncReport {
+    sync_directory(store, &read_world(fake).await, &|_, _, _| {})
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn removed(n: u64) -> KindCounts {
     KindCounts {
         removed: n,
@@ -260,15 +270,11 @@ async fn what_defectdojo_no_longer_has_is_removed_and_nothing_another_integratio
     let changed = &full;
     let app = TestApp::new();
     let store = app.herald.store.as_ref();
-    sync_directory(store, &read_world(&full).await, &|_, _, _| {})
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    sync(store, &full).await;
     put_from_elsewhere(store).await;
     world.load(dir.path());
 
-    let report = sync_directory(store, &read_world(changed).await, &|_, _, _| {})
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let report = sync(store, changed).await;
     assert_eq!(
         report.users,
         KindCounts {
@@ -325,9 +331,7 @@ async fn what_defectdojo_no_longer_has_is_removed_and_nothing_another_integratio
     assert!(store.product(&id("901")).await.ok().flatten().is_some());
     assert!(store.finding(&id("9001")).await.ok().flatten().is_some());
 
-    let again = sync_directory(store, &read_world(changed).await, &|_, _, _| {})
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let again = sync(store, changed).await;
     assert!(!again.changed_anything(), "{again:?}");
 }
 
@@ -346,14 +350,10 @@ async fn a_product_type_still_holding_products_from_elsewhere_stays_and_is_liste
     let changed = &full;
     let app = TestApp::new();
     let store = app.herald.store.as_ref();
-    sync_directory(store, &read_world(&full).await, &|_, _, _| {})
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    sync(store, &full).await;
     put_from_elsewhere(store).await;
     world.load(dir.path());
-    let report = sync_directory(store, &read_world(changed).await, &|_, _, _| {})
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let report = sync(store, changed).await;
     assert_eq!(report.products.removed, 2, "{report:?}");
     assert_eq!(report.product_types.removed, 0, "{report:?}");
     assert!(store.product_type(&id("1")).await.ok().flatten().is_some());
@@ -370,9 +370,7 @@ async fn a_product_type_still_holding_products_from_elsewhere_stays_and_is_liste
         .delete_product(&id("901"))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let report = sync_directory(store, &read_world(changed).await, &|_, _, _| {})
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let report = sync(store, changed).await;
     assert_eq!(report.product_types.removed, 1, "{report:?}");
 }
 
@@ -1049,12 +1047,8 @@ async fn a_sync_from_another_defectdojo_removes_nothing_the_first_one_wrote() {
     let other = fake_defectdojo_api(dir.path(), TOKEN).await;
     let app = TestApp::new();
     let store = app.herald.store.as_ref();
-    sync_directory(store, &read_world(&first).await, &|_, _, _| {})
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let report = sync_directory(store, &read_world(&other).await, &|_, _, _| {})
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    sync(store, &first).await;
+    let report = sync(store, &other).await;
     let removed: u64 = report.kinds().iter().map(|(_, k)| k.removed).sum();
     assert_eq!(removed, 0, "{report:?}");
     assert!(store.user(&name("carol")).await.ok().flatten().is_some());
