@@ -47,9 +47,6 @@ pub enum ApiError {
     /// Something failed inside Herald (500); the cause is logged, never sent.
     #[error("internal error")]
     Internal(String),
-    /// What the request asks for is not built yet (501), named in the message.
-    #[error("{0}")]
-    NotImplemented(String),
     /// A service Herald called for this request failed (502): the message names it and how.
     #[error("{0}")]
     Upstream(String),
@@ -73,7 +70,6 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-            ApiError::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
             ApiError::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream_failed"),
         }
     }
