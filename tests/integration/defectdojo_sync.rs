@@ -7,9 +7,10 @@
 //! in Herald.
 
 use herald_shared::adapters::defectdojo_api::{DefectDojoApi, DojoApiError};
-use herald_shared::defectdojo_sync::{KindCounts, SyncOptions, sync_directory, sync_from};
+use herald_shared::defectdojo_sync::{
+    DojoRead, KindCounts, SyncOptions, read, sync_directory, sync_from,
+};
 use herald_shared::domain::checks::Finding;
-use herald_shared::domain::defectdojo::directory::DojoDirectory;
 use herald_shared::domain::{Product, ProductType};
 use herald_shared::domain::{ResourceId, Secret, Username};
 use herald_shared::ports::{DirectoryStore, HeraldStore, ScheduleStore};
@@ -82,9 +83,8 @@ fn world_after_changes(dir: &Path) {
     });
 }
 
-async fn read_world(fake: &FakeHttp) -> DojoDirectory {
-    api(fake, TOKEN)
-        .directory(&|_, _, _| {})
+async fn read_world(fake: &FakeHttp) -> DojoRead {
+    read(&api(fake, TOKEN), false, &|_, _, _| {})
         .await
         .unwrap_or_else(|e| panic!("{e}"))
 }
@@ -151,10 +151,7 @@ async fn given_defectdojo_3_then_the_directory_and_access_arrive_and_a_second_ru
     let fake = fake_defectdojo("v3").await;
     let app = TestApp::new();
     let store = app.herald.store.as_ref();
-    let dojo = api(&fake, TOKEN)
-        .directory(&|_, _, _| {})
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let dojo = read_world(&fake).await;
     // Pages of 2, each `next` followed on the configured host: never a page per object.
     let user_pages = fake.requests_to("/api/v2/users/").len();
     assert_eq!(user_pages, 2, "4 users in pages of 2");
@@ -378,7 +375,7 @@ async fn a_product_type_still_holding_products_from_elsewhere_stays_and_is_liste
 /// `at` with `done` objects done.
 async fn crash_during(
     store: Arc<herald_shared::adapters::EmbeddedStore>,
-    dojo: DojoDirectory,
+    dojo: DojoRead,
     at: &'static str,
     done: usize,
 ) {
@@ -436,10 +433,7 @@ async fn given_defectdojo_2_then_its_role_tables_decide_access() {
     let fake = fake_defectdojo("v2").await;
     let app = TestApp::new();
     let store = app.herald.store.as_ref();
-    let dojo = api(&fake, TOKEN)
-        .directory(&|_, _, _| {})
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let dojo = read_world(&fake).await;
     let report = sync_directory(store, &dojo, &|_, _, _| {})
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -527,6 +521,45 @@ async fn a_defectdojo_that_refuses_fails_stalls_or_sends_garbage_stops_the_sync_
         assert!(!error.contains(TOKEN), "{error}");
         assert_eq!(app.store_dump(), before, "{expected}");
     }
+
+    // The findings' first page is staged, the second fails: still nothing changes.
+    let app = TestApp::on_disk();
+    sync_from(
+        &api(&v2, TOKEN),
+        app.herald.store.as_ref(),
+        &SyncOptions::default(),
+        &|_, _, _| {},
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let before = app.store_dump();
+    let rows: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(fixtures("v3").join("findings_related_fields.json"))
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let next = fake.url("/api/v2/findings/?active=true&limit=2&offset=2&related_fields=true");
+    fake.will_at(
+        "/api/v2/findings/",
+        [
+            Reply::ok(json!({"count": rows.len(), "next": next, "results": rows[..2]})),
+            Reply::json(500, json!({"detail": "A server error occurred."})),
+        ],
+    );
+    let got = sync_from(
+        &api(&fake, TOKEN),
+        app.herald.store.as_ref(),
+        &SyncOptions::default(),
+        &|_, _, _| {},
+    )
+    .await;
+    let error = got.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        error.starts_with("nothing was changed in Herald") && error.contains("offset=2"),
+        "{error}"
+    );
+    assert_eq!(fake.requests_to("/api/v2/findings/").len(), 2);
+    assert_eq!(app.store_dump(), before);
 }
 
 fn source(fake: &FakeHttp, token: &str) -> herald_shared::defectdojo_sync::DefectDojoSource {

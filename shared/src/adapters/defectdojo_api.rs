@@ -10,7 +10,6 @@
 
 use crate::domain::Secret;
 use crate::domain::defectdojo::directory::{DojoDirectory, DojoRoles, Generation};
-use crate::domain::defectdojo::records::DojoRecords;
 use crate::domain::defectdojo::settings::DojoSettings;
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
@@ -237,20 +236,43 @@ impl DefectDojoApi {
 
     /// Every object of a list endpoint (`users`, `products`, ...), page by page; `progress`
     /// hears (objects so far, the total DefectDojo counts) after each page.
-    pub async fn list<T: DeserializeOwned>(
+    pub async fn list<T: DeserializeOwned + Send>(
         &self,
         endpoint: &str,
         query: &[(&str, &str)],
         progress: &(dyn Fn(usize, Option<u64>) + Sync),
     ) -> Result<Vec<T>, DojoApiError> {
-        let mut url = self.endpoint_url(endpoint, query);
         let mut all = Vec::new();
+        self.each_page(endpoint, query, progress, |rows: Vec<T>| {
+            all.extend(rows);
+            Ok::<_, DojoApiError>(())
+        })
+        .await?;
+        Ok(all)
+    }
+
+    /// Hands each page of a list endpoint to `on_page` before the next is read, so only a
+    /// page is held at a time; `progress` hears (objects so far, the total DefectDojo counts)
+    /// after each page. An `Err` from `on_page` stops the reading.
+    pub async fn each_page<T, E>(
+        &self,
+        endpoint: &str,
+        query: &[(&str, &str)],
+        progress: &(dyn Fn(usize, Option<u64>) + Sync),
+        mut on_page: impl FnMut(Vec<T>) -> Result<(), E> + Send,
+    ) -> Result<(), E>
+    where
+        T: DeserializeOwned,
+        E: From<DojoApiError>,
+    {
+        let mut url = self.endpoint_url(endpoint, query);
+        let mut seen = 0usize;
         // A `next` that never ends (a broken proxy) stops after as many pages as could exist.
         let mut pages = 0u64;
         loop {
             let (status, body) = self.get(&url).await?;
             if !status.is_success() {
-                return Err(Self::status_error(&url, status, &body));
+                return Err(Self::status_error(&url, status, &body).into());
             }
             let malformed = |reason: String| DojoApiError::Malformed {
                 url: url.as_str().to_owned(),
@@ -261,13 +283,20 @@ impl DefectDojoApi {
                     "expected {{\"count\", \"next\", \"results\"}}: {e}"
                 ))
             })?;
-            for (i, item) in page.results.into_iter().enumerate() {
-                let row = serde_json::from_value(item)
-                    .map_err(|e| malformed(format!("results[{i}]: {e}")))?;
-                all.push(row);
-            }
+            drop(body);
+            let rows = page
+                .results
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    serde_json::from_value(item)
+                        .map_err(|e| malformed(format!("results[{i}]: {e}")))
+                })
+                .collect::<Result<Vec<T>, _>>()?;
+            seen += rows.len();
+            on_page(rows)?;
             pages += 1;
-            progress(all.len(), page.count);
+            progress(seen, page.count);
             let limit = page.count.unwrap_or(u64::MAX) / self.page_size as u64 + 2;
             match page.next {
                 Some(next) if pages < limit => {
@@ -276,9 +305,10 @@ impl DefectDojoApi {
                 Some(_) => {
                     return Err(malformed(
                         "`next` goes on past the count DefectDojo gives".to_owned(),
-                    ));
+                    )
+                    .into());
                 }
-                None => return Ok(all),
+                None => return Ok(()),
             }
         }
     }
@@ -294,20 +324,17 @@ impl DefectDojoApi {
         }
     }
 
-    /// The directory: users, contact infos, product types, products, on 2.x the role tables,
-    /// and the scheduled checks' records: engagements, active findings (with
-    /// `related_fields=true`, which names each finding's product) and risk acceptances.
-    /// `progress` hears (endpoint, objects so far, total).
+    /// The directory: users, contact infos, product types, products and on 2.x the role
+    /// tables (the records, which grow with DefectDojo's data, are read page by page by
+    /// [`crate::defectdojo_sync::stage_records`]). `progress` hears (endpoint, objects so far,
+    /// total).
     pub async fn directory(
         &self,
         progress: &(dyn Fn(&str, usize, Option<u64>) + Sync),
     ) -> Result<DojoDirectory, DojoApiError> {
         macro_rules! read {
             ($endpoint:literal) => {
-                read!($endpoint, &[])
-            };
-            ($endpoint:literal, $query:expr) => {
-                self.list($endpoint, $query, &|n, total| progress($endpoint, n, total))
+                self.list($endpoint, &[], &|n, total| progress($endpoint, n, total))
                     .await?
             };
         }
@@ -330,14 +357,6 @@ impl DefectDojoApi {
             product_types: read!("product_types"),
             products: read!("products"),
             generation,
-            records: DojoRecords {
-                engagements: read!("engagements"),
-                findings: read!(
-                    "findings",
-                    &[("active", "true"), ("related_fields", "true")]
-                ),
-                risk_acceptances: read!("risk_acceptance"),
-            },
             settings: None,
         })
     }

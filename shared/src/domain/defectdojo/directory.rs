@@ -15,7 +15,6 @@
 //! username outside Herald's rules) is left out, with the memberships naming them, and listed
 //! in [`Directory::skipped`]; so is a Slack address that is not an email address.
 
-use super::records::{DojoRecords, Records};
 use super::resource_id;
 use super::settings::{DojoSettings, ImportedSettings};
 use crate::domain::directory::{Product, ProductType, ResourceId, UserProfile, Username};
@@ -132,8 +131,6 @@ pub struct DojoDirectory {
     pub product_types: Vec<DojoProductTypeRow>,
     pub products: Vec<DojoProductRow>,
     pub generation: Generation,
-    /// Engagements, active findings and risk acceptances.
-    pub records: DojoRecords,
     /// Notification settings, when they are imported.
     pub settings: Option<DojoSettings>,
 }
@@ -148,8 +145,6 @@ pub struct Directory {
     pub product_members: BTreeSet<(ResourceId, Username)>,
     /// (product type, user).
     pub product_type_members: BTreeSet<(ResourceId, Username)>,
-    /// Engagements, findings and risk acceptances (their `skipped` is in [`Directory::skipped`]).
-    pub records: Records,
     /// Notification settings, when they are imported (their `skipped` is in
     /// [`Directory::skipped`]).
     pub settings: Option<ImportedSettings>,
@@ -158,6 +153,20 @@ pub struct Directory {
 }
 
 impl DojoDirectory {
+    /// DefectDojo's user ids → the usernames Herald keeps (a username outside Herald's rules
+    /// is left out).
+    pub fn user_names(&self) -> BTreeMap<u64, Username> {
+        self.users
+            .iter()
+            .filter_map(|row| Some((row.id, Username::parse("username", &row.username).ok()?)))
+            .collect()
+    }
+
+    /// The ids of DefectDojo's products.
+    pub fn product_ids(&self) -> BTreeSet<u64> {
+        self.products.iter().map(|p| p.id).collect()
+    }
+
     /// Herald's directory for what DefectDojo answered; `Err` names the object DefectDojo
     /// sent that Herald cannot keep at all (a product or product type with an unusable name).
     pub fn to_directory(&self) -> Result<Directory, FieldError> {
@@ -294,10 +303,8 @@ impl DojoDirectory {
             .retain(|(_, u)| !out.users.get(u).is_some_and(|p| p.is_admin));
         out.product_type_members
             .retain(|(_, u)| !out.users.get(u).is_some_and(|p| p.is_admin));
-        let products: BTreeSet<u64> = self.products.iter().map(|p| p.id).collect();
-        out.records = self.records.to_records(&names, &products);
-        out.skipped.append(&mut out.records.skipped);
         if let Some(settings) = &self.settings {
+            let products = self.product_ids();
             let mut imported = settings.to_settings(&names, &products);
             out.skipped.append(&mut imported.skipped);
             out.settings = Some(imported);
@@ -374,7 +381,6 @@ mod tests {
                     global_roles: rows(g, "global_roles"),
                 })
             },
-            records: DojoRecords::default(),
             settings: None,
         }
     }

@@ -100,104 +100,93 @@ pub struct DojoRiskAcceptanceRow {
     pub accepted_findings: Vec<u64>,
 }
 
-/// Everything read from DefectDojo's API for the scheduled checks.
-#[derive(Debug, Clone, Default)]
-pub struct DojoRecords {
-    pub engagements: Vec<DojoEngagementRow>,
-    pub findings: Vec<DojoFindingRow>,
-    pub risk_acceptances: Vec<DojoRiskAcceptanceRow>,
+/// Turns DefectDojo's rows into Herald's records one at a time, as a sync reads them page by
+/// page: engagements first (a risk acceptance's engagement is the one that lists it), then
+/// findings and risk acceptances. `Err` is the sentence saying why a row is left out.
+#[derive(Debug)]
+pub struct RecordReader<'a> {
+    /// DefectDojo's user ids → the synced usernames.
+    users: &'a BTreeMap<u64, Username>,
+    /// The ids of the synced products.
+    products: &'a BTreeSet<u64>,
+    /// Risk acceptance → (engagement, product), from the engagements kept so far.
+    engagement_of: BTreeMap<u64, (u64, u64)>,
 }
 
-/// The records as Herald keeps them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Records {
-    pub engagements: Vec<Engagement>,
-    pub findings: Vec<Finding>,
-    pub risk_acceptances: Vec<RiskAcceptance>,
-    /// What could not be carried over, one sentence each.
-    pub skipped: Vec<String>,
-}
+impl<'a> RecordReader<'a> {
+    pub fn new(users: &'a BTreeMap<u64, Username>, products: &'a BTreeSet<u64>) -> Self {
+        Self {
+            users,
+            products,
+            engagement_of: BTreeMap::new(),
+        }
+    }
 
-impl DojoRecords {
-    /// Herald's records; `users` maps DefectDojo's user ids to the synced usernames,
-    /// `products` holds the ids of the synced products.
-    pub fn to_records(&self, users: &BTreeMap<u64, Username>, products: &BTreeSet<u64>) -> Records {
-        let mut out = Records::default();
-        let mut engagement_of: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
-        for row in &self.engagements {
-            if !products.contains(&row.product) {
-                out.skipped.push(format!(
-                    "engagement {}: its product {} was not synced",
-                    row.id, row.product
-                ));
-                continue;
-            }
-            let lead = row.lead.and_then(|id| users.get(&id));
-            let body = json!({
-                "product_id": resource_id(row.product).as_str(),
-                "name": row.name.as_deref().filter(|n| !n.trim().is_empty())
-                    .map_or_else(|| format!("Engagement {}", row.id), |n| n.trim().to_owned()),
-                "lead": lead.map(Username::as_str),
-                "target_start": row.target_start,
-                "target_end": row.target_end,
-                "status": row.status,
-            });
-            match Engagement::from_request(&resource_id(row.id), &body) {
-                Ok(engagement) => {
-                    // Only a kept engagement can hold risk acceptances.
-                    for acceptance in &row.risk_acceptance {
-                        engagement_of.insert(*acceptance, (row.id, row.product));
-                    }
-                    out.engagements.push(engagement);
-                }
-                Err(e) => out.skipped.push(format!("engagement {}: {e}", row.id)),
-            }
+    pub fn engagement(&mut self, row: &DojoEngagementRow) -> Result<Engagement, String> {
+        if !self.products.contains(&row.product) {
+            return Err(format!(
+                "engagement {}: its product {} was not synced",
+                row.id, row.product
+            ));
         }
-        for row in &self.findings {
-            let Some(product) = row.product().filter(|p| products.contains(p)) else {
-                out.skipped.push(format!(
-                    "finding {}: its product is not known (it is not in `related_fields`, or was not synced)",
-                    row.id
-                ));
-                continue;
-            };
-            let body = json!({
-                "product_id": resource_id(product).as_str(),
-                "title": row.title,
-                "severity": row.severity,
-                "active": row.active,
-                "verified": row.verified,
-                "sla_expiration_date": row.sla_expiration_date,
-            });
-            match Finding::from_request(&resource_id(row.id), &body) {
-                Ok(finding) => out.findings.push(finding),
-                Err(e) => out.skipped.push(format!("finding {}: {e}", row.id)),
-            }
+        let lead = row.lead.and_then(|id| self.users.get(&id));
+        let body = json!({
+            "product_id": resource_id(row.product).as_str(),
+            "name": row.name.as_deref().filter(|n| !n.trim().is_empty())
+                .map_or_else(|| format!("Engagement {}", row.id), |n| n.trim().to_owned()),
+            "lead": lead.map(Username::as_str),
+            "target_start": row.target_start,
+            "target_end": row.target_end,
+            "status": row.status,
+        });
+        let engagement = Engagement::from_request(&resource_id(row.id), &body)
+            .map_err(|e| format!("engagement {}: {e}", row.id))?;
+        // Only a kept engagement can hold risk acceptances.
+        for acceptance in &row.risk_acceptance {
+            self.engagement_of
+                .insert(*acceptance, (row.id, row.product));
         }
-        for row in &self.risk_acceptances {
-            let Some((engagement, product)) = engagement_of.get(&row.id) else {
-                out.skipped.push(format!(
-                    "risk acceptance {}: no synced engagement lists it",
-                    row.id
-                ));
-                continue;
-            };
-            let body = json!({
-                "product_id": resource_id(*product).as_str(),
-                "engagement_id": resource_id(*engagement).as_str(),
-                "name": row.name.as_deref().filter(|n| !n.trim().is_empty())
-                    .map_or_else(|| format!("Risk acceptance {}", row.id), |n| n.trim().to_owned()),
-                // A datetime in UTC: its date.
-                "expiration_date": row.expiration_date.as_deref().map(|d| d.get(..10).unwrap_or(d)),
-                "accepted_findings": row.accepted_findings.iter()
-                    .map(|f| resource_id(*f).as_str().to_owned()).collect::<Vec<_>>(),
-            });
-            match RiskAcceptance::from_request(&resource_id(row.id), &body) {
-                Ok(acceptance) => out.risk_acceptances.push(acceptance),
-                Err(e) => out.skipped.push(format!("risk acceptance {}: {e}", row.id)),
-            }
-        }
-        out
+        Ok(engagement)
+    }
+
+    pub fn finding(&self, row: &DojoFindingRow) -> Result<Finding, String> {
+        let Some(product) = row.product().filter(|p| self.products.contains(p)) else {
+            return Err(format!(
+                "finding {}: its product is not known (it is not in `related_fields`, or was not synced)",
+                row.id
+            ));
+        };
+        let body = json!({
+            "product_id": resource_id(product).as_str(),
+            "title": row.title,
+            "severity": row.severity,
+            "active": row.active,
+            "verified": row.verified,
+            "sla_expiration_date": row.sla_expiration_date,
+        });
+        Finding::from_request(&resource_id(row.id), &body)
+            .map_err(|e| format!("finding {}: {e}", row.id))
+    }
+
+    pub fn risk_acceptance(&self, row: &DojoRiskAcceptanceRow) -> Result<RiskAcceptance, String> {
+        let Some((engagement, product)) = self.engagement_of.get(&row.id) else {
+            return Err(format!(
+                "risk acceptance {}: no synced engagement lists it",
+                row.id
+            ));
+        };
+        let body = json!({
+            "product_id": resource_id(*product).as_str(),
+            "engagement_id": resource_id(*engagement).as_str(),
+            "name": row.name.as_deref().filter(|n| !n.trim().is_empty())
+                .map_or_else(|| format!("Risk acceptance {}", row.id), |n| n.trim().to_owned()),
+            // A datetime in UTC: its date.
+            "expiration_date": row.expiration_date.as_deref().map(|d| d.get(..10).unwrap_or(d)),
+            "accepted_findings": row.accepted_findings.iter()
+                .map(|f| resource_id(*f).as_str().to_owned()).collect::<Vec<_>>(),
+        });
+        RiskAcceptance::from_request(&resource_id(row.id), &body)
+            .map_err(|e| format!("risk acceptance {}: {e}", row.id))
     }
 }
 
@@ -208,6 +197,49 @@ mod tests {
 
     fn rows<T: DeserializeOwned>(generation: &str, file: &str) -> Vec<T> {
         super::super::fixture(generation, file)
+    }
+
+    /// DefectDojo's rows, as one read answers them.
+    #[derive(Default)]
+    struct DojoRecords {
+        engagements: Vec<DojoEngagementRow>,
+        findings: Vec<DojoFindingRow>,
+        risk_acceptances: Vec<DojoRiskAcceptanceRow>,
+    }
+
+    /// What a [`RecordReader`] makes of them.
+    #[derive(Default)]
+    struct Records {
+        engagements: Vec<Engagement>,
+        findings: Vec<Finding>,
+        risk_acceptances: Vec<RiskAcceptance>,
+        skipped: Vec<String>,
+    }
+
+    impl DojoRecords {
+        fn to_records(&self, users: &BTreeMap<u64, Username>, products: &BTreeSet<u64>) -> Records {
+            let mut reader = RecordReader::new(users, products);
+            let mut out = Records::default();
+            for row in &self.engagements {
+                match reader.engagement(row) {
+                    Ok(e) => out.engagements.push(e),
+                    Err(why) => out.skipped.push(why),
+                }
+            }
+            for row in &self.findings {
+                match reader.finding(row) {
+                    Ok(f) => out.findings.push(f),
+                    Err(why) => out.skipped.push(why),
+                }
+            }
+            for row in &self.risk_acceptances {
+                match reader.risk_acceptance(row) {
+                    Ok(r) => out.risk_acceptances.push(r),
+                    Err(why) => out.skipped.push(why),
+                }
+            }
+            out
+        }
     }
 
     fn records(generation: &str) -> Records {

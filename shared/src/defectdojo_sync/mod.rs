@@ -1,8 +1,12 @@
 //! The directory sync from DefectDojo: what [`DojoDirectory::to_directory`] computed from
-//! DefectDojo's API is written into Herald's directory, idempotently.
+//! DefectDojo's API, and the records [`stage_records`] staged, are written into Herald's
+//! directory, idempotently.
 //!
 //! Everything is read from DefectDojo before anything is written, so a DefectDojo that fails
-//! half way (401/403, 5xx, a timeout, a malformed page) changes nothing in Herald. Each object
+//! half way (401/403, 5xx, a timeout, a malformed page) changes nothing in Herald. What grows
+//! with DefectDojo's data (engagements, findings, risk acceptances) is staged on disk as it is
+//! read and applied from there a batch at a time ([`staged`]): memory holds a page of them,
+//! not the whole set. Each object
 //! is compared with what Herald has and written only when it differs, so a second run reports
 //! every object unchanged and writes nothing. A Slack member id Herald found itself (with
 //! `users.lookupByEmail`) is kept while DefectDojo has none and the Slack email is the same.
@@ -36,6 +40,9 @@ use crate::domain::{ResourceId, Username};
 use crate::ports::{HeraldStore, StoreError, UserWrite};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+
+pub mod staged;
+pub use staged::{StagedRecords, StagingError, stage_records};
 
 /// The environment variable naming the DefectDojo a function on AWS syncs from.
 pub const URL_ENV: &str = "HERALD_DEFECTDOJO_URL";
@@ -144,11 +151,46 @@ pub enum SyncError {
         "Herald's directory was synced, but registering the users' webhooks in DefectDojo stopped: {0}"
     )]
     Registration(DojoApiError),
+    /// What DefectDojo answered could not be staged on disk, or read back.
+    #[error("{0}")]
+    Staging(StagingError),
     /// DefectDojo sent an object Herald cannot keep.
     #[error("DefectDojo sent {0}")]
     Refused(crate::domain::FieldError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<StagingError> for SyncError {
+    fn from(e: StagingError) -> Self {
+        match e {
+            StagingError::DefectDojo(e) => Self::DefectDojo(e),
+            other => Self::Staging(other),
+        }
+    }
+}
+
+/// Everything one sync read from DefectDojo, before Herald is written: the directory (and
+/// the notification settings) in memory, the records staged on disk.
+#[derive(Debug, Clone)]
+pub struct DojoRead {
+    pub directory: DojoDirectory,
+    pub records: StagedRecords,
+}
+
+/// Reads the directory, with `import_settings` the notification settings, and the records
+/// (staged page by page); `heard` hears (endpoint, objects so far, total).
+pub async fn read(
+    api: &DefectDojoApi,
+    import_settings: bool,
+    heard: &(dyn Fn(&str, usize, Option<u64>) + Sync),
+) -> Result<DojoRead, SyncError> {
+    let mut directory = api.directory(heard).await?;
+    if import_settings {
+        directory.settings = Some(api.settings(heard).await?);
+    }
+    let records = stage_records(api, &directory, heard).await?;
+    Ok(DojoRead { directory, records })
 }
 
 /// Reads the directory (and with `import_settings` the notification settings) from
@@ -163,20 +205,20 @@ pub async fn sync_from(
     let heard = |endpoint: &str, n: usize, total: Option<u64>| {
         progress(endpoint, n, total.map_or(n, |t| t as usize));
     };
-    let mut dojo = api.directory(&heard).await?;
-    if options.import_settings {
-        dojo.settings = Some(api.settings(&heard).await?);
-    }
+    let read = read(api, options.import_settings, &heard).await?;
     // What registration reads is read now too: after Herald's writes, only DefectDojo's.
     let registration = match &options.register_webhooks {
         None => None,
-        Some(register) => Some((register, registration_reads(api, &dojo, &heard).await?)),
+        Some(register) => Some((
+            register,
+            registration_reads(api, &read.directory, &heard).await?,
+        )),
     };
-    let mut report = sync_directory(store, &dojo, progress).await?;
+    let mut report = sync_directory(store, &read, progress).await?;
     if let Some((register, (webhooks, notifications))) = registration {
         register_user_webhooks(
             api,
-            &dojo,
+            &read.directory,
             register,
             &webhooks,
             &notifications,
@@ -307,18 +349,41 @@ fn tally<T: PartialEq>(counts: &mut KindCounts, current: Option<&T>, wanted: &T)
     }
 }
 
+/// Ids recorded in the ledger per call.
+const RECORD_CHUNK: usize = 1_000;
+
 /// Records in the ledger the `wanted` ids of `kind` it lacks, and answers the ids it has
-/// that are not wanted: what DefectDojo no longer has.
+/// that are not wanted: what DefectDojo no longer has. One walk over both sorted lists, so
+/// neither is copied.
 async fn stale_after_recording(
     store: &dyn HeraldStore,
     ledger: &str,
     kind: &str,
-    wanted: BTreeSet<String>,
+    wanted: &BTreeSet<String>,
 ) -> Result<Vec<String>, StoreError> {
-    let known: BTreeSet<String> = store.synced_ids(ledger, kind).await?.into_iter().collect();
-    let new: Vec<String> = wanted.difference(&known).cloned().collect();
-    store.record_synced(ledger, kind, &new).await?;
-    Ok(known.difference(&wanted).cloned().collect())
+    let mut known = store.synced_ids(ledger, kind).await?;
+    if !known.is_sorted() {
+        known.sort_unstable();
+    }
+    let mut known = known.into_iter().peekable();
+    let (mut new, mut stale) = (Vec::new(), Vec::new());
+    for id in wanted {
+        while let Some(gone) = known.next_if(|k| k < id) {
+            stale.push(gone);
+        }
+        if known.next_if(|k| k == id).is_none() {
+            new.push(id.clone());
+            if new.len() == RECORD_CHUNK {
+                store.record_synced(ledger, kind, &new).await?;
+                new.clear();
+            }
+        }
+    }
+    stale.extend(known);
+    if !new.is_empty() {
+        store.record_synced(ledger, kind, &new).await?;
+    }
+    Ok(stale)
 }
 
 /// The ledger's id of a membership.
@@ -351,26 +416,31 @@ mod kind {
     pub const PRODUCT_NOTIFICATIONS: &str = "product_notifications";
 }
 
-/// Writes `dojo`'s directory into `store`, then removes what DefectDojo no longer has;
+/// How many staged records are read back and applied at a time.
+const APPLY_BATCH: usize = 500;
+
+/// Writes what `read` holds into `store`, then removes what DefectDojo no longer has;
 /// `progress` hears (kind, done, total).
 pub async fn sync_directory(
     store: &dyn HeraldStore,
-    dojo: &DojoDirectory,
+    read: &DojoRead,
     progress: &(dyn Fn(&str, usize, usize) + Sync),
 ) -> Result<SyncReport, SyncError> {
+    let dojo = &read.directory;
     let directory: Directory = dojo.to_directory().map_err(SyncError::Refused)?;
     let ledger = ledger_source(&dojo.instance);
     let mut report = SyncReport {
         skipped: directory.skipped.clone(),
         ..SyncReport::default()
     };
+    report.skipped.extend(read.records.skipped.iter().cloned());
     let ids = |items: &mut dyn Iterator<Item = String>| items.collect::<BTreeSet<String>>();
 
     let stale_types = stale_after_recording(
         store,
         &ledger,
         kind::PRODUCT_TYPES,
-        ids(&mut directory.product_types.iter().map(|t| t.id.to_string())),
+        &ids(&mut directory.product_types.iter().map(|t| t.id.to_string())),
     )
     .await?;
     let total = directory.product_types.len();
@@ -385,7 +455,7 @@ pub async fn sync_directory(
         store,
         &ledger,
         kind::PRODUCTS,
-        ids(&mut directory.products.iter().map(|p| p.id.to_string())),
+        &ids(&mut directory.products.iter().map(|p| p.id.to_string())),
     )
     .await?;
     let total = directory.products.len();
@@ -400,7 +470,7 @@ pub async fn sync_directory(
         store,
         &ledger,
         kind::USERS,
-        ids(&mut directory.users.keys().map(|u| u.to_string())),
+        &ids(&mut directory.users.keys().map(|u| u.to_string())),
     )
     .await?;
     let template = store.template_notifications().await?;
@@ -429,7 +499,7 @@ pub async fn sync_directory(
         store,
         &ledger,
         kind::PRODUCT_MEMBERS,
-        ids(&mut directory
+        &ids(&mut directory
             .product_members
             .iter()
             .map(|(p, u)| membership_id(p, u))),
@@ -448,7 +518,7 @@ pub async fn sync_directory(
         store,
         &ledger,
         kind::PRODUCT_TYPE_MEMBERS,
-        ids(&mut directory
+        &ids(&mut directory
             .product_type_members
             .iter()
             .map(|(t, u)| membership_id(t, u))),
@@ -463,52 +533,55 @@ pub async fn sync_directory(
         }
         progress("product type members", i + 1, total);
     }
-    let records = &directory.records;
-    let stale_engagements = stale_after_recording(
-        store,
-        &ledger,
+    // The staged records, a batch at a time: each recorded in the ledger first, then
+    // compared with Herald's and written only when it differs.
+    macro_rules! apply_staged {
+        ($staged:expr, $kind:expr, $label:literal, $parse:path, $get:ident, $put:ident, $counts:expr) => {{
+            let staged = &$staged;
+            let stale = stale_after_recording(store, &ledger, $kind, &staged.ids).await?;
+            let (mut done, total) = (0, staged.staged.len());
+            for batch in staged.staged.batches(APPLY_BATCH) {
+                for line in batch.map_err(StagingError::read_back)? {
+                    let wanted = $parse(&line)?;
+                    let current = store.$get(&wanted.id).await?;
+                    if tally(&mut $counts, current.as_ref(), &wanted) {
+                        store.$put(&wanted).await?;
+                    }
+                    done += 1;
+                    progress($label, done, total);
+                }
+            }
+            stale
+        }};
+    }
+    let records = &read.records;
+    let stale_engagements = apply_staged!(
+        records.engagements,
         kind::ENGAGEMENTS,
-        ids(&mut records.engagements.iter().map(|e| e.id.to_string())),
-    )
-    .await?;
-    let total = records.engagements.len();
-    for (i, engagement) in records.engagements.iter().enumerate() {
-        let current = store.engagement(&engagement.id).await?;
-        if tally(&mut report.engagements, current.as_ref(), engagement) {
-            store.put_engagement(engagement).await?;
-        }
-        progress("engagements", i + 1, total);
-    }
-    let stale_findings = stale_after_recording(
-        store,
-        &ledger,
+        "engagements",
+        StagedRecords::engagement,
+        engagement,
+        put_engagement,
+        report.engagements
+    );
+    let stale_findings = apply_staged!(
+        records.findings,
         kind::FINDINGS,
-        ids(&mut records.findings.iter().map(|f| f.id.to_string())),
-    )
-    .await?;
-    let total = records.findings.len();
-    for (i, finding) in records.findings.iter().enumerate() {
-        let current = store.finding(&finding.id).await?;
-        if tally(&mut report.findings, current.as_ref(), finding) {
-            store.put_finding(finding).await?;
-        }
-        progress("findings", i + 1, total);
-    }
-    let stale_acceptances = stale_after_recording(
-        store,
-        &ledger,
+        "findings",
+        StagedRecords::finding,
+        finding,
+        put_finding,
+        report.findings
+    );
+    let stale_acceptances = apply_staged!(
+        records.risk_acceptances,
         kind::RISK_ACCEPTANCES,
-        ids(&mut records.risk_acceptances.iter().map(|r| r.id.to_string())),
-    )
-    .await?;
-    let total = records.risk_acceptances.len();
-    for (i, acceptance) in records.risk_acceptances.iter().enumerate() {
-        let current = store.risk_acceptance(&acceptance.id).await?;
-        if tally(&mut report.risk_acceptances, current.as_ref(), acceptance) {
-            store.put_risk_acceptance(acceptance).await?;
-        }
-        progress("risk acceptances", i + 1, total);
-    }
+        "risk acceptances",
+        StagedRecords::risk_acceptance,
+        risk_acceptance,
+        put_risk_acceptance,
+        report.risk_acceptances
+    );
 
     let stale_product_notifications = match &directory.settings {
         Some(settings) => write_settings(store, &ledger, settings, &mut report, progress).await?,
@@ -584,7 +657,7 @@ async fn write_settings(
         store,
         ledger,
         kind::PRODUCT_NOTIFICATIONS,
-        settings
+        &settings
             .per_product
             .keys()
             .map(|(p, u)| membership_id(p, u))
