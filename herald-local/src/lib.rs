@@ -406,6 +406,7 @@ impl LocalHerald {
         doc.merge(intake_doc);
         herald_http::app(
             settings_routes
+                .merge(settings_api::page())
                 .with_state(settings)
                 .merge(intake_routes.with_state(intake)),
             doc,

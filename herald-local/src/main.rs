@@ -5,6 +5,7 @@
 //!   the HTTP API and runs the scheduled checks every `--check-interval` seconds (default 60,
 //!   0 turns them off).
 //! - `herald-local token --sub NAME --role ROLE` prints a signed bearer token.
+//! - `herald-local login --user NAME [--admin]` prints a link that opens the page signed in.
 //! - `herald-local sync defectdojo --url URL --api-token-file F` reads the directory (users,
 //!   product types, products, who may view what) from DefectDojo's API v2 into `--data-dir`'s
 //!   store, then reports what it created, updated and left unchanged.
@@ -83,6 +84,18 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
     },
+    /// Print a link that opens Herald's page signed in as a user.
+    Login {
+        /// The username to sign in as.
+        #[arg(long)]
+        user: String,
+        /// Sign in as an administrator.
+        #[arg(long)]
+        admin: bool,
+        /// Seconds the link's token stays valid.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
     /// Bring the directory over from another system.
     Sync {
         #[command(subcommand)]
@@ -129,6 +142,9 @@ fn main() -> ExitCode {
     let result = Config::from_env().and_then(|config| match cli.command {
         Some(Command::Token { sub, role, ttl }) => {
             print_token(&config, &cli.serve, &sub, role, ttl)
+        }
+        Some(Command::Login { user, admin, ttl }) => {
+            print_login(&config, &cli.serve, &user, admin, ttl)
         }
         Some(Command::Sync {
             source:
@@ -182,6 +198,23 @@ fn print_token(
     }
     let token = keys(config, args)?.issue(sub, role, secret::unix_now(), ttl)?;
     println!("{token}");
+    Ok(())
+}
+
+/// Prints the page's address with a token for `user` in its fragment: the running server's
+/// address when one serves `--data-dir`, else `--listen`'s.
+fn print_login(
+    config: &Config,
+    args: &ServeArgs,
+    user: &str,
+    admin: bool,
+    ttl: u64,
+) -> Result<(), String> {
+    herald_shared::domain::Username::parse("--user", user).map_err(|e| e.to_string())?;
+    let role = if admin { Role::Admin } else { Role::User };
+    let token = keys(config, args)?.issue(user, role, secret::unix_now(), ttl)?;
+    let base = server_address(&args.data_dir).unwrap_or_else(|| format!("http://{}", args.listen));
+    println!("{}/#token={token}", base.trim_end_matches('/'));
     Ok(())
 }
 

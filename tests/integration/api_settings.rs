@@ -502,3 +502,63 @@ async fn given_malformed_requests_then_errors_are_4xx_in_the_contracts_shape() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_catalogue_says_what_each_event_is_for_and_which_channels_the_system_switched_on() {
+    let app = TestApp::new();
+    let read = |r: herald_tests::TestResponse| {
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        r.body
+    };
+    let before = read(
+        app.user("alice", Method::GET, "/v1/event-types", None)
+            .await,
+    );
+    let items = before["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(items.len(), 18);
+    assert!(
+        items
+            .iter()
+            .all(|e| e["help"].as_str().is_some_and(|h| h.ends_with('.'))),
+        "every event says what it is for: {items:?}"
+    );
+    let switches = |body: &Value| -> Vec<(String, bool, bool)> {
+        body["channels"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap_or_default().to_owned(),
+                    c["enabled"].as_bool().unwrap_or_default(),
+                    c["personal"].as_bool().unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+    let s = |name: &str, enabled, personal| (name.to_owned(), enabled, personal);
+    assert_eq!(
+        switches(&before),
+        [
+            s("alert", true, true),
+            s("mail", false, true),
+            s("slack", false, true),
+            s("msteams", false, false),
+            s("webhooks", false, true)
+        ]
+    );
+    let r = app
+        .admin(
+            Method::PUT,
+            "/v1/system/settings",
+            Some(&json!({"enable_mail_notifications": true})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let after = read(
+        app.user("alice", Method::GET, "/v1/event-types", None)
+            .await,
+    );
+    assert_eq!(switches(&after)[1], s("mail", true, true));
+    assert_eq!(after["channels"][3]["label"], "Microsoft Teams");
+}

@@ -8,7 +8,7 @@
 
 use herald_shared::adapters::defectdojo_api::{DefectDojoApi, DojoApiError};
 use herald_shared::defectdojo_sync::{
-    DojoRead, KindCounts, SyncOptions, read, sync_directory, sync_from,
+    DojoRead, KindCounts, SyncError, SyncOptions, read, sync_directory, sync_from,
 };
 use herald_shared::domain::checks::Finding;
 use herald_shared::domain::{Product, ProductType};
@@ -546,17 +546,32 @@ async fn a_defectdojo_that_refuses_fails_stalls_or_sends_garbage_stops_the_sync_
             Reply::json(500, json!({"detail": "A server error occurred."})),
         ],
     );
+    let staged = std::sync::atomic::AtomicUsize::new(0);
     let got = sync_from(
         &api(&fake, TOKEN),
         app.herald.store.as_ref(),
         &SyncOptions::default(),
-        &|_, _, _| {},
+        &|what, n, _| {
+            if what == "findings" {
+                staged.store(n, std::sync::atomic::Ordering::Relaxed);
+            }
+        },
     )
     .await;
-    let error = got.err().map(|e| e.to_string()).unwrap_or_default();
-    assert!(
-        error.starts_with("nothing was changed in Herald") && error.contains("offset=2"),
-        "{error}"
+    match got {
+        Err(e @ SyncError::DefectDojo(DojoApiError::Status { status: 500, .. })) => {
+            let error = e.to_string();
+            assert!(
+                error.starts_with("nothing was changed in Herald") && error.contains("offset=2"),
+                "{error}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        staged.load(std::sync::atomic::Ordering::Relaxed),
+        2,
+        "the first page was read and staged"
     );
     assert_eq!(fake.requests_to("/api/v2/findings/").len(), 2);
     assert_eq!(app.store_dump(), before);

@@ -55,8 +55,14 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     herald_http::document(api().split_for_parts().1)
 }
 
-/// The API with its state, its OpenAPI document, JSON errors and request tracing.
+/// The API and the page with their state, the API's OpenAPI document, JSON errors and
+/// request tracing.
 pub fn router(state: AppState) -> axum::Router {
-    let (routes, doc) = api().split_for_parts();
-    herald_http::app(routes.with_state(state), doc)
+    let (api_routes, doc) = api().split_for_parts();
+    herald_http::app(api_routes.merge(page()).with_state(state), doc)
+}
+
+/// The page's routes (`/` and `/ui/...`), which the OpenAPI document leaves out.
+pub fn page() -> axum::Router<AppState> {
+    routes::page::routes()
 }

@@ -365,6 +365,8 @@ async fn stale_after_recording(
     if !known.is_sorted() {
         known.sort_unstable();
     }
+    // A set: an id listed twice must not come out as stale the second time.
+    known.dedup();
     let mut known = known.into_iter().peekable();
     let (mut new, mut stale) = (Vec::new(), Vec::new());
     for id in wanted {

@@ -1,4 +1,5 @@
-//! The event catalogue: DefectDojo's 18 event types, their labels and default channels.
+//! The event catalogue: DefectDojo's 18 event types, their labels, what each is for and their
+//! default channels.
 //!
 //! Any event name without its own entry is governed by [`EventType::Other`].
 
@@ -7,7 +8,7 @@ use serde::{Serialize, Serializer};
 use std::fmt;
 
 macro_rules! catalogue {
-    ($( $variant:ident => $name:literal, $label:literal, $default:expr; )*) => {
+    ($( $variant:ident => $name:literal, $label:literal, $help:literal, $default:expr; )*) => {
         /// An event type with its own settings entry.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum EventType { $( #[doc = $label] $variant, )* }
@@ -26,6 +27,11 @@ macro_rules! catalogue {
                 match self { $( EventType::$variant => $label, )* }
             }
 
+            /// One sentence saying when the event is raised, for people choosing channels.
+            pub const fn help(self) -> &'static str {
+                match self { $( EventType::$variant => $help, )* }
+            }
+
             /// The channels a settings document gives this event when it does not name it.
             pub fn default_channels(self) -> ChannelSet {
                 match self { $( EventType::$variant => $default, )* }
@@ -37,24 +43,24 @@ macro_rules! catalogue {
 }
 
 catalogue! {
-    ProductTypeAdded => "product_type_added", "Product Type Added", ChannelSet::ALERT;
-    ProductAdded => "product_added", "Product Added", ChannelSet::ALERT;
-    EngagementAdded => "engagement_added", "Engagement Added", ChannelSet::ALERT;
-    TestAdded => "test_added", "Test Added", ChannelSet::ALERT;
-    ScanAdded => "scan_added", "Scan Added", ChannelSet::ALERT;
-    ScanAddedEmpty => "scan_added_empty", "Scan Added Empty", ChannelSet::EMPTY;
-    JiraUpdate => "jira_update", "JIRA Problems", ChannelSet::ALERT;
-    UpcomingEngagement => "upcoming_engagement", "Upcoming Engagement", ChannelSet::ALERT;
-    StaleEngagement => "stale_engagement", "Stale Engagement", ChannelSet::ALERT;
-    AutoCloseEngagement => "auto_close_engagement", "Auto Close Engagement", ChannelSet::ALERT;
-    CloseEngagement => "close_engagement", "Close Engagement", ChannelSet::ALERT;
-    UserMentioned => "user_mentioned", "User Mentioned", ChannelSet::ALERT;
-    CodeReview => "code_review", "Code Review", ChannelSet::ALERT;
-    ReviewRequested => "review_requested", "Review Requested", ChannelSet::ALERT;
-    Other => "other", "Other", ChannelSet::ALERT;
-    SlaBreach => "sla_breach", "SLA Breach", ChannelSet::ALERT;
-    SlaBreachCombined => "sla_breach_combined", "SLA Breach (Combined)", ChannelSet::ALERT;
-    RiskAcceptanceExpiration => "risk_acceptance_expiration", "Risk Acceptance Expiration", ChannelSet::ALERT;
+    ProductTypeAdded => "product_type_added", "Product Type Added", "A product type was added.", ChannelSet::ALERT;
+    ProductAdded => "product_added", "Product Added", "A product was added.", ChannelSet::ALERT;
+    EngagementAdded => "engagement_added", "Engagement Added", "An engagement was added to a product.", ChannelSet::ALERT;
+    TestAdded => "test_added", "Test Added", "A test was added to an engagement.", ChannelSet::ALERT;
+    ScanAdded => "scan_added", "Scan Added", "An import or re-import created, reactivated or closed findings.", ChannelSet::ALERT;
+    ScanAddedEmpty => "scan_added_empty", "Scan Added Empty", "An import or re-import changed no findings.", ChannelSet::EMPTY;
+    JiraUpdate => "jira_update", "JIRA Problems", "Syncing with JIRA failed: its errors are reported here, so keep one channel on.", ChannelSet::ALERT;
+    UpcomingEngagement => "upcoming_engagement", "Upcoming Engagement", "An engagement starts soon.", ChannelSet::ALERT;
+    StaleEngagement => "stale_engagement", "Stale Engagement", "An engagement is past its end date and still open.", ChannelSet::ALERT;
+    AutoCloseEngagement => "auto_close_engagement", "Auto Close Engagement", "An engagement was closed because its end date passed.", ChannelSet::ALERT;
+    CloseEngagement => "close_engagement", "Close Engagement", "An engagement was closed.", ChannelSet::ALERT;
+    UserMentioned => "user_mentioned", "User Mentioned", "Someone mentioned you in a note.", ChannelSet::ALERT;
+    CodeReview => "code_review", "Code Review", "A code review was asked for.", ChannelSet::ALERT;
+    ReviewRequested => "review_requested", "Review Requested", "Someone asked you to review a finding.", ChannelSet::ALERT;
+    Other => "other", "Other", "Anything else, including event types not listed here.", ChannelSet::ALERT;
+    SlaBreach => "sla_breach", "SLA Breach", "A finding is about to breach its SLA, or has.", ChannelSet::ALERT;
+    SlaBreachCombined => "sla_breach_combined", "SLA Breach (Combined)", "SLA breaches, one message per product.", ChannelSet::ALERT;
+    RiskAcceptanceExpiration => "risk_acceptance_expiration", "Risk Acceptance Expiration", "A risk acceptance is about to expire, or has.", ChannelSet::ALERT;
 }
 
 /// How many event types the catalogue has.

@@ -41,6 +41,17 @@ impl Channel {
         Channel::Webhooks,
     ];
 
+    /// The name people read (`Alert`, `Mail`, `Slack`, `Microsoft Teams`, `Webhooks`).
+    pub const fn label(self) -> &'static str {
+        match self {
+            Channel::Alert => "Alert",
+            Channel::Mail => "Mail",
+            Channel::Slack => "Slack",
+            Channel::Msteams => "Microsoft Teams",
+            Channel::Webhooks => "Webhooks",
+        }
+    }
+
     /// The wire name (`alert`, `mail`, `slack`, `msteams`, `webhooks`).
     pub const fn name(self) -> &'static str {
         match self {

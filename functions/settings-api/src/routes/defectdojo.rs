@@ -69,6 +69,8 @@ async fn sync_defectdojo(
             why,
         ))),
         Err(SyncRunError::Sync(SyncError::Store(e))) => Err(e.into()),
+        // Herald's own disk, not DefectDojo: logged, never sent.
+        Err(SyncRunError::Sync(SyncError::Staging(e))) => Err(ApiError::Internal(e.to_string())),
         Err(e @ (SyncRunError::Token(_) | SyncRunError::Sync(_))) => {
             Err(ApiError::Upstream(e.to_string()))
         }

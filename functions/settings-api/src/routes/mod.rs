@@ -1,10 +1,12 @@
 //! The API's routes, one file per resource; each file's `routes()` lists its handlers with
-//! their OpenAPI descriptions, and [`crate::router::api`] merges them.
+//! their OpenAPI descriptions, and [`crate::router::api`] merges them. `page` serves the page
+//! (not part of the OpenAPI document).
 
 pub(crate) mod alerts;
 pub(crate) mod catalogue;
 pub(crate) mod defectdojo;
 pub(crate) mod directory;
+pub(crate) mod page;
 pub(crate) mod records;
 pub(crate) mod settings;
 pub(crate) mod webhooks;

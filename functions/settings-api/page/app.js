@@ -1,0 +1,462 @@
+// Herald's page: the notification settings matrix and the bell, over Herald's JSON API.
+//
+// Signed in by a link whose fragment carries a bearer token (`#token=...`): the token is kept
+// in this tab's sessionStorage and sent as `Authorization: Bearer`; no cookies. Every value
+// from the API is put into the page as text (textContent, attributes), never as HTML.
+
+const TOKEN_KEY = "herald.token";
+const COUNT_EVERY_MS = 30_000;
+const ALERTS_PAGE = 20;
+
+const $ = (id) => document.getElementById(id);
+
+/** An element with attributes and children (strings become text nodes). */
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === false || value === null || value === undefined) continue;
+    if (name === "dataset") Object.assign(node.dataset, value);
+    else node.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(typeof child === "string" ? document.createTextNode(child) : child);
+  }
+  return node;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signing in
+
+/** The token from the link's fragment (then removed from the address bar) or this tab's. */
+function takeToken() {
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  const fromLink = fragment.get("token");
+  if (fromLink) {
+    sessionStorage.setItem(TOKEN_KEY, fromLink);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+/** The token's claims (`sub`, `role`, `exp`), read for display; the server verifies them. */
+function claims(token) {
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const json = decodeURIComponent(
+      Array.from(atob(part), (c) => "%" + c.charCodeAt(0).toString(16).padStart(2, "0")).join(""),
+    );
+    const value = JSON.parse(json);
+    return typeof value.sub === "string" ? value : null;
+  } catch {
+    return null;
+  }
+}
+
+function signOut(why) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  $("notifications").hidden = true;
+  $("bell").hidden = true;
+  $("alerts").hidden = true;
+  $("who").textContent = "";
+  $("signed-out").hidden = false;
+  $("signed-out-why").textContent = why || "";
+}
+
+// ---------------------------------------------------------------------------------------------
+// The API
+
+class ApiError extends Error {
+  constructor(status, body) {
+    const error = (body && body.error) || {};
+    super(error.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = error.code || "";
+    this.field = error.field || fieldOf(error.message || "");
+  }
+}
+
+/** `events.scan_added[1]: ...` → `events.scan_added[1]`. */
+function fieldOf(message) {
+  const match = /^([A-Za-z0-9_.[\]-]+):\s/.exec(message);
+  return match ? match[1] : "";
+}
+
+let token = null;
+
+async function api(method, path, body) {
+  const headers = { Authorization: `Bearer ${token}` };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  const json = text ? JSON.parse(text) : null;
+  if (response.status === 401) {
+    signOut("Your sign-in has expired or is not valid: open a new link.");
+  }
+  if (!response.ok) throw new ApiError(response.status, json);
+  return json;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The matrix
+
+const state = {
+  me: null,
+  catalogue: null,
+  scope: null,
+  document: null,
+};
+
+/** The scopes this caller may edit: [{id, label, path, help, system}]. */
+function scopes(me) {
+  const user = encodeURIComponent(me.sub);
+  const list = [
+    {
+      id: "personal",
+      label: "Personal",
+      path: `/v1/users/${user}/notifications`,
+      help: "What you receive for every product you may view, unless a product's own settings add to it.",
+      system: false,
+    },
+  ];
+  if (me.role === "admin") {
+    list.push(
+      {
+        id: "system",
+        label: "System",
+        path: "/v1/notifications/system",
+        help: "What the system destinations receive: the Slack channel, the Teams webhook, the system mail address and system webhooks.",
+        system: true,
+      },
+      {
+        id: "template",
+        label: "Template",
+        path: "/v1/notifications/template",
+        help: "The personal settings every user created from now on starts with.",
+        system: false,
+      },
+    );
+  }
+  return list;
+}
+
+function renderTabs() {
+  const nav = $("tabs");
+  nav.replaceChildren(
+    ...scopes(state.me).map((scope) =>
+      el(
+        "a",
+        {
+          href: `#${scope.id}`,
+          "aria-current": state.scope && state.scope.id === scope.id ? "page" : false,
+          dataset: { scope: scope.id },
+        },
+        scope.label,
+      ),
+    ),
+  );
+}
+
+/** The columns shown for `scope`: every channel the system switched on (Teams at system
+ * scope only, as DefectDojo), the bell always. */
+function columns(scope) {
+  return state.catalogue.channels.filter((c) => c.enabled && (scope.system || c.personal));
+}
+
+async function openScope(id) {
+  const scope = scopes(state.me).find((s) => s.id === id) || scopes(state.me)[0];
+  state.scope = scope;
+  renderTabs();
+  $("scope-help").textContent = scope.help;
+  $("saved").textContent = "";
+  clearErrors();
+  const [doc, effective] = await Promise.all([
+    api("GET", scope.path),
+    scope.id === "personal"
+      ? api("GET", `/v1/users/${encodeURIComponent(state.me.sub)}/notifications/effective`)
+      : Promise.resolve(null),
+  ]);
+  state.document = doc;
+  renderMatrix(scope, doc, effective);
+}
+
+function renderMatrix(scope, doc, effective) {
+  const shown = columns(scope);
+  $("matrix-caption").textContent = `${scope.label} notification settings`;
+  $("matrix-head").replaceChildren(
+    el("th", { scope: "col" }, "Event"),
+    ...shown.map((c) => el("th", { scope: "col" }, c.label)),
+    effective ? el("th", { scope: "col" }, "You get") : null,
+  );
+  const rows = state.catalogue.items.map((event) => {
+    const chosen = new Set((doc.events || {})[event.name] || []);
+    const helpId = `help-${event.name}`;
+    return el(
+      "tr",
+      { dataset: { event: event.name } },
+      el(
+        "th",
+        { scope: "row" },
+        el("span", { class: "event-label" }, event.label),
+        event.help ? el("span", { class: "help", id: helpId }, event.help) : null,
+        el("span", { class: "error", id: `error-${event.name}`, role: "alert" }),
+      ),
+      ...shown.map((channel) => {
+        const name = `${event.name}.${channel.name}`;
+        const id = `cell-${event.name}-${channel.name}`;
+        return el(
+          "td",
+          {},
+          el("input", {
+            type: "checkbox",
+            id,
+            name,
+            checked: chosen.has(channel.name),
+            "aria-describedby": event.help ? helpId : false,
+          }),
+          el("label", { for: id, class: "visually-hidden" }, `${event.label}: ${channel.label}`),
+          el("span", { class: "error", id: `error-${name}`, role: "alert" }),
+        );
+      }),
+      effective ? el("td", { class: "effective" }, describeEffective(effective.events[event.name] || [])) : null,
+    );
+  });
+  $("matrix-body").replaceChildren(...rows);
+}
+
+const SCOPE_WORDS = {
+  personal: "your personal settings",
+  product: "the product's settings",
+  system: "the system settings (always sent for this event)",
+};
+
+/** "Slack: from your personal settings; Mail: switched off by the administrator". */
+function describeEffective(channels) {
+  if (channels.length === 0) return "Nothing";
+  const label = (name) => (state.catalogue.channels.find((c) => c.name === name) || { label: name }).label;
+  return channels
+    .map((c) =>
+      c.enabled_by_system
+        ? `${label(c.channel)}: from ${c.scopes.map((s) => SCOPE_WORDS[s] || s).join(" and ")}`
+        : `${label(c.channel)}: switched off by the administrator`,
+    )
+    .join("; ");
+}
+
+/** The document to save: the cells shown, and every channel of the stored document the
+ * page does not show (a switched-off channel stays chosen). */
+function documentFromForm(scope) {
+  const shown = new Set(columns(scope).map((c) => c.name));
+  const form = $("settings");
+  const events = {};
+  for (const event of state.catalogue.items) {
+    const kept = ((state.document.events || {})[event.name] || []).filter((c) => !shown.has(c));
+    const checked = [...shown].filter((c) => form.elements.namedItem(`${event.name}.${c}`)?.checked);
+    events[event.name] = [...checked, ...kept];
+  }
+  return { events };
+}
+
+function clearErrors() {
+  for (const node of document.querySelectorAll("#settings .error")) node.textContent = "";
+  for (const node of document.querySelectorAll("#settings [aria-invalid]")) node.removeAttribute("aria-invalid");
+}
+
+/** Shows the API's error next to the cell (or row) its field names. */
+function placeError(error, sent) {
+  const match = /^events\.([a-z_]+)(?:\[(\d+)\])?/.exec(error.field || "");
+  if (match) {
+    const [, event, index] = match;
+    const channel = index !== undefined ? (sent.events[event] || [])[Number(index)] : undefined;
+    const cell = channel ? $(`error-${event}.${channel}`) : null;
+    const target = cell || $(`error-${event}`);
+    if (target) {
+      target.textContent = error.message;
+      const input = channel ? $(`cell-${event}-${channel}`) : null;
+      if (input) {
+        input.setAttribute("aria-invalid", "true");
+        input.focus();
+      }
+      return;
+    }
+  }
+  $("form-error").textContent = error.message;
+}
+
+async function save(event) {
+  event.preventDefault();
+  clearErrors();
+  $("saved").textContent = "";
+  const scope = state.scope;
+  const sent = documentFromForm(scope);
+  try {
+    state.document = await api("PUT", scope.path, sent);
+    $("saved").textContent = "Saved.";
+    if (scope.id === "personal") {
+      const effective = await api("GET", `/v1/users/${encodeURIComponent(state.me.sub)}/notifications/effective`);
+      renderMatrix(scope, state.document, effective);
+      $("saved").textContent = "Saved.";
+    }
+  } catch (error) {
+    if (error instanceof ApiError) placeError(error, sent);
+    else $("form-error").textContent = String(error);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The bell
+
+const bell = { cursor: null };
+
+function alertsPath(suffix = "") {
+  return `/v1/users/${encodeURIComponent(state.me.sub)}/alerts${suffix}`;
+}
+
+async function refreshCount() {
+  if (!token) return;
+  try {
+    const count = await api("GET", alertsPath("/count"));
+    const node = document.querySelector("[data-unread-count]");
+    node.textContent = String(count.unread);
+    node.setAttribute("aria-label", `${count.unread} unread alerts`);
+  } catch {
+    // The count is tried again at the next tick.
+  }
+}
+
+/** Only http(s) links are followed. */
+function safeUrl(url) {
+  try {
+    const parsed = new URL(url, location.href);
+    return parsed.protocol === "https:" || parsed.protocol === "http:" ? parsed.href : null;
+  } catch {
+    return null;
+  }
+}
+
+function alertItem(alert) {
+  const href = alert.url ? safeUrl(alert.url) : null;
+  const title = href ? el("a", { href, rel: "noopener noreferrer" }, alert.title) : el("span", {}, alert.title);
+  return el(
+    "li",
+    { class: alert.read ? "alert read" : "alert unread", dataset: { alertId: alert.id } },
+    el("div", { class: "alert-title" }, title),
+    alert.description ? el("p", { class: "alert-description" }, alert.description) : null,
+    el(
+      "div",
+      { class: "alert-meta" },
+      el("span", {}, alert.source),
+      " · ",
+      el("time", { datetime: alert.created_at }, new Date(alert.created_at).toLocaleString()),
+    ),
+    el(
+      "div",
+      { class: "alert-actions" },
+      alert.read ? null : el("button", { type: "button", dataset: { action: "read" } }, "Mark read"),
+      el("button", { type: "button", dataset: { action: "delete" } }, "Delete"),
+    ),
+  );
+}
+
+async function loadAlerts(more) {
+  const query = new URLSearchParams({ limit: String(ALERTS_PAGE) });
+  if (more && bell.cursor) query.set("cursor", bell.cursor);
+  const page = await api("GET", alertsPath(`?${query}`));
+  const list = $("alerts-list");
+  const items = page.items.map(alertItem);
+  if (more) list.append(...items);
+  else list.replaceChildren(...items);
+  bell.cursor = page.next_cursor;
+  $("alerts-more").hidden = !bell.cursor;
+  $("alerts-empty").hidden = list.children.length > 0;
+}
+
+async function toggleAlerts() {
+  const panel = $("alerts");
+  const open = panel.hidden;
+  panel.hidden = !open;
+  $("bell").setAttribute("aria-expanded", String(open));
+  if (open) {
+    await loadAlerts(false);
+    $("alerts-title").focus?.();
+  }
+}
+
+async function onAlertAction(event) {
+  const button = event.target.closest("button[data-action]");
+  if (!button) return;
+  const item = button.closest("[data-alert-id]");
+  const id = item.dataset.alertId;
+  if (button.dataset.action === "read") {
+    await api("POST", alertsPath("/read"), { ids: [id] });
+    item.classList.replace("unread", "read");
+    button.remove();
+  } else {
+    await api("DELETE", alertsPath(`/${encodeURIComponent(id)}`));
+    item.remove();
+    $("alerts-empty").hidden = $("alerts-list").children.length > 0;
+  }
+  await refreshCount();
+}
+
+async function readAll() {
+  await api("POST", alertsPath("/read"));
+  await loadAlerts(false);
+  await refreshCount();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start
+
+async function start() {
+  token = takeToken();
+  const me = token && claims(token);
+  if (!me) {
+    signOut(token ? "This sign-in link is not valid: open a new one." : "");
+    return;
+  }
+  if (typeof me.exp === "number" && me.exp * 1000 < Date.now()) {
+    signOut("Your sign-in has expired: open a new link.");
+    return;
+  }
+  state.me = me;
+  $("who").textContent = `${me.sub}${me.role === "admin" ? " (administrator)" : ""}`;
+  $("signed-out").hidden = true;
+  $("notifications").hidden = false;
+  $("bell").hidden = false;
+  $("settings").addEventListener("submit", save);
+  $("bell").addEventListener("click", toggleAlerts);
+  $("alerts-close").addEventListener("click", toggleAlerts);
+  $("alerts-read-all").addEventListener("click", readAll);
+  $("alerts-more").addEventListener("click", () => loadAlerts(true));
+  $("alerts-list").addEventListener("click", onAlertAction);
+  $("tabs").addEventListener("click", (event) => {
+    const link = event.target.closest("a[data-scope]");
+    if (!link) return;
+    event.preventDefault();
+    history.replaceState(null, "", `#${link.dataset.scope}`);
+    openScope(link.dataset.scope);
+  });
+  try {
+    state.catalogue = await api("GET", "/v1/event-types");
+    await Promise.all([openScope(location.hash.slice(1) || "personal"), refreshCount()]);
+    document.body.dataset.ready = "true";
+  } catch (error) {
+    $("form-error").textContent = String(error.message || error);
+  }
+  setInterval(refreshCount, COUNT_EVERY_MS);
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) refreshCount();
+  });
+}
+
+// A new sign-in link opened in this tab changes only the fragment: start over with it.
+window.addEventListener("hashchange", () => {
+  if (new URLSearchParams(location.hash.slice(1)).has("token")) location.reload();
+});
+
+start();

@@ -1,0 +1,330 @@
+// Herald's page in a real browser: Debian's Chromium, driven by playwright-core, against a
+// herald-local started on a free loopback port with a data directory of its own.
+//
+//   node --test tests/browser/
+//
+// HERALD_LOCAL_BIN names the binary (default target/debug/herald-local), CHROMIUM the browser
+// (default /usr/bin/chromium). A failing test leaves a screenshot in target/browser/.
+
+import { test, before, after, afterEach } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, existsSync, mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { createRequire } from "node:module";
+import { chromium } from "playwright-core";
+
+const require = createRequire(import.meta.url);
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const BIN = process.env.HERALD_LOCAL_BIN || path.join(ROOT, "target/debug/herald-local");
+const BROWSER = process.env.CHROMIUM || "/usr/bin/chromium";
+const SHOTS = path.join(ROOT, "target/browser");
+// The README's pictures of the page, made anew by every run so they show today's page.
+const README_SHOTS = path.join(ROOT, "tests/browser/screenshots");
+
+async function readmeShot(name) {
+  mkdirSync(README_SHOTS, { recursive: true });
+  await page.setViewportSize({ width: 1200, height: 900 });
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: path.join(README_SHOTS, name) });
+}
+
+for (const [what, file, how] of [
+  ["herald-local", BIN, "cargo build -p herald-local"],
+  ["Chromium", BROWSER, "scripts/test.sh (it installs Debian's chromium)"],
+]) {
+  if (!existsSync(file)) {
+    throw new Error(`${what} is not at ${file}: run ${how}`);
+  }
+}
+
+let server;
+let dataDir;
+let base;
+let browser;
+let page;
+
+/** herald-local's environment: the data directory's own token secret, Slack nowhere. */
+function env() {
+  const env = { ...process.env, SLACK_API_URL: "http://127.0.0.1:9/api" };
+  delete env.HERALD_JWT_SECRET;
+  return env;
+}
+
+function cli(...args) {
+  return execFileSync(BIN, [...args, "--data-dir", dataDir], { env: env(), encoding: "utf8" }).trim();
+}
+
+async function waitForAddress() {
+  const file = path.join(dataDir, "server-address");
+  for (let i = 0; i < 600; i++) {
+    if (existsSync(file)) {
+      const address = readFileSync(file, "utf8").trim();
+      if (address.startsWith("http://")) {
+        const ok = await fetch(`${address}/health`).then((r) => r.ok, () => false);
+        if (ok) return address;
+      }
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`herald-local did not start: ${output}`);
+}
+
+let output = "";
+
+async function call(method, urlPath, body, token = adminToken) {
+  const response = await fetch(`${base}${urlPath}`, {
+    method,
+    headers: {
+      Authorization: `Bearer ${token}`,
+      ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : null, headers: response.headers };
+}
+
+let adminToken;
+let serviceToken;
+
+before(async () => {
+  dataDir = mkdtempSync(path.join(tmpdir(), "herald-page-"));
+  server = spawn(BIN, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--check-interval", "0"], {
+    env: env(),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  server.stdout.on("data", (d) => (output += d));
+  server.stderr.on("data", (d) => (output += d));
+  base = await waitForAddress();
+  adminToken = cli("token", "--sub", "root", "--role", "admin");
+  serviceToken = cli("token", "--sub", "platform", "--role", "service");
+  for (const [user, admin] of [["alice", false], ["ada", true]]) {
+    const r = await call("PUT", `/v1/users/${user}`, { email: `${user}@example.com`, is_admin: admin }, serviceToken);
+    assert.ok(r.status === 200 || r.status === 201, JSON.stringify(r.body));
+  }
+  // Mail on, so the matrix has a column besides the bell.
+  const s = await call("PUT", "/v1/system/settings", { enable_mail_notifications: true });
+  assert.equal(s.status, 200, JSON.stringify(s.body));
+  browser = await chromium.launch({
+    executablePath: BROWSER,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill("SIGTERM");
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+afterEach(async (t) => {
+  if (page && t.passed === false) {
+    mkdirSync(SHOTS, { recursive: true });
+    const name = t.name.replace(/[^a-z0-9]+/gi, "-").slice(0, 80);
+    await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true }).catch(() => {});
+  }
+  await page?.context().close();
+  page = null;
+});
+
+/** A new tab signed in by the link `herald-local login` prints. */
+async function signIn(...loginArgs) {
+  const options = typeof loginArgs.at(-1) === "object" ? loginArgs.pop() : {};
+  const link = cli("login", ...loginArgs);
+  assert.match(link, /^http:\/\/127\.0\.0\.1:\d+\/#token=[\w-]+\.[\w-]+\.[\w-]+$/, link);
+  const context = await browser.newContext(options);
+  page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+  await page.goto(link);
+  await page.waitForSelector("body[data-ready=true]", { timeout: 10_000 }).catch(() => {
+    throw new Error(`the page did not get ready: ${errors.join("\n")}`);
+  });
+  return { link, errors };
+}
+
+test("the page is served with a strict Content-Security-Policy and no framing", async () => {
+  const r = await fetch(`${base}/`);
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get("content-type"), /^text\/html/);
+  const csp = r.headers.get("content-security-policy");
+  assert.ok(csp, "a Content-Security-Policy header");
+  assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+  assert.match(csp, /script-src 'self'/);
+  assert.match(csp, /frame-ancestors 'none'/);
+  assert.equal(r.headers.get("x-frame-options"), "DENY");
+  assert.equal(r.headers.get("x-content-type-options"), "nosniff");
+  const html = await r.text();
+  assert.doesNotMatch(html, /<script>|\son[a-z]+=/i, "no inline script or handler");
+  const js = await fetch(`${base}/ui/app.js`);
+  assert.match(js.headers.get("content-type"), /javascript/);
+  const missing = await fetch(`${base}/ui/nothing.js`);
+  assert.equal(missing.status, 404);
+});
+
+test("a sign-in link lands on the personal settings, and a save reaches the API", async () => {
+  const { errors } = await signIn("--user", "alice");
+  assert.equal(new URL(page.url()).hash, "", "the token is taken out of the address bar");
+  assert.equal(await page.locator("#who").textContent(), "alice");
+  assert.equal(await page.locator("nav#tabs a").allTextContents().then((t) => t.join(",")), "Personal");
+  assert.equal(await page.locator('a[aria-current="page"]').textContent(), "Personal");
+  // One column per switched-on channel: the bell and mail; Teams never at personal scope.
+  const heads = await page.locator("#matrix-head th").allTextContents();
+  assert.deepEqual(heads, ["Event", "Alert", "Mail", "You get"]);
+  assert.equal(await page.locator('input[name="scan_added.msteams"]').count(), 0);
+  const cell = page.locator('form#settings input[type=checkbox][name="scan_added.mail"]');
+  assert.equal(await cell.isChecked(), false);
+  // Keyboard only: focus the cell, toggle it with the space bar, then Save.
+  await cell.focus();
+  await page.keyboard.press("Space");
+  assert.equal(await cell.isChecked(), true);
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.locator("#saved", { hasText: "Saved." }).waitFor();
+  const stored = await call("GET", "/v1/users/alice/notifications");
+  assert.deepEqual(stored.body.events.scan_added.sort(), ["alert", "mail"]);
+  // The effective column says where it comes from.
+  const row = page.locator('tr[data-event="scan_added"] td.effective');
+  assert.match(await row.textContent(), /Mail: from your personal settings/);
+  assert.deepEqual(errors, []);
+  await readmeShot("matrix.png");
+});
+
+test("a channel the administrator switched off is kept on save and said to be off", async () => {
+  const put = await call("PUT", "/v1/users/alice/notifications", {
+    events: { scan_added: ["alert", "slack"] },
+  });
+  assert.equal(put.status, 200, JSON.stringify(put.body));
+  await signIn("--user", "alice");
+  assert.equal(await page.locator('input[name="scan_added.slack"]').count(), 0, "Slack is off: no column");
+  const effective = page.locator('tr[data-event="scan_added"] td.effective');
+  assert.match(await effective.textContent(), /Slack: switched off by the administrator/);
+  await page.locator('input[name="scan_added.mail"]').check();
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.locator("#saved", { hasText: "Saved." }).waitFor();
+  const stored = await call("GET", "/v1/users/alice/notifications");
+  assert.deepEqual(stored.body.events.scan_added.sort(), ["alert", "mail", "slack"]);
+});
+
+test("the API's validation error is shown at the cell it names", async () => {
+  await signIn("--user", "ada", "--admin");
+  await page.locator('input[name="scan_added.mail"]').check();
+  // The page's save goes to the real API with its second channel made one the scope cannot
+  // take, and the page is given the API's answer: a 422 naming `events.scan_added[1]`.
+  await page.route("**/v1/users/ada/notifications", async (route) => {
+    if (route.request().method() !== "PUT") return route.continue();
+    const sent = route.request().postDataJSON();
+    assert.deepEqual(sent.events.scan_added, ["alert", "mail"]);
+    sent.events.scan_added[1] = "msteams";
+    const answer = await call("PUT", "/v1/users/ada/notifications", sent);
+    assert.equal(answer.status, 422);
+    assert.equal(answer.body.error.field, "events.scan_added[1]");
+    return route.fulfill({ status: answer.status, contentType: "application/json", body: JSON.stringify(answer.body) });
+  });
+  await page.getByRole("button", { name: "Save" }).click();
+  const error = page.locator("#error-scan_added\\.mail");
+  await error.waitFor();
+  assert.match(await error.textContent(), /msteams is available at system scope only/);
+  assert.equal(await page.locator("#cell-scan_added-mail").getAttribute("aria-invalid"), "true");
+  assert.equal(await page.evaluate(() => document.activeElement.name), "scan_added.mail");
+  assert.equal(await page.locator("#saved").textContent(), "");
+});
+
+test("an administrator sees System and Template; a user never does, and the API agrees", async () => {
+  await signIn("--user", "ada", "--admin");
+  const tabs = await page.locator("nav#tabs a").allTextContents();
+  assert.deepEqual(tabs, ["Personal", "System", "Template"]);
+  await page.getByRole("link", { name: "System" }).click();
+  await page.locator("#matrix-caption", { hasText: "System notification settings" }).waitFor();
+  const userToken = cli("token", "--sub", "alice", "--role", "user");
+  const refused = await call("GET", "/v1/notifications/system", undefined, userToken);
+  assert.equal(refused.status, 403);
+});
+
+test("the bell counts unread alerts, shows them as text, and marking read lowers the count", async () => {
+  const title = '<img src=x onerror="window.__xss=1">';
+  for (const t of [title, "Second scan"]) {
+    const r = await call(
+      "POST",
+      "/v1/events",
+      { type: "user_mentioned", title: t, description: "<b>not bold</b>", recipients: ["alice"] },
+      serviceToken,
+    );
+    assert.equal(r.status, 202, JSON.stringify(r.body));
+  }
+  let unread;
+  for (let i = 0; i < 100; i++) {
+    unread = (await call("GET", "/v1/users/alice/alerts/count")).body.unread;
+    if (unread >= 2) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await signIn("--user", "alice");
+  const count = page.locator("[data-unread-count]");
+  assert.equal(await count.textContent(), String(unread));
+  await count.click();
+  const items = page.locator("#alerts-list [data-alert-id]");
+  await items.first().waitFor();
+  const texts = await items.locator(".alert-title").allTextContents();
+  assert.ok(texts.includes(title), `the title shows as text: ${texts}`);
+  assert.equal(await page.locator("#alerts-list img").count(), 0, "no element from a title");
+  assert.equal(await page.locator("#alerts-list b").count(), 0, "no element from a description");
+  assert.equal(await page.evaluate(() => window.__xss), undefined);
+  await readmeShot("bell.png");
+  await items.first().getByRole("button", { name: "Mark read" }).click();
+  await page.locator("[data-unread-count]", { hasText: String(unread - 1) }).waitFor();
+  assert.equal((await call("GET", "/v1/users/alice/alerts/count")).body.unread, unread - 1);
+  await page.getByRole("button", { name: "Mark all read" }).click();
+  await page.locator("[data-unread-count]", { hasText: "0" }).waitFor();
+});
+
+test("no token, a broken one or an expired one shows the sign-in help", async () => {
+  const context = await browser.newContext();
+  page = await context.newPage();
+  await page.goto(`${base}/`);
+  await page.locator("#signed-out").waitFor();
+  assert.equal(await page.locator("#notifications").isHidden(), true);
+  // Each link opened in the same tab (only the fragment changes) is taken at once.
+  await page.goto(`${base}/#token=not-a-token`);
+  await page.locator("#signed-out-why", { hasText: "not valid" }).waitFor();
+  const expired = cli("token", "--sub", "alice", "--role", "user", "--ttl", "1");
+  await new Promise((r) => setTimeout(r, 2100));
+  await page.goto(`${base}/#token=${expired}`);
+  await page.locator("#signed-out-why", { hasText: "expired" }).waitFor();
+  await page.goto(cli("login", "--user", "alice"));
+  await page.waitForSelector("body[data-ready=true]");
+  assert.equal(await page.locator("#who").textContent(), "alice");
+});
+
+/** axe-core's serious and critical violations on the page as it is now. */
+async function seriousViolations() {
+  await page.addScriptTag({ path: require.resolve("axe-core/axe.min.js") });
+  const results = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
+  return results.violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`);
+}
+
+test("axe-core finds no serious violation on the matrix, the alerts or the sign-in help", async () => {
+  // axe is injected as a script of its own, which the page's policy would refuse.
+  await signIn("--user", "ada", "--admin", { bypassCSP: true });
+  assert.deepEqual(await seriousViolations(), []);
+  await page.locator("[data-unread-count]").click();
+  await page.locator("#alerts").waitFor();
+  assert.deepEqual(await seriousViolations(), []);
+  await page.evaluate(() => sessionStorage.clear());
+  await page.goto(`${base}/`);
+  await page.locator("#signed-out").waitFor();
+  assert.deepEqual(await seriousViolations(), []);
+});
