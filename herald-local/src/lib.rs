@@ -4,6 +4,7 @@
 
 use herald_shared::adapters::EmbeddedStore;
 pub mod driver;
+pub mod live;
 
 use herald_http::Authenticator;
 use herald_shared::adapters::{EmbeddedQueue, QueueConfig};
@@ -72,6 +73,8 @@ pub struct LocalHerald {
     /// The DefectDojo `POST /v1/defectdojo/sync` and the scheduled sync read from
     /// ([`LocalHerald::with_defectdojo`]).
     pub defectdojo: herald_shared::defectdojo_sync::SyncService,
+    /// The bell's open live streams ([`live`]), ended when the server stops.
+    pub streams: live::Streams,
 }
 
 impl std::fmt::Debug for LocalHerald {
@@ -168,6 +171,7 @@ impl LocalHerald {
             clock,
             allow_private: false,
             defectdojo: herald_shared::defectdojo_sync::SyncService::default(),
+            streams: live::Streams::default(),
         })
     }
 
@@ -407,6 +411,7 @@ impl LocalHerald {
         herald_http::app(
             settings_routes
                 .merge(settings_api::page())
+                .merge(live::routes(self.streams.clone()))
                 .with_state(settings)
                 .merge(intake_routes.with_state(intake)),
             doc,

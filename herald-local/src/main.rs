@@ -435,8 +435,13 @@ fn serve(config: Config, args: ServeArgs) -> Result<(), String> {
             "herald-local listening on http://{address} (data in {})",
             args.data_dir.display()
         );
+        let streams = herald.streams.clone();
         let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(async move {
+                shutdown_signal().await;
+                // Open live bells would hold the graceful shutdown forever.
+                streams.end();
+            })
             .await
             .map_err(|e| format!("server failed: {e}"));
         let _ = stop_senders.send(true);

@@ -633,3 +633,97 @@ async fn given_a_configured_defectdojo_then_serve_syncs_from_it_on_start_and_whe
         server.output()
     );
 }
+
+/// Reads `stream` until a whole server-sent event with `data:` arrives; answers its data.
+async fn next_event(stream: &mut reqwest::Response, buffer: &mut String) -> String {
+    loop {
+        if let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            if let Some(data) = block.lines().find_map(|l| l.strip_prefix("data:")) {
+                return data.trim().to_owned();
+            }
+            continue;
+        }
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no event in 10 s; so far: {buffer:?}"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("the stream ended; so far: {buffer:?}"));
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+#[tokio::test]
+async fn the_bell_s_stream_tells_a_new_alert_at_once_and_ends_when_the_server_stops() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut server = start(dir.path());
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let service = token(dir.path(), "platform", "service");
+    let put = client
+        .put(format!("{}/v1/users/alice", server.base))
+        .bearer_auth(&service)
+        .json(&serde_json::json!({"email": "alice@example.com"}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(put.status().is_success(), "{}", put.status());
+    let url = format!("{}/v1/users/alice/alerts/stream", server.base);
+    let bob = token(dir.path(), "bob", "user");
+    let refused = client.get(&url).bearer_auth(&bob).send().await;
+    assert_eq!(refused.map(|r| r.status().as_u16()).ok(), Some(403));
+
+    let alice = token(dir.path(), "alice", "user");
+    let mut stream = client
+        .get(&url)
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(stream.status(), 200);
+    assert_eq!(
+        stream
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/event-stream")
+    );
+    let mut buffer = String::new();
+    assert_eq!(
+        next_event(&mut stream, &mut buffer).await,
+        r#"{"unread":0,"total":0}"#
+    );
+    let posted = client
+        .post(format!("{}/v1/events", server.base))
+        .bearer_auth(&service)
+        .json(&serde_json::json!({"type": "user_mentioned", "title": "Look", "recipients": ["alice"]}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(posted.status(), 202);
+    assert_eq!(
+        next_event(&mut stream, &mut buffer).await,
+        r#"{"unread":1,"total":1}"#
+    );
+
+    // SIGTERM: the open stream ends and the server exits, not held up by it.
+    let pid = server.child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status();
+    assert!(killed.is_ok_and(|s| s.success()));
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream ended on shutdown");
+    let started = std::time::Instant::now();
+    while server.child.try_wait().ok().flatten().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the server exits: {}",
+            server.output()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

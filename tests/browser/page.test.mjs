@@ -289,6 +289,20 @@ test("the bell counts unread alerts, shows them as text, and marking read lowers
   await page.locator("[data-unread-count]", { hasText: "0" }).waitFor();
 });
 
+test("a new alert reaches an open bell without reloading the page", async () => {
+  await signIn("--user", "alice");
+  await page.locator('#bell[data-live="true"]').waitFor();
+  await page.evaluate(() => (window.__sameDocument = true));
+  const before = Number(await page.locator("[data-unread-count]").textContent());
+  await page.locator("[data-unread-count]").click();
+  await page.locator("#alerts").waitFor();
+  const r = await call("POST", "/v1/events", { type: "user_mentioned", title: "Live one", recipients: ["alice"] }, serviceToken);
+  assert.equal(r.status, 202, JSON.stringify(r.body));
+  await page.locator("[data-unread-count]", { hasText: String(before + 1) }).waitFor({ timeout: 10_000 });
+  await page.locator("#alerts-list [data-alert-id]", { hasText: "Live one" }).waitFor({ timeout: 10_000 });
+  assert.equal(await page.evaluate(() => window.__sameDocument), true, "the page was not reloaded");
+});
+
 test("no token, a broken one or an expired one shows the sign-in help", async () => {
   const context = await browser.newContext();
   page = await context.newPage();

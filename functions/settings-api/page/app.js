@@ -1,4 +1,5 @@
-// Herald's page: the notification settings matrix and the bell, over Herald's JSON API.
+// Herald's page: the notification settings matrix and the bell, over Herald's JSON API. The
+// bell follows herald-local's live count; where there is none (AWS) it reads it every 30 s.
 //
 // Signed in by a link whose fragment carries a bearer token (`#token=...`): the token is kept
 // in this tab's sessionStorage and sent as `Authorization: Bearer`; no cookies. Every value
@@ -316,15 +317,67 @@ function alertsPath(suffix = "") {
   return `/v1/users/${encodeURIComponent(state.me.sub)}/alerts${suffix}`;
 }
 
+let shown = null;
+
+/** Shows a count; when it changed and the alerts are open, their first page is read again. */
+function onCount(count) {
+  const node = document.querySelector("[data-unread-count]");
+  node.textContent = String(count.unread);
+  node.setAttribute("aria-label", `${count.unread} unread alerts`);
+  const changed = shown && (shown.unread !== count.unread || shown.total !== count.total);
+  shown = count;
+  if (changed && !$("alerts").hidden) loadAlerts(false).catch(() => {});
+}
+
 async function refreshCount() {
   if (!token) return;
   try {
-    const count = await api("GET", alertsPath("/count"));
-    const node = document.querySelector("[data-unread-count]");
-    node.textContent = String(count.unread);
-    node.setAttribute("aria-label", `${count.unread} unread alerts`);
+    onCount(await api("GET", alertsPath("/count")));
   } catch {
     // The count is tried again at the next tick.
+  }
+}
+
+/** Follows herald-local's live count (server-sent events over fetch, so the token goes in
+ * a header, not the URL). Answers false where there is no stream (on AWS: a 404), so the
+ * page keeps to reading the count every 30 seconds. */
+async function followCount() {
+  let response;
+  try {
+    response = await fetch(alertsPath("/stream"), {
+      headers: { Authorization: `Bearer ${token}`, Accept: "text/event-stream" },
+    });
+  } catch {
+    return true;
+  }
+  if (!response.ok || !response.body) return false;
+  $("bell").dataset.live = "true";
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const lines = buffer.slice(0, end).split("\n");
+        buffer = buffer.slice(end + 2);
+        const event = (lines.find((l) => l.startsWith("event:")) || "").slice(6).trim();
+        const data = lines.filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim()).join("\n");
+        if (event === "count" && data) onCount(JSON.parse(data));
+      }
+    }
+  } catch {
+    // The connection dropped: followed again below.
+  }
+  delete $("bell").dataset.live;
+  return true;
+}
+
+async function live() {
+  while (token && (await followCount())) {
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
   }
 }
 
@@ -449,6 +502,7 @@ async function start() {
     $("form-error").textContent = String(error.message || error);
   }
   setInterval(refreshCount, COUNT_EVERY_MS);
+  live();
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden) refreshCount();
   });
