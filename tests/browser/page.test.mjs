@@ -9,6 +9,7 @@
 import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
+import http from "node:http";
 import { mkdtempSync, readFileSync, existsSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -93,8 +94,9 @@ let serviceToken;
 
 before(async () => {
   dataDir = mkdtempSync(path.join(tmpdir(), "herald-page-"));
+  // The webhook receivers of the tests listen on loopback.
   server = spawn(BIN, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--check-interval", "0"], {
-    env: env(),
+    env: { ...env(), HERALD_ALLOW_PRIVATE_TARGETS: "1" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   server.stdout.on("data", (d) => (output += d));
@@ -180,7 +182,8 @@ test("a sign-in link lands on the personal settings, and a save reaches the API"
   assert.equal(new URL(page.url()).hash, "", "the token is taken out of the address bar");
   assert.equal(await page.locator("#who").textContent(), "alice");
   assert.equal(await page.locator("nav#tabs a").allTextContents().then((t) => t.join(",")), "Personal");
-  assert.equal(await page.locator('a[aria-current="page"]').textContent(), "Personal");
+  assert.equal(await page.locator('#tabs a[aria-current="page"]').textContent(), "Personal");
+  assert.equal(await page.locator('#views a[aria-current="page"]').textContent(), "Notifications");
   // One column per switched-on channel: the bell and mail; Teams never at personal scope.
   const heads = await page.locator("#matrix-head th").allTextContents();
   assert.deepEqual(heads, ["Event", "Alert", "Mail", "You get"]);
@@ -321,6 +324,97 @@ test("no token, a broken one or an expired one shows the sign-in help", async ()
   assert.equal(await page.locator("#who").textContent(), "alice");
 });
 
+/** A receiver on loopback answering `status` to every POST; answers its URL and what it got. */
+async function receiver(status) {
+  const got = [];
+  const server = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (chunk) => (body += chunk));
+    req.on("end", () => {
+      got.push({ headers: req.headers, body });
+      res.writeHead(status, { "Content-Type": "text/plain" });
+      res.end(status === 200 ? "ok" : "nope");
+    });
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${server.address().port}/hook`, got, close: () => server.close() };
+}
+
+test("a webhook whose ping fails says why and is not kept; one that answers is listed, edited and deleted", async () => {
+  const failing = await receiver(500);
+  const answering = await receiver(200);
+  try {
+    await signIn("--user", "alice");
+    await page.getByRole("link", { name: "Webhooks" }).click();
+    await page.locator("#webhooks").waitFor();
+    assert.equal(await page.locator("#webhooks-empty").isVisible(), true);
+    assert.equal(await page.locator("#wh-owner").isVisible(), false, "a user names no owner");
+    await page.getByLabel("Name", { exact: true }).fill("SIEM");
+    await page.getByLabel("URL", { exact: true }).fill(failing.url);
+    await page.getByRole("button", { name: "Add webhook" }).click();
+    const why = page.locator("#wh-error-url");
+    await why.waitFor();
+    assert.match(await why.textContent(), /ping failed/);
+    assert.match(await why.textContent(), /500/);
+    assert.equal(failing.got.length, 1, "the ping reached the receiver");
+    assert.deepEqual((await call("GET", "/v1/webhooks")).body.items, [], "nothing was kept");
+
+    await page.getByLabel("URL", { exact: true }).fill(answering.url);
+    const secret = "whsec_" + Buffer.alloc(32, 7).toString("base64");
+    await page.getByLabel("Signing secret", { exact: false }).fill(secret);
+    await page.getByRole("button", { name: "Add webhook" }).click();
+    await page.locator("#wh-saved", { hasText: "Saved SIEM" }).waitFor();
+    const row = page.locator("#webhooks-body tr", { hasText: "SIEM" });
+    assert.match(await row.locator("td.state").textContent(), /^Active/);
+    const listed = (await call("GET", "/v1/webhooks")).body.items;
+    assert.equal(listed.length, 1);
+    assert.equal(listed[0].owner, "alice");
+    assert.equal(listed[0].secret_set, true);
+    assert.ok(answering.got[0].headers["webhook-signature"], "the ping was signed");
+    assert.equal(await page.locator("#wh-secret").inputValue(), "", "the form let go of the secret");
+    assert.equal((await page.content()).includes(secret.slice(6)), false, "the secret is nowhere on the page");
+
+    await row.getByRole("button", { name: "Edit SIEM" }).click();
+    assert.match(await page.locator("#wh-secret-state").textContent(), /leave empty to keep it/);
+    await page.getByLabel("Name", { exact: true }).fill("SIEM (prod)");
+    await page.getByRole("button", { name: "Save webhook" }).click();
+    await page.locator("#wh-saved", { hasText: "Saved SIEM (prod)" }).waitFor();
+    const edited = (await call("GET", "/v1/webhooks")).body.items[0];
+    assert.equal(edited.name, "SIEM (prod)");
+    assert.equal(edited.secret_set, true, "an empty secret field kept the secret");
+
+    page.once("dialog", (dialog) => dialog.accept());
+    await page.getByRole("button", { name: "Delete SIEM (prod)" }).click();
+    await page.locator("#wh-saved", { hasText: "Deleted SIEM (prod)" }).waitFor();
+    assert.deepEqual((await call("GET", "/v1/webhooks")).body.items, []);
+  } finally {
+    failing.close();
+    answering.close();
+  }
+});
+
+test("an administrator sees every webhook with its owner and can add a system one", async () => {
+  const answering = await receiver(200);
+  try {
+    await signIn("--user", "ada", "--admin");
+    await page.goto(`${base}/#webhooks`);
+    await page.reload();
+    await page.locator("#webhooks").waitFor();
+    assert.equal(await page.locator("#wh-owner").isVisible(), true);
+    await page.getByLabel("Name", { exact: true }).fill("Audit log");
+    await page.getByLabel("URL", { exact: true }).fill(answering.url);
+    await page.getByRole("button", { name: "Add webhook" }).click();
+    await page.locator("#wh-saved", { hasText: "Saved Audit log" }).waitFor();
+    const row = page.locator("#webhooks-body tr", { hasText: "Audit log" });
+    assert.match(await row.textContent(), /system/);
+    await readmeShot("webhooks.png");
+    const listed = (await call("GET", "/v1/webhooks")).body.items;
+    assert.equal(listed.find((w) => w.name === "Audit log").owner, null);
+  } finally {
+    answering.close();
+  }
+});
+
 /** axe-core's serious and critical violations on the page as it is now. */
 async function seriousViolations() {
   await page.addScriptTag({ path: require.resolve("axe-core/axe.min.js") });
@@ -330,12 +424,16 @@ async function seriousViolations() {
     .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`);
 }
 
-test("axe-core finds no serious violation on the matrix, the alerts or the sign-in help", async () => {
+test("axe-core finds no serious violation on the matrix, the alerts, the webhooks or the sign-in help", async () => {
   // axe is injected as a script of its own, which the page's policy would refuse.
   await signIn("--user", "ada", "--admin", { bypassCSP: true });
   assert.deepEqual(await seriousViolations(), []);
   await page.locator("[data-unread-count]").click();
   await page.locator("#alerts").waitFor();
+  assert.deepEqual(await seriousViolations(), []);
+  await page.getByRole("button", { name: "Close" }).click();
+  await page.getByRole("link", { name: "Webhooks" }).click();
+  await page.locator("#webhook-form").waitFor();
   assert.deepEqual(await seriousViolations(), []);
   await page.evaluate(() => sessionStorage.clear());
   await page.goto(`${base}/`);

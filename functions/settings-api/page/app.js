@@ -57,6 +57,8 @@ function claims(token) {
 function signOut(why) {
   sessionStorage.removeItem(TOKEN_KEY);
   $("notifications").hidden = true;
+  $("webhooks").hidden = true;
+  $("views").hidden = true;
   $("bell").hidden = true;
   $("alerts").hidden = true;
   $("who").textContent = "";
@@ -463,7 +465,156 @@ async function readAll() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Webhooks
+
+const webhooks = { items: [], editing: null };
+
+const STATE_WORDS = {
+  active: "Active",
+  inactive_tmp: "Paused after errors (retried later)",
+  inactive_permanent: "Off after errors",
+};
+
+function webhookState(w) {
+  const words = [STATE_WORDS[w.status] || w.status];
+  if (w.note) words.push(w.note);
+  if (w.last_error) words.push(`last error ${new Date(w.last_error).toLocaleString()}`);
+  return words.join(" · ");
+}
+
+async function openWebhooks() {
+  const admin = state.me.role === "admin";
+  $("webhooks-help").textContent = admin
+    ? "Every webhook: system ones (no owner) get what the system settings send, a user's get what that user's settings send."
+    : "Your own webhooks: each gets what your settings send to webhooks.";
+  $("webhooks-caption").textContent = admin ? "Every webhook endpoint" : "Your webhook endpoints";
+  for (const node of document.querySelectorAll("#webhooks [data-admin]")) node.hidden = !admin;
+  const page = await api("GET", "/v1/webhooks");
+  webhooks.items = page.items;
+  renderWebhooks();
+}
+
+function renderWebhooks() {
+  const admin = state.me.role === "admin";
+  $("webhooks-body").replaceChildren(
+    ...webhooks.items.map((w) =>
+      el(
+        "tr",
+        { dataset: { webhookId: w.id } },
+        el("th", { scope: "row" }, w.name),
+        el("td", { class: "url" }, w.url),
+        admin ? el("td", {}, w.owner || "system") : null,
+        el("td", {}, w.format === "defectdojo" ? "DefectDojo" : "Herald"),
+        el("td", { class: `state state-${w.status}` }, webhookState(w)),
+        el(
+          "td",
+          { class: "row-actions" },
+          el("button", { type: "button", dataset: { action: "edit" }, "aria-label": `Edit ${w.name}` }, "Edit"),
+          el("button", { type: "button", dataset: { action: "delete" }, "aria-label": `Delete ${w.name}` }, "Delete"),
+        ),
+      ),
+    ),
+  );
+  $("webhooks-empty").hidden = webhooks.items.length > 0;
+}
+
+function webhookForm(w) {
+  webhooks.editing = w;
+  const form = $("webhook-form");
+  form.reset();
+  clearWebhookErrors();
+  $("webhook-form-title").textContent = w ? `Edit ${w.name}` : "Add a webhook";
+  $("wh-submit").textContent = w ? "Save webhook" : "Add webhook";
+  $("wh-cancel").hidden = !w;
+  $("wh-name").value = w ? w.name : "";
+  $("wh-url").value = w ? w.url : "";
+  $("wh-format").value = w ? w.format : "herald";
+  $("wh-header-name").value = (w && w.header_name) || "";
+  $("wh-owner").value = (w && w.owner) || "";
+  $("wh-owner").disabled = Boolean(w);
+  $("wh-header-value-state").textContent = w && w.header_value_set ? "A value is set: leave empty to keep it." : "";
+  $("wh-secret-state").textContent = w && w.secret_set ? "A secret is set: leave empty to keep it." : "";
+  if (w) $("wh-name").focus();
+}
+
+function clearWebhookErrors() {
+  for (const node of document.querySelectorAll("#webhook-form .error")) node.textContent = "";
+}
+
+/** What the form asks for: on an edit, only what changed (an empty secret keeps the stored one). */
+function webhookBody() {
+  const w = webhooks.editing;
+  const value = (id) => $(id).value.trim();
+  const body = {};
+  const set = (field, next, current) => {
+    if (!w || next !== current) body[field] = next;
+  };
+  set("name", value("wh-name"), w && w.name);
+  set("url", value("wh-url"), w && w.url);
+  set("format", $("wh-format").value, w && w.format);
+  set("header_name", value("wh-header-name") || null, w && (w.header_name || null));
+  if ($("wh-header-value").value) body.header_value = $("wh-header-value").value;
+  if ($("wh-secret").value) body.secret = $("wh-secret").value;
+  if (!w && state.me.role === "admin") body.owner = value("wh-owner") || null;
+  return body;
+}
+
+async function saveWebhook(event) {
+  event.preventDefault();
+  clearWebhookErrors();
+  $("wh-saved").textContent = "";
+  const w = webhooks.editing;
+  $("wh-saved").textContent = "Pinging…";
+  try {
+    const saved = w
+      ? await api("PUT", `/v1/webhooks/${encodeURIComponent(w.id)}`, webhookBody())
+      : await api("POST", "/v1/webhooks", webhookBody());
+    await openWebhooks();
+    webhookForm(null);
+    $("wh-saved").textContent = `Saved ${saved.name}: the ping was answered.`;
+  } catch (error) {
+    $("wh-saved").textContent = "";
+    const field = (error.field || "").split(/[.[]/)[0];
+    const target = field && $(`wh-error-${field}`);
+    (target || $("wh-error")).textContent = error.message || String(error);
+    const input = field && document.querySelector(`#webhook-form [name="${field}"]`);
+    if (input) input.focus();
+  }
+}
+
+async function onWebhookAction(event) {
+  const button = event.target.closest("button[data-action]");
+  if (!button) return;
+  const row = button.closest("[data-webhook-id]");
+  const w = webhooks.items.find((item) => item.id === row.dataset.webhookId);
+  if (!w) return;
+  if (button.dataset.action === "edit") {
+    webhookForm(w);
+    return;
+  }
+  if (!window.confirm(`Delete the webhook ${w.name}?`)) return;
+  await api("DELETE", `/v1/webhooks/${encodeURIComponent(w.id)}`);
+  if (webhooks.editing && webhooks.editing.id === w.id) webhookForm(null);
+  await openWebhooks();
+  $("wh-saved").textContent = `Deleted ${w.name}.`;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Start
+
+/** Shows the page a fragment names: `#webhooks`, or a settings scope (`#personal`, ...). */
+async function route(target) {
+  const onWebhooks = target === "webhooks";
+  $("notifications").hidden = onWebhooks;
+  $("webhooks").hidden = !onWebhooks;
+  for (const link of document.querySelectorAll("#views a")) {
+    const current = (link.dataset.view === "webhooks") === onWebhooks;
+    if (current) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  if (onWebhooks) await openWebhooks();
+  else await openScope(target || "personal");
+}
 
 async function start() {
   token = takeToken();
@@ -487,16 +638,23 @@ async function start() {
   $("alerts-read-all").addEventListener("click", readAll);
   $("alerts-more").addEventListener("click", () => loadAlerts(true));
   $("alerts-list").addEventListener("click", onAlertAction);
-  $("tabs").addEventListener("click", (event) => {
-    const link = event.target.closest("a[data-scope]");
-    if (!link) return;
-    event.preventDefault();
-    history.replaceState(null, "", `#${link.dataset.scope}`);
-    openScope(link.dataset.scope);
-  });
+  $("views").hidden = false;
+  $("webhook-form").addEventListener("submit", saveWebhook);
+  $("wh-cancel").addEventListener("click", () => webhookForm(null));
+  $("webhooks-body").addEventListener("click", onWebhookAction);
+  for (const nav of [$("tabs"), $("views")]) {
+    nav.addEventListener("click", (event) => {
+      const link = event.target.closest("a[data-scope], a[data-view]");
+      if (!link) return;
+      event.preventDefault();
+      const target = link.getAttribute("href").slice(1);
+      history.replaceState(null, "", `#${target}`);
+      route(target);
+    });
+  }
   try {
     state.catalogue = await api("GET", "/v1/event-types");
-    await Promise.all([openScope(location.hash.slice(1) || "personal"), refreshCount()]);
+    await Promise.all([route(location.hash.slice(1)), refreshCount()]);
     document.body.dataset.ready = "true";
   } catch (error) {
     $("form-error").textContent = String(error.message || error);
