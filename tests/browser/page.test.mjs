@@ -249,7 +249,7 @@ test("an administrator sees System and Template; a user never does, and the API 
   await signIn("--user", "ada", "--admin");
   const tabs = await page.locator("nav#tabs a").allTextContents();
   assert.deepEqual(tabs, ["Personal", "System", "Template"]);
-  await page.getByRole("link", { name: "System" }).click();
+  await page.getByRole("link", { name: "System", exact: true }).click();
   await page.locator("#matrix-caption", { hasText: "System notification settings" }).waitFor();
   const userToken = cli("token", "--sub", "alice", "--role", "user");
   const refused = await call("GET", "/v1/notifications/system", undefined, userToken);
@@ -415,6 +415,50 @@ test("an administrator sees every webhook with its owner and can add a system on
   }
 });
 
+test("an administrator's system settings: switches and fields saved, a secret set but never shown, an error at its field", async () => {
+  await signIn("--user", "ada", "--admin");
+  await page.getByRole("link", { name: "System settings" }).click();
+  await page.locator("#system-fields fieldset").first().waitFor();
+  assert.equal(await page.locator("#sys-slack_token-state").textContent(), "Not set.");
+  await page.getByLabel("Send to Slack").check();
+  await page.getByLabel("System channel").fill("#appsec");
+  await page.getByLabel("Bot token").fill("xoxb-page-secret-1");
+  await page.getByRole("button", { name: "Save settings" }).click();
+  await page.locator("#sys-saved", { hasText: "Saved" }).waitFor();
+  const stored = (await call("GET", "/v1/system/settings")).body;
+  assert.equal(stored.enable_slack_notifications, true);
+  assert.equal(stored.slack_channel, "#appsec");
+  assert.equal(stored.slack_token_set, true);
+  assert.equal(await page.locator("#sys-slack_token-state").textContent(), "Set. Type a new one to replace it.");
+  assert.equal((await page.content()).includes("xoxb-page-secret-1"), false, "the token is nowhere on the page");
+  // The matrix now has a Slack column.
+  await page.getByRole("link", { name: "Notifications" }).click();
+  await page.locator('input[name="scan_added.slack"]').waitFor();
+
+  await page.getByRole("link", { name: "System settings" }).click();
+  await page.getByLabel("Site URL (the links in messages)").fill("not a url");
+  await page.getByRole("button", { name: "Save settings" }).click();
+  const error = page.locator("#sys-error-site_url");
+  await error.waitFor();
+  assert.match(await error.textContent(), /^site_url/);
+  assert.equal((await call("GET", "/v1/system/settings")).body.site_url, stored.site_url, "nothing saved");
+
+  await page.getByLabel("Site URL (the links in messages)").fill(stored.site_url || "");
+  await page.getByLabel("Clear the bot token").check();
+  await page.getByRole("button", { name: "Save settings" }).click();
+  await page.locator("#sys-saved", { hasText: "slack_token" }).waitFor();
+  assert.equal((await call("GET", "/v1/system/settings")).body.slack_token_set, false);
+  // Slack is left switched off again for the other tests.
+  await page.getByLabel("Send to Slack").uncheck();
+  await page.getByRole("button", { name: "Save settings" }).click();
+  await page.locator("#sys-saved", { hasText: "enable_slack_notifications" }).waitFor();
+});
+
+test("a user has no System settings link", async () => {
+  await signIn("--user", "alice");
+  assert.equal(await page.getByRole("link", { name: "System settings" }).count(), 0);
+});
+
 /** axe-core's serious and critical violations on the page as it is now. */
 async function seriousViolations() {
   await page.addScriptTag({ path: require.resolve("axe-core/axe.min.js") });
@@ -424,7 +468,7 @@ async function seriousViolations() {
     .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`);
 }
 
-test("axe-core finds no serious violation on the matrix, the alerts, the webhooks or the sign-in help", async () => {
+test("axe-core finds no serious violation on the matrix, the alerts, the webhooks, the system settings or the sign-in help", async () => {
   // axe is injected as a script of its own, which the page's policy would refuse.
   await signIn("--user", "ada", "--admin", { bypassCSP: true });
   assert.deepEqual(await seriousViolations(), []);
@@ -434,6 +478,9 @@ test("axe-core finds no serious violation on the matrix, the alerts, the webhook
   await page.getByRole("button", { name: "Close" }).click();
   await page.getByRole("link", { name: "Webhooks" }).click();
   await page.locator("#webhook-form").waitFor();
+  assert.deepEqual(await seriousViolations(), []);
+  await page.getByRole("link", { name: "System settings" }).click();
+  await page.locator("#system-fields fieldset").first().waitFor();
   assert.deepEqual(await seriousViolations(), []);
   await page.evaluate(() => sessionStorage.clear());
   await page.goto(`${base}/`);

@@ -58,6 +58,7 @@ function signOut(why) {
   sessionStorage.removeItem(TOKEN_KEY);
   $("notifications").hidden = true;
   $("webhooks").hidden = true;
+  $("system-settings").hidden = true;
   $("views").hidden = true;
   $("bell").hidden = true;
   $("alerts").hidden = true;
@@ -600,19 +601,166 @@ async function onWebhookAction(event) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// System settings (administrators)
+
+/** The form: DefectDojo's system settings fields, grouped as its page groups them. */
+const SYSTEM_FIELDS = [
+  ["Mail", [
+    ["enable_mail_notifications", "Send mail", "bool"],
+    ["mail_notifications_to", "System mail address", "text"],
+    ["email_from", "From address", "text"],
+  ]],
+  ["Slack", [
+    ["enable_slack_notifications", "Send to Slack", "bool"],
+    ["slack_token", "Bot token", "secret"],
+    ["slack_channel", "System channel", "text"],
+    ["slack_username", "Name shown as the sender", "text"],
+  ]],
+  ["Microsoft Teams", [
+    ["enable_msteams_notifications", "Send to Teams", "bool"],
+    ["msteams_url", "Incoming webhook or Workflows URL", "text"],
+  ]],
+  ["Webhooks", [
+    ["enable_webhooks_notifications", "Send to webhooks", "bool"],
+    ["webhooks_notifications_timeout", "Timeout in seconds (1 to 60)", "number"],
+  ]],
+  ["Messages", [
+    ["team_name", "Team name", "text"],
+    ["site_url", "Site URL (the links in messages)", "text"],
+    ["disclaimer_notifications", "Disclaimer added to every message", "textarea"],
+  ]],
+  ["Reminders", [
+    ["enable_notify_sla_active", "SLA reminders for active findings", "bool"],
+    ["enable_notify_sla_active_verified", "SLA reminders for active, verified findings", "bool"],
+    ["enable_notify_sla_exponential_backoff", "Remind less often as a breach ages", "bool"],
+    ["risk_acceptance_notify_before_expiration", "Days before a risk acceptance expires to remind", "number"],
+    ["engagement_auto_close", "Close engagements after their end date", "bool"],
+    ["engagement_auto_close_days", "Days after the end date to close them", "number"],
+  ]],
+  ["Alerts", [
+    ["max_alerts_per_user", "Alerts kept per user (-1 keeps every one)", "number"],
+    ["system_level_trump", "Events whose explicit recipients also get the system channels", "events"],
+  ]],
+  ["DefectDojo", [
+    ["defectdojo_instance", "DefectDojo's URL (must match X-DefectDojo-Instance)", "text"],
+    ["defectdojo_webhook_key", "Key DefectDojo's webhooks send", "secret"],
+  ]],
+];
+
+const system = { stored: null };
+
+function systemField([name, label, kind]) {
+  const id = `sys-${name}`;
+  const error = el("span", { class: "error", id: `sys-error-${name}`, role: "alert" });
+  const value = system.stored[name];
+  if (kind === "bool") {
+    return el("div", { class: "field check" },
+      el("input", { type: "checkbox", id, name, checked: Boolean(value) }),
+      el("label", { for: id }, label), error);
+  }
+  if (kind === "secret") {
+    const set = Boolean(system.stored[`${name}_set`]);
+    return el("div", { class: "field" },
+      el("label", { for: id }, label),
+      el("span", { class: "help", id: `${id}-state` }, set ? "Set. Type a new one to replace it." : "Not set."),
+      el("input", { id, name, type: "password", autocomplete: "off", "aria-describedby": `${id}-state` }),
+      set
+        ? el("span", { class: "check" },
+          el("input", { type: "checkbox", id: `${id}-clear`, name: `${name}.clear` }),
+          el("label", { for: `${id}-clear` }, `Clear the ${label.toLowerCase()}`))
+        : null,
+      error);
+  }
+  if (kind === "events") {
+    const chosen = new Set(value || []);
+    return el("fieldset", { class: "field", id },
+      el("legend", {}, label),
+      ...state.catalogue.items.map((event) =>
+        el("span", { class: "check" },
+          el("input", { type: "checkbox", id: `${id}-${event.name}`, name: `${name}.${event.name}`, checked: chosen.has(event.name) }),
+          el("label", { for: `${id}-${event.name}` }, event.label))),
+      error);
+  }
+  const input = kind === "textarea"
+    ? el("textarea", { id, name, rows: 3 }, value || "")
+    : el("input", { id, name, type: kind === "number" ? "number" : "text", value: value ?? "" });
+  return el("div", { class: "field" }, el("label", { for: id }, label), input, error);
+}
+
+async function openSystem() {
+  system.stored = await api("GET", "/v1/system/settings");
+  $("system-fields").replaceChildren(
+    ...SYSTEM_FIELDS.map(([group, fields]) =>
+      el("fieldset", { class: "group" }, el("legend", {}, group), ...fields.map(systemField))),
+  );
+}
+
+/** The fields that changed; a secret only when replaced (its value) or cleared (null). */
+function systemPatch() {
+  const form = $("system-form");
+  const patch = {};
+  for (const [, fields] of SYSTEM_FIELDS) {
+    for (const [name, , kind] of fields) {
+      const stored = system.stored[name];
+      if (kind === "secret") {
+        const typed = form.elements.namedItem(name).value;
+        if (typed) patch[name] = typed;
+        else if (form.elements.namedItem(`${name}.clear`)?.checked) patch[name] = null;
+      } else if (kind === "bool") {
+        const next = form.elements.namedItem(name).checked;
+        if (next !== Boolean(stored)) patch[name] = next;
+      } else if (kind === "events") {
+        const next = state.catalogue.items
+          .map((e) => e.name)
+          .filter((e) => form.elements.namedItem(`${name}.${e}`).checked);
+        if (JSON.stringify([...next].sort()) !== JSON.stringify([...(stored || [])].sort())) patch[name] = next;
+      } else {
+        const raw = form.elements.namedItem(name).value;
+        const next = kind === "number" ? (raw === "" ? null : Number(raw)) : raw.trim();
+        if (next !== (stored ?? (kind === "number" ? null : ""))) patch[name] = next;
+      }
+    }
+  }
+  return patch;
+}
+
+async function saveSystem(event) {
+  event.preventDefault();
+  for (const node of document.querySelectorAll("#system-form .error")) node.textContent = "";
+  $("sys-saved").textContent = "";
+  const patch = systemPatch();
+  if (Object.keys(patch).length === 0) {
+    $("sys-saved").textContent = "Nothing changed.";
+    return;
+  }
+  try {
+    await api("PUT", "/v1/system/settings", patch);
+    await openSystem();
+    state.catalogue = await api("GET", "/v1/event-types");
+    $("sys-saved").textContent = `Saved: ${Object.keys(patch).join(", ")}.`;
+  } catch (error) {
+    const field = (error.field || "").split(/[.[]/)[0];
+    const target = field && $(`sys-error-${field}`);
+    (target || $("sys-error")).textContent = error.message || String(error);
+    $(`sys-${field}`)?.focus?.();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Start
 
-/** Shows the page a fragment names: `#webhooks`, or a settings scope (`#personal`, ...). */
+/** Shows the page a fragment names: `#webhooks`, `#system-settings` (administrators), or a
+ * settings scope (`#personal`, ...). */
 async function route(target) {
-  const onWebhooks = target === "webhooks";
-  $("notifications").hidden = onWebhooks;
-  $("webhooks").hidden = !onWebhooks;
+  const admin = state.me.role === "admin";
+  const view = target === "webhooks" || (target === "system-settings" && admin) ? target : "notifications";
+  for (const id of ["notifications", "webhooks", "system-settings"]) $(id).hidden = id !== view;
   for (const link of document.querySelectorAll("#views a")) {
-    const current = (link.dataset.view === "webhooks") === onWebhooks;
-    if (current) link.setAttribute("aria-current", "page");
+    if (link.dataset.view === view) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
-  if (onWebhooks) await openWebhooks();
+  if (view === "webhooks") await openWebhooks();
+  else if (view === "system-settings") await openSystem();
   else await openScope(target || "personal");
 }
 
@@ -639,6 +787,8 @@ async function start() {
   $("alerts-more").addEventListener("click", () => loadAlerts(true));
   $("alerts-list").addEventListener("click", onAlertAction);
   $("views").hidden = false;
+  for (const node of document.querySelectorAll("#views [data-admin]")) node.hidden = me.role !== "admin";
+  $("system-form").addEventListener("submit", saveSystem);
   $("webhook-form").addEventListener("submit", saveWebhook);
   $("wh-cancel").addEventListener("click", () => webhookForm(null));
   $("webhooks-body").addEventListener("click", onWebhookAction);
