@@ -489,16 +489,7 @@ async fn a_defectdojo_that_refuses_fails_stalls_or_sends_garbage_stops_the_sync_
     // access differ from the 3.x one now answering: any write before the failure would show.
     let v2 = fake_defectdojo("v2").await;
     for (reply, expected) in cases {
-        let app = TestApp::on_disk();
-        sync_from(
-            &api(&v2, TOKEN),
-            app.herald.store.as_ref(),
-            &SyncOptions::default(),
-            &|_, _, _| {},
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-        let before = app.store_dump();
+        let (app, before) = synced_from(&v2).await;
         fake.will_at("/api/v2/products/", [reply]);
         // Users, contacts and product types were read; the products page fails.
         let got = sync_from(
@@ -523,16 +514,7 @@ async fn a_defectdojo_that_refuses_fails_stalls_or_sends_garbage_stops_the_sync_
     }
 
     // The findings' first page is staged, the second fails: still nothing changes.
-    let app = TestApp::on_disk();
-    sync_from(
-        &api(&v2, TOKEN),
-        app.herald.store.as_ref(),
-        &SyncOptions::default(),
-        &|_, _, _| {},
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
-    let before = app.store_dump();
+    let (app, before) = synced_from(&v2).await;
     let rows: Vec<Value> = serde_json::from_str(
         &std::fs::read_to_string(fixtures("v3").join("findings_related_fields.json"))
             .unwrap_or_else(|e| panic!("{e}")),
@@ -575,6 +557,21 @@ async fn a_defectdojo_that_refuses_fails_stalls_or_sends_garbage_stops_the_sync_
     );
     assert_eq!(fake.requests_to("/api/v2/findings/").len(), 2);
     assert_eq!(app.store_dump(), before);
+}
+
+/// A Herald on disk synced from `fake`, with the dump of its store.
+async fn synced_from(fake: &FakeHttp) -> (TestApp, Vec<String>) {
+    let app = TestApp::on_disk();
+    sync_from(
+        &api(fake, TOKEN),
+        app.herald.store.as_ref(),
+        &SyncOptions::default(),
+        &|_, _, _| {},
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let dump = app.store_dump();
+    (app, dump)
 }
 
 fn source(fake: &FakeHttp, token: &str) -> herald_shared::defectdojo_sync::DefectDojoSource {

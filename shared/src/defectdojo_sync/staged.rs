@@ -14,6 +14,7 @@ use crate::domain::defectdojo::directory::DojoDirectory;
 use crate::domain::defectdojo::records::{
     DojoEngagementRow, DojoFindingRow, DojoRiskAcceptanceRow, RecordReader,
 };
+use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
@@ -238,78 +239,84 @@ pub async fn stage_records(
     let mut reader = RecordReader::new(&users, &products);
     let mut skips = Skips::default();
 
-    let mut engagements = (StagingFile::new()?, BTreeSet::new());
-    api.each_page(
-        "engagements",
-        &[],
-        &|n, total| progress("engagements", n, total),
-        |rows: Vec<DojoEngagementRow>| -> Result<(), StagingError> {
-            for row in &rows {
-                match reader.engagement(row) {
-                    Ok(e) => stage(&mut engagements, e.id.to_string(), &e.to_json())?,
-                    Err(why) => skips.push("engagements", why),
-                }
-            }
-            Ok(())
+    let engagements = stage_endpoint(
+        api,
+        ("engagements", &[]),
+        progress,
+        (&mut skips, "engagements"),
+        |row: &DojoEngagementRow| {
+            reader
+                .engagement(row)
+                .map(|e| (e.id.to_string(), e.to_json()))
         },
     )
     .await?;
-    let mut findings = (StagingFile::new()?, BTreeSet::new());
-    api.each_page(
-        "findings",
-        &[("active", "true"), ("related_fields", "true")],
-        &|n, total| progress("findings", n, total),
-        |rows: Vec<DojoFindingRow>| -> Result<(), StagingError> {
-            for row in &rows {
-                match reader.finding(row) {
-                    Ok(f) => stage(&mut findings, f.id.to_string(), &f.to_json())?,
-                    Err(why) => skips.push("findings", why),
-                }
-            }
-            Ok(())
+    let findings = stage_endpoint(
+        api,
+        (
+            "findings",
+            &[("active", "true"), ("related_fields", "true")],
+        ),
+        progress,
+        (&mut skips, "findings"),
+        |row: &DojoFindingRow| reader.finding(row).map(|f| (f.id.to_string(), f.to_json())),
+    )
+    .await?;
+    let risk_acceptances = stage_endpoint(
+        api,
+        ("risk_acceptance", &[]),
+        progress,
+        (&mut skips, "risk acceptances"),
+        |row: &DojoRiskAcceptanceRow| {
+            reader
+                .risk_acceptance(row)
+                .map(|r| (r.id.to_string(), r.to_json()))
         },
     )
     .await?;
-    let mut acceptances = (StagingFile::new()?, BTreeSet::new());
-    api.each_page(
-        "risk_acceptance",
-        &[],
-        &|n, total| progress("risk_acceptance", n, total),
-        |rows: Vec<DojoRiskAcceptanceRow>| -> Result<(), StagingError> {
-            for row in &rows {
-                match reader.risk_acceptance(row) {
-                    Ok(r) => stage(&mut acceptances, r.id.to_string(), &r.to_json())?,
-                    Err(why) => skips.push("risk acceptances", why),
-                }
-            }
-            Ok(())
-        },
-    )
-    .await?;
-    let finish = |(file, ids): (StagingFile, BTreeSet<String>)| -> io::Result<StagedKind> {
-        Ok(StagedKind {
-            staged: file.finish()?,
-            ids,
-        })
-    };
     Ok(StagedRecords {
-        engagements: finish(engagements)?,
-        findings: finish(findings)?,
-        risk_acceptances: finish(acceptances)?,
+        engagements,
+        findings,
+        risk_acceptances,
         skipped: skips.into_sentences(),
     })
 }
 
-fn stage(
-    (file, ids): &mut (StagingFile, BTreeSet<String>),
-    id: String,
-    body: &serde_json::Value,
-) -> io::Result<()> {
-    // A record DefectDojo lists twice (a page shifted under a concurrent change) is kept once.
-    if ids.insert(id) {
-        file.push(&body.to_string())?;
-    }
-    Ok(())
+/// Reads `endpoint` (with `query`) page by page and stages what `convert` makes of each row,
+/// an (id, body) pair, or lists why it left the row out under `kind`. A record DefectDojo
+/// lists twice (a page shifted under a concurrent change) is staged once.
+async fn stage_endpoint<T: DeserializeOwned + Send>(
+    api: &DefectDojoApi,
+    (endpoint, query): (&'static str, &[(&str, &str)]),
+    progress: &(dyn Fn(&str, usize, Option<u64>) + Sync),
+    (skips, kind): (&mut Skips, &'static str),
+    mut convert: impl FnMut(&T) -> Result<(String, serde_json::Value), String> + Send,
+) -> Result<StagedKind, StagingError> {
+    let mut file = StagingFile::new()?;
+    let mut ids = BTreeSet::new();
+    api.each_page(
+        endpoint,
+        query,
+        &|n, total| progress(endpoint, n, total),
+        |rows: Vec<T>| -> Result<(), StagingError> {
+            for row in &rows {
+                match convert(row) {
+                    Ok((id, body)) => {
+                        if ids.insert(id) {
+                            file.push(&body.to_string())?;
+                        }
+                    }
+                    Err(why) => skips.push(kind, why),
+                }
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(StagedKind {
+        staged: file.finish()?,
+        ids,
+    })
 }
 
 #[cfg(test)]
