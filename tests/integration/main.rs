@@ -12,6 +12,7 @@ mod defectdojo_sync;
 mod defectdojo_webhooks;
 mod lambda_payloads;
 mod openapi;
+mod page;
 mod queue_driver;
 mod queues;
 mod security_headers;

@@ -108,6 +108,9 @@ async function api(method, path, body) {
 // ---------------------------------------------------------------------------------------------
 // The matrix
 
+/** Resolves once `state.catalogue` is read (at start). */
+let catalogueLoaded = Promise.resolve();
+
 const state = {
   me: null,
   catalogue: null,
@@ -183,6 +186,7 @@ async function openScope(id) {
     scope.id === "personal"
       ? api("GET", `/v1/users/${encodeURIComponent(state.me.sub)}/notifications/effective`)
       : Promise.resolve(null),
+    catalogueLoaded,
   ]);
   state.document = doc;
   renderMatrix(scope, doc, effective);
@@ -688,7 +692,7 @@ function systemField([name, label, kind]) {
 }
 
 async function openSystem() {
-  system.stored = await api("GET", "/v1/system/settings");
+  [system.stored] = await Promise.all([api("GET", "/v1/system/settings"), catalogueLoaded]);
   $("system-fields").replaceChildren(
     ...SYSTEM_FIELDS.map(([group, fields]) =>
       el("fieldset", { class: "group" }, el("legend", {}, group), ...fields.map(systemField))),
@@ -803,8 +807,11 @@ async function start() {
     });
   }
   try {
-    state.catalogue = await api("GET", "/v1/event-types");
-    await Promise.all([route(location.hash.slice(1)), refreshCount()]);
+    // The catalogue is read beside the first view's own reads, not before them.
+    catalogueLoaded = api("GET", "/v1/event-types").then((catalogue) => {
+      state.catalogue = catalogue;
+    });
+    await Promise.all([route(location.hash.slice(1)), refreshCount(), catalogueLoaded]);
     document.body.dataset.ready = "true";
   } catch (error) {
     $("form-error").textContent = String(error.message || error);
