@@ -4,10 +4,13 @@
 //! API Gateway's HTTP API buffers a Lambda's answer whole, so on AWS the route does not exist
 //! and the page reads the count every 30 seconds instead.
 //!
-//! The count is read from the store every [`POLL`] (one indexed read per open page), which
-//! catches every writer (intake, the senders' failure alerts, the scheduled checks, another
+//! The count is read from the store every [`POLL`] per open page (the embedded store's count:
+//! its alert rows' index and any recipients' alerts still being merged in), which catches
+//! every writer (intake, the senders' failure alerts, the scheduled checks, another
 //! process) without any of them knowing about the stream. Streams end when the server shuts
-//! down ([`Streams::end`]), so they never hold up a graceful shutdown.
+//! down ([`Streams::end`]), so they never hold up a graceful shutdown. The token is checked
+//! when the stream opens; the page closes its stream while its tab is hidden and opens a new
+//! one, checked again, when it is shown.
 
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};

@@ -454,6 +454,29 @@ test("an administrator's system settings: switches and fields saved, a secret se
   await page.locator("#sys-saved", { hasText: "enable_slack_notifications" }).waitFor();
 });
 
+test("a slow answer for a tab left behind is not drawn, so Save writes the tab on screen", async () => {
+  await signIn("--user", "ada", "--admin");
+  const before = (await call("GET", "/v1/users/ada/notifications")).body;
+  // Personal's settings answer late; System is opened meanwhile.
+  await page.route("**/v1/users/ada/notifications", async (route) => {
+    if (route.request().method() !== "GET") return route.continue();
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    return route.continue();
+  });
+  await page.getByRole("link", { name: "Personal", exact: true }).click();
+  await page.getByRole("link", { name: "System", exact: true }).click();
+  await page.locator("#matrix-caption", { hasText: "System notification settings" }).waitFor();
+  await new Promise((resolve) => setTimeout(resolve, 1_200));
+  assert.equal(await page.locator("#matrix-caption").textContent(), "System notification settings");
+  assert.equal(await page.locator('input[name="scan_added.msteams"]').count(), 0, "Teams is off: no column");
+  await page.locator('input[name="code_review.mail"]').check();
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.locator("#saved", { hasText: "Saved." }).waitFor();
+  const system = (await call("GET", "/v1/notifications/system")).body;
+  assert.ok(system.events.code_review.includes("mail"), JSON.stringify(system.events.code_review));
+  assert.deepEqual((await call("GET", "/v1/users/ada/notifications")).body, before, "personal untouched");
+});
+
 test("a user has no System settings link", async () => {
   await signIn("--user", "alice");
   assert.equal(await page.getByRole("link", { name: "System settings" }).count(), 0);

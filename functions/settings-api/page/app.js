@@ -56,6 +56,7 @@ function claims(token) {
 
 function signOut(why) {
   sessionStorage.removeItem(TOKEN_KEY);
+  token = null;
   $("notifications").hidden = true;
   $("webhooks").hidden = true;
   $("system-settings").hidden = true;
@@ -97,7 +98,12 @@ async function api(method, path, body) {
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await response.text();
-  const json = text ? JSON.parse(text) : null;
+  let json = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {
+    throw new ApiError(response.status, { error: { message: `Herald answered ${response.status} with something that is not JSON` } });
+  }
   if (response.status === 401) {
     signOut("Your sign-in has expired or is not valid: open a new link.");
   }
@@ -112,6 +118,8 @@ async function api(method, path, body) {
 let catalogueLoaded = Promise.resolve();
 
 const state = {
+  /** Counts the views opened, so a slow answer for an earlier one is dropped. */
+  opened: 0,
   me: null,
   catalogue: null,
   scope: null,
@@ -175,6 +183,7 @@ function columns(scope) {
 }
 
 async function openScope(id) {
+  const opened = ++state.opened;
   const scope = scopes(state.me).find((s) => s.id === id) || scopes(state.me)[0];
   state.scope = scope;
   renderTabs();
@@ -188,6 +197,8 @@ async function openScope(id) {
       : Promise.resolve(null),
     catalogueLoaded,
   ]);
+  // Another tab was opened meanwhile: its answers are the ones to show (and save to).
+  if (opened !== state.opened) return;
   state.document = doc;
   renderMatrix(scope, doc, effective);
 }
@@ -350,11 +361,16 @@ async function refreshCount() {
  * page keeps to reading the count every 30 seconds. */
 async function followCount() {
   let response;
+  const hidden = new AbortController();
+  const onHidden = () => document.hidden && hidden.abort();
+  document.addEventListener("visibilitychange", onHidden);
   try {
     response = await fetch(alertsPath("/stream"), {
       headers: { Authorization: `Bearer ${token}`, Accept: "text/event-stream" },
+      signal: hidden.signal,
     });
   } catch {
+    document.removeEventListener("visibilitychange", onHidden);
     return true;
   }
   if (!response.ok || !response.body) return false;
@@ -376,14 +392,31 @@ async function followCount() {
       }
     }
   } catch {
-    // The connection dropped: followed again below.
+    // The connection dropped, or the tab was hidden: followed again below.
   }
+  document.removeEventListener("visibilitychange", onHidden);
   delete $("bell").dataset.live;
   return true;
 }
 
+/** A hidden tab holds no connection (browsers allow six per server): the stream is closed
+ * while the tab is hidden and opened again, with a fresh count, when it is shown. */
+function whenVisible() {
+  if (!document.hidden) return Promise.resolve();
+  return new Promise((resolve) => {
+    const shown = () => {
+      if (document.hidden) return;
+      document.removeEventListener("visibilitychange", shown);
+      resolve();
+    };
+    document.addEventListener("visibilitychange", shown);
+  });
+}
+
 async function live() {
-  while (token && (await followCount())) {
+  for (;;) {
+    await whenVisible();
+    if (!token || !(await followCount())) return;
     await new Promise((resolve) => setTimeout(resolve, 2_000));
   }
 }
@@ -441,14 +474,23 @@ async function toggleAlerts() {
   panel.hidden = !open;
   $("bell").setAttribute("aria-expanded", String(open));
   if (open) {
+    $("alerts-error").textContent = "";
     await loadAlerts(false);
-    $("alerts-title").focus?.();
+    $("alerts-title").focus();
+  } else {
+    $("bell").focus();
   }
+}
+
+/** Shows why an action in the alerts failed. */
+function alertsFailed(error) {
+  $("alerts-error").textContent = error.message || String(error);
 }
 
 async function onAlertAction(event) {
   const button = event.target.closest("button[data-action]");
   if (!button) return;
+  $("alerts-error").textContent = "";
   const item = button.closest("[data-alert-id]");
   const id = item.dataset.alertId;
   if (button.dataset.action === "read") {
@@ -457,7 +499,9 @@ async function onAlertAction(event) {
     button.remove();
   } else {
     await api("DELETE", alertsPath(`/${encodeURIComponent(id)}`));
+    const next = item.nextElementSibling || item.previousElementSibling;
     item.remove();
+    (next?.querySelector("button") || $("alerts-title")).focus();
     $("alerts-empty").hidden = $("alerts-list").children.length > 0;
   }
   await refreshCount();
@@ -488,6 +532,7 @@ function webhookState(w) {
 }
 
 async function openWebhooks() {
+  const opened = ++state.opened;
   const admin = state.me.role === "admin";
   $("webhooks-help").textContent = admin
     ? "Every webhook: system ones (no owner) get what the system settings send, a user's get what that user's settings send."
@@ -495,6 +540,7 @@ async function openWebhooks() {
   $("webhooks-caption").textContent = admin ? "Every webhook endpoint" : "Your webhook endpoints";
   for (const node of document.querySelectorAll("#webhooks [data-admin]")) node.hidden = !admin;
   const page = await api("GET", "/v1/webhooks");
+  if (opened !== state.opened) return;
   webhooks.items = page.items;
   renderWebhooks();
 }
@@ -667,7 +713,7 @@ function systemField([name, label, kind]) {
     return el("div", { class: "field" },
       el("label", { for: id }, label),
       el("span", { class: "help", id: `${id}-state` }, set ? "Set. Type a new one to replace it." : "Not set."),
-      el("input", { id, name, type: "password", autocomplete: "off", "aria-describedby": `${id}-state` }),
+      el("input", { id, name, type: "password", autocomplete: "new-password", "aria-describedby": `${id}-state` }),
       set
         ? el("span", { class: "check" },
           el("input", { type: "checkbox", id: `${id}-clear`, name: `${name}.clear` }),
@@ -692,7 +738,10 @@ function systemField([name, label, kind]) {
 }
 
 async function openSystem() {
-  [system.stored] = await Promise.all([api("GET", "/v1/system/settings"), catalogueLoaded]);
+  const opened = ++state.opened;
+  const [stored] = await Promise.all([api("GET", "/v1/system/settings"), catalogueLoaded]);
+  if (opened !== state.opened) return;
+  system.stored = stored;
   $("system-fields").replaceChildren(
     ...SYSTEM_FIELDS.map(([group, fields]) =>
       el("fieldset", { class: "group" }, el("legend", {}, group), ...fields.map(systemField))),
@@ -785,17 +834,23 @@ async function start() {
   $("notifications").hidden = false;
   $("bell").hidden = false;
   $("settings").addEventListener("submit", save);
-  $("bell").addEventListener("click", toggleAlerts);
-  $("alerts-close").addEventListener("click", toggleAlerts);
-  $("alerts-read-all").addEventListener("click", readAll);
-  $("alerts-more").addEventListener("click", () => loadAlerts(true));
-  $("alerts-list").addEventListener("click", onAlertAction);
+  const guarded = (action) => (event) => action(event).catch(alertsFailed);
+  $("bell").addEventListener("click", guarded(toggleAlerts));
+  $("alerts-close").addEventListener("click", guarded(toggleAlerts));
+  $("alerts-read-all").addEventListener("click", guarded(readAll));
+  $("alerts-more").addEventListener("click", guarded(() => loadAlerts(true)));
+  $("alerts-list").addEventListener("click", guarded(onAlertAction));
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && !$("alerts").hidden) guarded(toggleAlerts)(event);
+  });
   $("views").hidden = false;
   for (const node of document.querySelectorAll("#views [data-admin]")) node.hidden = me.role !== "admin";
   $("system-form").addEventListener("submit", saveSystem);
   $("webhook-form").addEventListener("submit", saveWebhook);
   $("wh-cancel").addEventListener("click", () => webhookForm(null));
-  $("webhooks-body").addEventListener("click", onWebhookAction);
+  $("webhooks-body").addEventListener("click", (event) =>
+    onWebhookAction(event).catch((error) => ($("wh-error").textContent = error.message || String(error))),
+  );
   for (const nav of [$("tabs"), $("views")]) {
     nav.addEventListener("click", (event) => {
       const link = event.target.closest("a[data-scope], a[data-view]");
@@ -803,7 +858,7 @@ async function start() {
       event.preventDefault();
       const target = link.getAttribute("href").slice(1);
       history.replaceState(null, "", `#${target}`);
-      route(target);
+      route(target).catch((error) => ($("form-error").textContent = error.message || String(error)));
     });
   }
   try {
@@ -816,7 +871,7 @@ async function start() {
   } catch (error) {
     $("form-error").textContent = String(error.message || error);
   }
-  setInterval(refreshCount, COUNT_EVERY_MS);
+  setInterval(() => $("bell").dataset.live || refreshCount(), COUNT_EVERY_MS);
   live();
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden) refreshCount();
