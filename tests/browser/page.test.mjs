@@ -477,6 +477,19 @@ test("a slow answer for a tab left behind is not drawn, so Save writes the tab o
   assert.deepEqual((await call("GET", "/v1/users/ada/notifications")).body, before, "personal untouched");
 });
 
+test("back and forward go between the views opened", async () => {
+  await signIn("--user", "ada", "--admin");
+  await page.getByRole("link", { name: "Webhooks" }).click();
+  await page.locator("#webhook-form").waitFor();
+  await page.getByRole("link", { name: "System", exact: true }).waitFor({ state: "hidden" });
+  await page.goBack();
+  await page.locator("#matrix-caption", { hasText: "Personal notification settings" }).waitFor();
+  assert.equal(await page.locator("#webhooks").isHidden(), true);
+  await page.goForward();
+  await page.locator("#webhook-form").waitFor();
+  assert.equal(await page.locator("#notifications").isHidden(), true);
+});
+
 test("a user has no System settings link", async () => {
   await signIn("--user", "alice");
   assert.equal(await page.getByRole("link", { name: "System settings" }).count(), 0);

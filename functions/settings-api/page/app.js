@@ -857,7 +857,7 @@ async function start() {
       if (!link) return;
       event.preventDefault();
       const target = link.getAttribute("href").slice(1);
-      history.replaceState(null, "", `#${target}`);
+      history.pushState(null, "", `#${target}`);
       route(target).catch((error) => ($("form-error").textContent = error.message || String(error)));
     });
   }
@@ -881,6 +881,11 @@ async function start() {
 // A new sign-in link opened in this tab changes only the fragment: start over with it.
 window.addEventListener("hashchange", () => {
   if (new URLSearchParams(location.hash.slice(1)).has("token")) location.reload();
+});
+
+// Back and forward go between the views and tabs opened.
+window.addEventListener("popstate", () => {
+  if (state.me) route(location.hash.slice(1)).catch(() => {});
 });
 
 start();
