@@ -543,7 +543,7 @@ pub async fn sync_directory(
             let stale = stale_after_recording(store, &ledger, $kind, &staged.ids).await?;
             let (mut done, total) = (0, staged.staged.len());
             for batch in staged.staged.batches(APPLY_BATCH) {
-                for line in batch.map_err(StagingError::read_back)? {
+                for line in batch.map_err(StagingError::ReadBack)? {
                     let wanted = $parse(&line)?;
                     let current = store.$get(&wanted.id).await?;
                     if tally(&mut $counts, current.as_ref(), &wanted) {

@@ -37,15 +37,9 @@ pub enum StagingError {
         #[source]
         source: io::Error,
     },
+    /// Reading a staging file back failed, once writing had begun.
     #[error("could not read back what was staged (the next run reads DefectDojo again): {0}")]
     ReadBack(#[source] io::Error),
-}
-
-impl StagingError {
-    /// A failure reading a staging file back, once writing has begun.
-    pub fn read_back(e: io::Error) -> Self {
-        Self::ReadBack(e)
-    }
 }
 
 impl From<io::Error> for StagingError {
@@ -202,7 +196,6 @@ fn corrupt(what: &str, e: crate::domain::FieldError) -> StagingError {
 #[derive(Default)]
 struct Skips {
     listed: Vec<String>,
-    more: BTreeMap<&'static str, usize>,
     per_kind: BTreeMap<&'static str, usize>,
 }
 
@@ -212,15 +205,15 @@ impl Skips {
         *n += 1;
         if *n <= SKIPPED_LISTED {
             self.listed.push(sentence);
-        } else {
-            *self.more.entry(kind).or_default() += 1;
         }
     }
 
     fn into_sentences(mut self) -> Vec<String> {
-        for (kind, more) in self.more {
-            self.listed
-                .push(format!("and {more} more {kind} were left out likewise"));
+        for (kind, n) in self.per_kind {
+            if let Some(more) = n.checked_sub(SKIPPED_LISTED).filter(|&more| more > 0) {
+                self.listed
+                    .push(format!("and {more} more {kind} were left out likewise"));
+            }
         }
         self.listed
     }
