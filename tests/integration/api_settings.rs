@@ -562,3 +562,52 @@ async fn the_catalogue_says_what_each_event_is_for_and_which_channels_the_system
     assert_eq!(switches(&after)[1], s("mail", true, true));
     assert_eq!(after["channels"][3]["label"], "Microsoft Teams");
 }
+
+#[tokio::test]
+async fn given_memberships_then_a_user_lists_the_products_whose_settings_they_may_keep() {
+    let app = app_with_alice_on_product_1().await;
+    app.user(
+        "alice",
+        Method::PUT,
+        "/v1/users/alice/notifications/products/1",
+        Some(&json!({"events": {"scan_added": ["alert", "mail"]}})),
+    )
+    .await;
+    let r = app
+        .user("alice", Method::GET, "/v1/users/alice/products", None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.body,
+        json!({"username": "alice", "products": [
+            {"id": "1", "name": "Shop", "product_type_id": "pt",
+             "access": ["product_member"], "has_settings": true}
+        ]})
+    );
+
+    // A product-type membership adds the type's other product; each product is listed once.
+    app.service_ok(Method::PUT, "/v1/product-types/pt/members/alice", None)
+        .await;
+    let r = app
+        .user("alice", Method::GET, "/v1/users/alice/products", None)
+        .await;
+    assert_eq!(
+        r.body["products"],
+        json!([
+            {"id": "2", "name": "Other", "product_type_id": "pt",
+             "access": ["product_type_member"], "has_settings": false},
+            {"id": "1", "name": "Shop", "product_type_id": "pt",
+             "access": ["product_member", "product_type_member"], "has_settings": true}
+        ])
+    );
+
+    // An administrator reads anyone's list; an unknown user is a 404.
+    let r = app
+        .admin(Method::GET, "/v1/users/alice/products", None)
+        .await;
+    assert_eq!(r.body["products"].as_array().map(Vec::len), Some(2));
+    let r = app
+        .admin(Method::GET, "/v1/users/ghost/products", None)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+}

@@ -73,6 +73,7 @@ const POLICY: &[(&str, &str, Allowed)] = &[
         "/v1/users/{username}/notifications/effective",
         Allowed::SelfOrAdmin,
     ),
+    ("GET", "/v1/users/{username}/products", Allowed::SelfOrAdmin),
     ("GET", "/v1/users/{username}", Allowed::SelfServiceOrAdmin),
     ("PUT", "/v1/users/{username}", Allowed::ServiceOrAdmin),
     ("DELETE", "/v1/users/{username}", Allowed::ServiceOrAdmin),
@@ -561,6 +562,7 @@ async fn a_user_never_sees_another_users_data() {
         "/v1/users/alice/notifications",
         "/v1/users/alice/notifications/products/1",
         "/v1/users/alice/notifications/effective",
+        "/v1/users/alice/products",
     ] {
         let response = app.user("bob", Method::GET, path, None).await;
         assert_eq!(response.status, StatusCode::FORBIDDEN, "{path}");

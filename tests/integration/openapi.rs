@@ -29,6 +29,7 @@ const CONTRACT_ROUTES: &[(&str, &str)] = &[
         "/v1/users/{username}/notifications/products/{product_id}",
     ),
     ("GET", "/v1/users/{username}/notifications/effective"),
+    ("GET", "/v1/users/{username}/products"),
     ("PUT", "/v1/users/{username}"),
     ("GET", "/v1/users/{username}"),
     ("DELETE", "/v1/users/{username}"),

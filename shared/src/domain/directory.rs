@@ -317,6 +317,30 @@ impl ProductAccess {
     }
 }
 
+/// A product a user may view: why they may, and whether they keep settings of their own
+/// for it (the page's product tabs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewableProduct {
+    pub product: Product,
+    pub access: ProductAccess,
+    pub has_settings: bool,
+}
+
+impl ViewableProduct {
+    /// The order products are listed in: by name ignoring case, then by name, then by id,
+    /// so every store lists them alike.
+    pub fn sort(products: &mut [ViewableProduct]) {
+        products.sort_by(|a, b| {
+            let (a, b) = (&a.product, &b.product);
+            a.name
+                .to_lowercase()
+                .cmp(&b.name.to_lowercase())
+                .then_with(|| a.name.cmp(&b.name))
+                .then_with(|| a.id.cmp(&b.id))
+        });
+    }
+}
+
 /// One user who may view a product, with what routing needs about them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AudienceMember {

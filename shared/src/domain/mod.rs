@@ -26,7 +26,7 @@ pub use checks::{Engagement, EngagementStatus, Finding, RiskAcceptance, Severity
 pub use delivery::{Delivery, DeliveryId, DeliveryMessage, DeliveryStatus, Destination};
 pub use directory::{
     AudienceMember, Product, ProductAccess, ProductAudience, ProductType, ResourceId, User,
-    UserProfile, Username,
+    UserProfile, Username, ViewableProduct,
 };
 pub use event::{Event, EventId};
 pub use routing::{Audience, AudienceQuery, RoutingPlan, SystemScope, audience_query, route};

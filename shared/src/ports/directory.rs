@@ -3,7 +3,7 @@
 use super::StoreError;
 use crate::domain::{
     AudienceMember, NotificationSettings, Product, ProductAccess, ProductAudience, ProductType,
-    ResourceId, User, UserProfile, Username,
+    ResourceId, User, UserProfile, Username, ViewableProduct,
 };
 use async_trait::async_trait;
 
@@ -90,6 +90,14 @@ pub trait DirectoryStore: Send + Sync {
         user: &Username,
         product: &ResourceId,
     ) -> Result<ProductAccess, StoreError>;
+    /// Every product `user` may view (as a member of it or of its product type, or as an
+    /// administrator: every product), with why and whether they have settings for it, in
+    /// [`ViewableProduct::sort`] order. `None` when the user is unknown. A number of backend
+    /// requests that does not grow one per product.
+    async fn viewable_products(
+        &self,
+        user: &Username,
+    ) -> Result<Option<Vec<ViewableProduct>>, StoreError>;
     /// Everyone who may view a product, with their personal and per-product settings, in a
     /// number of backend requests that does not grow one per user. `None` when the product
     /// does not exist.

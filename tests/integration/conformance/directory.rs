@@ -23,6 +23,8 @@ conformance! {
     given_a_type_with_products_then_deleting_it_conflicts_until_they_are_gone,
     given_memberships_then_puts_and_deletes_are_idempotent,
     given_each_kind_of_user_then_product_access_says_why,
+    given_each_kind_of_user_then_viewable_products_lists_what_they_may_view_and_why,
+    given_100_products_then_an_administrators_viewable_products_take_few_requests,
     given_members_of_product_and_type_and_admins_then_the_audience_is_their_union,
     given_250_members_then_the_audience_is_read_in_batches,
     given_a_deleted_user_then_memberships_and_settings_are_gone_for_good,
@@ -308,6 +310,136 @@ async fn given_each_kind_of_user_then_product_access_says_why(h: &mut Harness) -
             is_product_type_member: true,
         }
     );
+    Ok(())
+}
+
+/// One user's viewable products as `(id, member, type member, admin, has settings)`.
+async fn viewable(
+    h: &Harness,
+    user: &str,
+) -> Result<Option<Vec<(String, bool, bool, bool, bool)>>, StoreError> {
+    Ok(h.store()
+        .viewable_products(&username(user))
+        .await?
+        .map(|products| {
+            products
+                .into_iter()
+                .map(|p| {
+                    (
+                        p.product.id.as_str().to_owned(),
+                        p.access.is_product_member,
+                        p.access.is_product_type_member,
+                        p.access.is_admin,
+                        p.has_settings,
+                    )
+                })
+                .collect()
+        }))
+}
+
+async fn given_each_kind_of_user_then_viewable_products_lists_what_they_may_view_and_why(
+    h: &mut Harness,
+) -> TestResult {
+    let store = h.store();
+    add_user(store, "admin", admin_profile("Admin")).await?;
+    let member = add_user(store, "member", profile("Member")).await?;
+    let typer = add_user(store, "typer", profile("Typer")).await?;
+    add_user(store, "stranger", profile("Stranger")).await?;
+    store.put_product_type(&product_type("t1")).await?;
+    store.put_product_type(&product_type("t2")).await?;
+    // Listed by name ignoring case: "api", "Web shop", "Zeta".
+    let named = |id: &str, name: &str, type_id: &str| Product {
+        name: name.to_owned(),
+        ..product(id, type_id)
+    };
+    store.put_product(&named("p1", "Web shop", "t1")).await?;
+    store.put_product(&named("p2", "api", "t2")).await?;
+    store.put_product(&named("p3", "Zeta", "t1")).await?;
+    store.put_product_member(&id("p1"), &member).await?;
+    store.put_product_member(&id("p2"), &member).await?;
+    store.put_product_type_member(&id("t1"), &typer).await?;
+    store.put_product_member(&id("p1"), &typer).await?;
+    store
+        .put_product_notifications(&member, &id("p2"), &settings(&[Channel::Slack]))
+        .await?;
+
+    let owned = |rows: &[(&str, bool, bool, bool, bool)]| -> Vec<(String, bool, bool, bool, bool)> {
+        rows.iter()
+            .map(|&(id, m, t, a, s)| (id.to_owned(), m, t, a, s))
+            .collect()
+    };
+    assert_eq!(
+        viewable(h, "admin").await?,
+        Some(owned(&[
+            ("p2", false, false, true, false),
+            ("p1", false, false, true, false),
+            ("p3", false, false, true, false),
+        ])),
+        "an administrator sees every product, sorted by name"
+    );
+    assert_eq!(
+        viewable(h, "member").await?,
+        Some(owned(&[
+            ("p2", true, false, false, true),
+            ("p1", true, false, false, false),
+        ]))
+    );
+    assert_eq!(
+        viewable(h, "typer").await?,
+        Some(owned(&[
+            ("p1", true, true, false, false),
+            ("p3", false, true, false, false),
+        ])),
+        "both of the type's products, one of them also as a member, each listed once"
+    );
+    assert_eq!(viewable(h, "stranger").await?, Some(Vec::new()));
+    assert_eq!(viewable(h, "ghost").await?, None, "an unknown user");
+
+    // A product moved to another type leaves that type's members; a deleted product and
+    // deleted settings leave everyone's list.
+    let store = h.store();
+    store.put_product(&named("p3", "Zeta", "t2")).await?;
+    store.delete_product(&id("p1")).await?;
+    store
+        .delete_product_notifications(&member, &id("p2"))
+        .await?;
+    assert_eq!(viewable(h, "typer").await?, Some(Vec::new()));
+    assert_eq!(
+        viewable(h, "member").await?,
+        Some(owned(&[("p2", true, false, false, false)]))
+    );
+    assert_eq!(viewable(h, "admin").await?.map(|rows| rows.len()), Some(2));
+    Ok(())
+}
+
+async fn given_100_products_then_an_administrators_viewable_products_take_few_requests(
+    h: &mut Harness,
+) -> TestResult {
+    const PRODUCTS: usize = 100;
+    let store = h.store();
+    add_user(store, "admin", admin_profile("Admin")).await?;
+    let typer = add_user(store, "typer", profile("Typer")).await?;
+    store.put_product_type(&product_type("t1")).await?;
+    store.put_product_type(&product_type("t2")).await?;
+    for i in 0..PRODUCTS {
+        let type_id = if i % 2 == 0 { "t1" } else { "t2" };
+        store
+            .put_product(&product(&format!("p{i:03}"), type_id))
+            .await?;
+    }
+    store.put_product_type_member(&id("t1"), &typer).await?;
+    store.put_product_type_member(&id("t2"), &typer).await?;
+    for (user, expected) in [("admin", PRODUCTS), ("typer", PRODUCTS)] {
+        let before = h.request_count();
+        let listed = viewable(h, user).await?.ok_or("a known user")?;
+        assert_eq!(listed.len(), expected, "{user}");
+        if let (Some(before), Some(after)) = (before, h.request_count()) {
+            let requests = after - before;
+            eprintln!("viewable_products of {user} ({PRODUCTS} products): {requests} requests");
+            // The user's partition, then one index query (per product type for a member).
+            assert!(requests <= 3, "{requests} requests for {user}");
+        }
+    }
     Ok(())
 }
 

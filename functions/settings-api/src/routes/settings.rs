@@ -40,6 +40,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
             delete_product_notifications
         ))
         .routes(routes!(get_effective_notifications))
+        .routes(routes!(get_viewable_products))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -295,6 +296,70 @@ async fn delete_product_notifications(
             "user {user} has no settings for product {product}"
         )))
     }
+}
+
+/// One product a user may view.
+#[derive(Debug, Serialize, ToSchema)]
+struct ViewableProductView {
+    id: String,
+    name: String,
+    product_type_id: String,
+    /// Why they may view it: `product_member`, `product_type_member`, `administrator`.
+    access: Vec<&'static str>,
+    /// Whether they keep settings of their own for this product.
+    has_settings: bool,
+}
+
+/// The products a user may view.
+#[derive(Debug, Serialize, ToSchema)]
+struct ViewableProductsView {
+    username: String,
+    products: Vec<ViewableProductView>,
+}
+
+/// Every product the user may view (as a member of it or of its product type; an
+/// administrator every product), sorted by name, with why and whether they have settings of
+/// their own for it: the products whose settings they may keep.
+#[utoipa::path(get, path = "/v1/users/{username}/products", tag = "settings",
+    security(("bearer" = [])), params(("username" = String, Path)),
+    responses((status = 200, body = ViewableProductsView), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_viewable_products(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(username): Path<String>,
+) -> Result<Json<ViewableProductsView>, ApiError> {
+    caller.require_self_or_admin(&username)?;
+    let user = path_username(&username)?;
+    let products = state
+        .store
+        .viewable_products(&user)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("user {user} not found")))?;
+    let products = products
+        .into_iter()
+        .map(|p| {
+            let access = [
+                (p.access.is_product_member, "product_member"),
+                (p.access.is_product_type_member, "product_type_member"),
+                (p.access.is_admin, "administrator"),
+            ]
+            .into_iter()
+            .filter_map(|(holds, name)| holds.then_some(name))
+            .collect();
+            ViewableProductView {
+                id: p.product.id.to_string(),
+                name: p.product.name,
+                product_type_id: p.product.product_type_id.to_string(),
+                access,
+                has_settings: p.has_settings,
+            }
+        })
+        .collect();
+    Ok(Json(ViewableProductsView {
+        username: user.to_string(),
+        products,
+    }))
 }
 
 /// A user's merged settings.

@@ -6,8 +6,9 @@ use super::attributes::{
 };
 use super::items::{parse_settings, product_from_item, product_item, user_from_item};
 use super::keys::{
-    ADMINS, GSI1, GSI1PK, GSI1SK, Key, MEMBER_PREFIX, NOTIFY_PREFIX, PK, PRODUCT_SK, Parent, SK,
-    USERS, linked_item, product_pk, product_type_pk, user_pk,
+    ADMINS, ALL_PRODUCTS, GSI1, GSI1PK, GSI1SK, Key, MEMBER_PREFIX, NOTIFY_PREFIX, PK,
+    PRODUCT_MEMBER_LINK, PRODUCT_NOTIFY_LINK, PRODUCT_SK, PTYPE_MEMBER_LINK, Parent, SK, USER_SK,
+    USERS, linked_item, product_pk, product_type_index_prefix, product_type_pk, user_pk,
 };
 use super::requests::{
     EXISTS, MAX_ATTEMPTS, NOT_EXISTS, Transaction, backend, backoff, build_error, cancelled,
@@ -16,13 +17,14 @@ use super::requests::{
 use super::{DynamoDbStore, Item};
 use crate::domain::{
     AudienceMember, NotificationSettings, Product, ProductAccess, ProductAudience, ProductType,
-    ResourceId, User, UserProfile, Username,
+    ResourceId, User, UserProfile, Username, ViewableProduct,
 };
 use crate::ports::{DirectoryStore, StoreError, UserWrite};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update,
 };
+use futures_util::future::try_join_all;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 impl DynamoDbStore {
@@ -48,7 +50,25 @@ impl DynamoDbStore {
         roster: &str,
         projection: Option<&[&str]>,
     ) -> Result<Vec<Item>, StoreError> {
+        self.query_index(roster, None, projection).await
+    }
+
+    /// The items of one `GSI1` partition whose `GSI1SK` starts with `sk_prefix` (all when
+    /// `None`), eventually consistent, all pages; `projection` as above.
+    pub(super) async fn query_index(
+        &self,
+        partition: &str,
+        sk_prefix: Option<&str>,
+        projection: Option<&[&str]>,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut attribute_names = names(&[GSI1PK]);
+        let mut condition = format!("#{GSI1PK} = :partition");
+        let mut values = HashMap::from([(":partition".to_owned(), s(partition))]);
+        if let Some(prefix) = sk_prefix {
+            attribute_names.extend(names(&[GSI1SK]));
+            condition.push_str(&format!(" AND begins_with(#{GSI1SK}, :prefix)"));
+            values.insert(":prefix".to_owned(), s(prefix));
+        }
         let projection_expression = projection.map(|attributes| {
             attribute_names.extend(names(attributes));
             attributes
@@ -66,9 +86,9 @@ impl DynamoDbStore {
                 .query()
                 .table_name(self.table.as_ref())
                 .index_name(GSI1)
-                .key_condition_expression(format!("#{GSI1PK} = :roster"))
+                .key_condition_expression(&condition)
                 .set_expression_attribute_names(Some(attribute_names.clone()))
-                .expression_attribute_values(":roster", s(roster))
+                .set_expression_attribute_values(Some(values.clone()))
                 .set_projection_expression(projection_expression.clone())
                 .set_exclusive_start_key(start)
                 .send()
@@ -505,6 +525,90 @@ impl DirectoryStore for DynamoDbStore {
             is_product_member: found.contains_key(&product_member),
             is_product_type_member: found.contains_key(&type_member),
         })
+    }
+
+    async fn viewable_products(
+        &self,
+        user: &Username,
+    ) -> Result<Option<Vec<ViewableProduct>>, StoreError> {
+        // The user's partition holds the user item and a link per membership and per product
+        // they keep settings for: one consistent query.
+        let mut is_admin = None;
+        let (mut member_of, mut type_member_of, mut with_settings) =
+            (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+        for item in self
+            .query_partition(&user_pk(user.as_str()), None, Some(&[SK, IS_ADMIN]))
+            .await?
+        {
+            let sk = string(&item, SK)?;
+            if sk == USER_SK {
+                is_admin = Some(boolean(&item, IS_ADMIN)?);
+            } else if let Some(id) = sk.strip_prefix(PRODUCT_MEMBER_LINK) {
+                member_of.insert(id.to_owned());
+            } else if let Some(id) = sk.strip_prefix(PTYPE_MEMBER_LINK) {
+                type_member_of.insert(id.to_owned());
+            } else if let Some(id) = sk.strip_prefix(PRODUCT_NOTIFY_LINK) {
+                with_settings.insert(id.to_owned());
+            }
+        }
+        let Some(is_admin) = is_admin else {
+            return Ok(None);
+        };
+        // An administrator's products are the whole index; anyone else's are their product
+        // types' products (one query per type, together) and the products they are members of.
+        let mut items = if is_admin {
+            self.query_index(ALL_PRODUCTS, None, None).await?
+        } else {
+            let prefixes: Vec<String> = type_member_of
+                .iter()
+                .map(|t| product_type_index_prefix(t))
+                .collect();
+            try_join_all(
+                prefixes
+                    .iter()
+                    .map(|prefix| self.query_index(ALL_PRODUCTS, Some(prefix), None)),
+            )
+            .await?
+            .into_iter()
+            .flatten()
+            .collect()
+        };
+        let mut products = BTreeMap::new();
+        for item in &items {
+            let product = product_from_item(item)?;
+            products.insert(product.id.as_str().to_owned(), product);
+        }
+        let missing: BTreeSet<Key> = member_of
+            .iter()
+            .filter(|id| !products.contains_key(id.as_str()))
+            .map(|id| Key::product(id))
+            .collect();
+        items = self.batch_get(missing).await?;
+        for item in &items {
+            let product = product_from_item(item)?;
+            products.insert(product.id.as_str().to_owned(), product);
+        }
+        let mut viewable: Vec<ViewableProduct> = products
+            .into_values()
+            .map(|product| {
+                let access = ProductAccess {
+                    is_admin,
+                    is_product_member: member_of.contains(product.id.as_str()),
+                    is_product_type_member: type_member_of
+                        .contains(product.product_type_id.as_str()),
+                };
+                let has_settings = with_settings.contains(product.id.as_str());
+                ViewableProduct {
+                    product,
+                    access,
+                    has_settings,
+                }
+            })
+            // The index may still list a product under the type it just left.
+            .filter(|p| p.access.may_view())
+            .collect();
+        ViewableProduct::sort(&mut viewable);
+        Ok(Some(viewable))
     }
 
     async fn product_audience(

@@ -9,7 +9,7 @@ use super::attributes::{
     SLACK_EMAIL, SLACK_USER_ID, SOURCE, STATUS, TITLE, UPDATED_AT, URL, USERNAME, boolean, n,
     number, optional_string, s, string,
 };
-use super::keys::{EVENTS_NOT_ENQUEUED, GSI1PK, GSI1SK, Key};
+use super::keys::{ALL_PRODUCTS, EVENTS_NOT_ENQUEUED, GSI1PK, GSI1SK, Key, product_index_sk};
 use crate::domain::{
     Alert, Channel, Delivery, DeliveryId, DeliveryStatus, Destination, Event, EventId,
     NotificationSettings, Product, ResourceId, User, UserProfile, Username,
@@ -57,6 +57,15 @@ pub(super) fn product_item(product: &Product) -> Item {
     item.insert(
         DISABLE_SLA.to_owned(),
         AttributeValue::Bool(product.disable_sla_breach_notifications),
+    );
+    // Listed in the products index (the viewable products read it).
+    item.insert(GSI1PK.to_owned(), s(ALL_PRODUCTS));
+    item.insert(
+        GSI1SK.to_owned(),
+        s(product_index_sk(
+            product.product_type_id.as_str(),
+            product.id.as_str(),
+        )),
     );
     item
 }

@@ -34,6 +34,9 @@ pub(super) const ADMINS: &str = "ADMINS";
 /// The `GSI1` partition of every user who is not an administrator (the alert clean-up lists
 /// `ADMINS` and `USERS`).
 pub(super) const USERS: &str = "USERS";
+/// The `GSI1` partition of every product, sorted by [`product_index_sk`] (type, then id), so
+/// an administrator's products and a product type's products are one query each.
+pub(super) const ALL_PRODUCTS: &str = "PRODUCTS";
 pub(super) const EVENT_PREFIX: &str = "EVENT#";
 pub(super) const EVENT_SK: &str = "EVENT";
 pub(super) const DELIVERY_PREFIX: &str = "DELIVERY#";
@@ -122,6 +125,16 @@ pub(super) fn product_type_pk(id: &str) -> String {
 
 pub(super) fn product_pk(id: &str) -> String {
     format!("{PRODUCT_PREFIX}{id}")
+}
+
+/// A product's `GSI1SK` in [`ALL_PRODUCTS`]: `{product type}#{product}` (ids never hold `#`).
+pub(super) fn product_index_sk(product_type: &str, product: &str) -> String {
+    format!("{product_type}#{product}")
+}
+
+/// The `GSI1SK` prefix of one product type's products in [`ALL_PRODUCTS`].
+pub(super) fn product_type_index_prefix(product_type: &str) -> String {
+    format!("{product_type}#")
 }
 
 pub(super) fn event_pk(id: &str) -> String {

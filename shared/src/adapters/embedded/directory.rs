@@ -4,7 +4,7 @@ use super::cache::CACHED_AUDIENCES;
 use super::{EmbeddedStore, backend, parse_settings};
 use crate::domain::{
     AudienceMember, NotificationSettings, Product, ProductAccess, ProductAudience, ProductType,
-    ResourceId, User, UserProfile, Username,
+    ResourceId, User, UserProfile, Username, ViewableProduct,
 };
 use crate::ports::{DirectoryStore, StoreError, UserWrite};
 use async_trait::async_trait;
@@ -435,6 +435,59 @@ impl DirectoryStore for EmbeddedStore {
                 .map_err(backend)?
                 .is_some();
             Ok(ProductAccess { is_admin, is_product_member, is_product_type_member })
+        })
+        .await
+    }
+
+    async fn viewable_products(
+        &self,
+        user: &Username,
+    ) -> Result<Option<Vec<ViewableProduct>>, StoreError> {
+        let username = user.as_str().to_owned();
+        self.read(move |conn| {
+            let is_admin = conn
+                .query_row("SELECT is_admin FROM users WHERE username = ?1", [&username], |r| r.get::<_, bool>(0))
+                .optional()
+                .map_err(backend)?;
+            let Some(is_admin) = is_admin else {
+                return Ok(None);
+            };
+            // Each product once, with the three reasons; an administrator sees every product.
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT p.id, p.name, p.product_type_id, p.disable_sla_breach_notifications,
+                        pm.username IS NOT NULL, tm.username IS NOT NULL, pn.username IS NOT NULL
+                     FROM products p
+                     LEFT JOIN product_members pm ON pm.product_id = p.id AND pm.username = ?1
+                     LEFT JOIN product_type_members tm
+                        ON tm.product_type_id = p.product_type_id AND tm.username = ?1
+                     LEFT JOIN product_notifications pn ON pn.product_id = p.id AND pn.username = ?1
+                     WHERE ?2 OR p.id IN (SELECT product_id FROM product_members WHERE username = ?1)
+                        OR p.product_type_id IN
+                           (SELECT product_type_id FROM product_type_members WHERE username = ?1)",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![username, is_admin], |r| {
+                    Ok(ViewableProduct {
+                        product: Product {
+                            id: ResourceId(r.get(0)?),
+                            name: r.get(1)?,
+                            product_type_id: ResourceId(r.get(2)?),
+                            disable_sla_breach_notifications: r.get(3)?,
+                        },
+                        access: ProductAccess {
+                            is_admin,
+                            is_product_member: r.get(4)?,
+                            is_product_type_member: r.get(5)?,
+                        },
+                        has_settings: r.get(6)?,
+                    })
+                })
+                .map_err(backend)?;
+            let mut products = rows.collect::<Result<Vec<_>, _>>().map_err(backend)?;
+            ViewableProduct::sort(&mut products);
+            Ok(Some(products))
         })
         .await
     }
