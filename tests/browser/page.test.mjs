@@ -495,6 +495,77 @@ test("a user has no System settings link", async () => {
   assert.equal(await page.getByRole("link", { name: "System settings" }).count(), 0);
 });
 
+test("a product tab per product the user may view: its settings saved, what they add shown, removed again", async () => {
+  for (const [id, name] of [["web", "Web"], ["hr", "HR"]]) {
+    assert.equal((await call("PUT", `/v1/product-types/${id}`, { name }, serviceToken)).status < 300, true);
+  }
+  for (const [id, name, type] of [["7", "Web shop", "web"], ["8", "Billing", "web"], ["9", "Payroll", "hr"]]) {
+    const r = await call("PUT", `/v1/products/${id}`, { name, product_type_id: type }, serviceToken);
+    assert.ok(r.status < 300, JSON.stringify(r.body));
+  }
+  assert.equal((await call("PUT", "/v1/products/7/members/alice", undefined, serviceToken)).status < 300, true);
+  assert.equal((await call("PUT", "/v1/product-types/web/members/alice", undefined, serviceToken)).status < 300, true);
+  const personal = await call("PUT", "/v1/users/alice/notifications", { events: { scan_added: ["alert"] } });
+  assert.equal(personal.status, 200, JSON.stringify(personal.body));
+
+  await signIn("--user", "alice");
+  // Sorted by name; Payroll (another product type) is not hers to see.
+  assert.deepEqual(await page.locator("nav#tabs a").allTextContents(), ["Personal", "Billing", "Web shop"]);
+  await page.getByRole("link", { name: "Web shop" }).click();
+  await page.locator("#matrix-caption", { hasText: "Web shop notification settings" }).waitFor();
+  assert.match(await page.locator("#scope-help").textContent(), /you are a member of it and you are a member of its product type.*no settings of your own/);
+  assert.equal(await page.locator("#product-reset").isHidden(), true);
+  assert.equal(await page.locator('input[name="scan_added.mail"]').isChecked(), false);
+  await page.locator('input[name="scan_added.mail"]').check();
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.locator("#saved", { hasText: "Saved." }).waitFor();
+  const stored = await call("GET", "/v1/users/alice/notifications/products/7");
+  assert.equal(stored.status, 200, JSON.stringify(stored.body));
+  assert.deepEqual(stored.body.events.scan_added, ["mail"]);
+  // What she gets for Web shop: the bell from her personal settings, mail from the product's.
+  assert.equal(
+    await page.locator('tr[data-event="scan_added"] td.effective').textContent(),
+    "Alert: from your personal settings; Mail: from the product's settings",
+  );
+  assert.deepEqual(await page.locator("nav#tabs a").allTextContents(), ["Personal", "Billing", "Web shop •"]);
+  assert.equal(await page.locator("nav#tabs").textContent(), "PersonalBillingWeb shop •", "nothing else in the tabs");
+  assert.equal(await page.locator("#product-reset").isVisible(), true);
+  await readmeShot("product.png");
+
+  // A product she may not view has no tab: its address opens her personal settings, and the
+  // API refuses it.
+  await page.goto(`${base}/#product-9`);
+  await page.waitForSelector("body[data-ready=true]");
+  await page.locator("#matrix-caption", { hasText: "Personal notification settings" }).waitFor();
+  const refused = await call("GET", "/v1/users/alice/notifications/products/9", undefined, cli("token", "--sub", "alice", "--role", "user"));
+  assert.equal(refused.status, 403);
+
+  // Opened by its address, then its settings removed: her personal settings apply again.
+  await page.goto(`${base}/#product-7`);
+  await page.waitForSelector("body[data-ready=true]");
+  await page.locator("#matrix-caption", { hasText: "Web shop notification settings" }).waitFor();
+  assert.equal(await page.locator('input[name="scan_added.mail"]').isChecked(), true);
+  await page.getByRole("button", { name: "Remove this product's settings" }).click();
+  await page.locator("#saved", { hasText: "Removed" }).waitFor();
+  assert.equal((await call("GET", "/v1/users/alice/notifications/products/7")).status, 404);
+  assert.equal(await page.locator('tr[data-event="scan_added"] td.effective').textContent(), "Alert: from your personal settings");
+  assert.equal(await page.locator('input[name="scan_added.mail"]').isChecked(), false);
+
+  // Past eight products a list picks the others; the one picked gets its tab.
+  for (let i = 10; i < 20; i++) {
+    const r = await call("PUT", `/v1/products/${i}`, { name: `Service ${i}`, product_type_id: "web" }, serviceToken);
+    assert.ok(r.status < 300, JSON.stringify(r.body));
+  }
+  await signIn("--user", "alice");
+  assert.deepEqual(await page.locator("nav#tabs a").allTextContents(), ["Personal"]);
+  const picker = page.getByLabel("Other product");
+  assert.equal(await picker.locator("option").count(), 13, "a prompt and twelve products");
+  await picker.selectOption({ label: "Service 12" });
+  await page.locator("#matrix-caption", { hasText: "Service 12 notification settings" }).waitFor();
+  assert.deepEqual(await page.locator("nav#tabs a").allTextContents(), ["Personal", "Service 12"]);
+  assert.equal(new URL(page.url()).hash, "#product-12");
+});
+
 /** axe-core's serious and critical violations on the page as it is now. */
 async function seriousViolations() {
   await page.addScriptTag({ path: require.resolve("axe-core/axe.min.js") });

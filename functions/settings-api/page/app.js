@@ -8,6 +8,9 @@
 const TOKEN_KEY = "herald.token";
 const COUNT_EVERY_MS = 30_000;
 const ALERTS_PAGE = 20;
+/** Up to this many products get a tab each; beyond it, those with settings of their own do,
+ * and a list picks any other. */
+const PRODUCT_TABS = 8;
 
 const $ = (id) => document.getElementById(id);
 
@@ -116,17 +119,53 @@ async function api(method, path, body) {
 
 /** Resolves once `state.catalogue` is read (at start). */
 let catalogueLoaded = Promise.resolve();
+/** Resolves once `state.products` is read (at start). */
+let productsLoaded = Promise.resolve();
 
 const state = {
   /** Counts the views opened, so a slow answer for an earlier one is dropped. */
   opened: 0,
   me: null,
   catalogue: null,
+  /** The products this user may view: [{id, name, product_type_id, access, has_settings}]. */
+  products: [],
   scope: null,
   document: null,
 };
 
-/** The scopes this caller may edit: [{id, label, path, help, system}]. */
+const ACCESS_WORDS = {
+  product_member: "you are a member of it",
+  product_type_member: "you are a member of its product type",
+  administrator: "you are an administrator",
+};
+
+/** The scope of one product's settings. */
+function productScope(me, product) {
+  const user = encodeURIComponent(me.sub);
+  const why = product.access.map((a) => ACCESS_WORDS[a] || a).join(" and ");
+  return {
+    id: `product-${product.id}`,
+    label: product.name,
+    path: `/v1/users/${user}/notifications/products/${encodeURIComponent(product.id)}`,
+    help:
+      `For events of ${product.name} (you may view it: ${why}), added to your personal settings: ` +
+      "a channel chosen here or there is used." +
+      (product.has_settings ? "" : " You have no settings of your own for it yet; Save creates them."),
+    system: false,
+    product,
+  };
+}
+
+/** Whether a product gets a tab of its own (the others are in the list beside the tabs). */
+function hasTab(product) {
+  return (
+    state.products.length <= PRODUCT_TABS ||
+    product.has_settings ||
+    (state.scope && state.scope.product && state.scope.product.id === product.id)
+  );
+}
+
+/** The scopes this caller may edit: [{id, label, path, help, system, product?}]. */
 function scopes(me) {
   const user = encodeURIComponent(me.sub);
   const list = [
@@ -137,6 +176,7 @@ function scopes(me) {
       help: "What you receive for every product you may view, unless a product's own settings add to it.",
       system: false,
     },
+    ...state.products.map((product) => productScope(me, product)),
   ];
   if (me.role === "admin") {
     list.push(
@@ -161,19 +201,35 @@ function scopes(me) {
 
 function renderTabs() {
   const nav = $("tabs");
-  nav.replaceChildren(
-    ...scopes(state.me).map((scope) =>
-      el(
-        "a",
-        {
-          href: `#${scope.id}`,
-          "aria-current": state.scope && state.scope.id === scope.id ? "page" : false,
-          dataset: { scope: scope.id },
-        },
-        scope.label,
-      ),
-    ),
-  );
+  const all = scopes(state.me);
+  const tab = (scope) =>
+    el(
+      "a",
+      {
+        href: `#${scope.id}`,
+        "aria-current": state.scope && state.scope.id === scope.id ? "page" : false,
+        dataset: { scope: scope.id },
+        title: scope.product && scope.product.has_settings ? `${scope.label}: has settings of its own` : false,
+      },
+      scope.label,
+      scope.product && scope.product.has_settings ? el("span", { class: "own", "aria-hidden": "true" }, " •") : null,
+    );
+  const untabbed = state.products.filter((p) => !hasTab(p));
+  const picker = untabbed.length
+    ? el(
+        "span",
+        { class: "product-picker" },
+        el("label", { for: "product-picker" }, "Other product"),
+        el(
+          "select",
+          { id: "product-picker" },
+          el("option", { value: "" }, `Choose one of ${untabbed.length}…`),
+          ...untabbed.map((p) => el("option", { value: `product-${p.id}` }, p.name)),
+        ),
+      )
+    : null;
+  nav.replaceChildren(...all.filter((scope) => !scope.product || hasTab(scope.product)).map(tab));
+  if (picker) nav.append(picker);
 }
 
 /** The columns shown for `scope`: every channel the system switched on (Teams at system
@@ -182,25 +238,69 @@ function columns(scope) {
   return state.catalogue.channels.filter((c) => c.enabled && (scope.system || c.personal));
 }
 
+/** What the user gets, for the personal scope or one product's; `null` for the others. */
+function readEffective(scope) {
+  const path = `/v1/users/${encodeURIComponent(state.me.sub)}/notifications/effective`;
+  if (scope.product) return api("GET", `${path}?product_id=${encodeURIComponent(scope.product.id)}`);
+  if (scope.id === "personal") return api("GET", path);
+  return Promise.resolve(null);
+}
+
+/** A scope's stored document; a product the user keeps no settings for has none (404). */
+async function readDocument(scope) {
+  try {
+    return await api("GET", scope.path);
+  } catch (error) {
+    if (scope.product && error instanceof ApiError && error.status === 404) return { events: {} };
+    throw error;
+  }
+}
+
 async function openScope(id) {
   const opened = ++state.opened;
+  // A product's tab is known once the products are read.
+  if (id.startsWith("product-")) await productsLoaded;
+  if (opened !== state.opened) return;
   const scope = scopes(state.me).find((s) => s.id === id) || scopes(state.me)[0];
   state.scope = scope;
   renderTabs();
   $("scope-help").textContent = scope.help;
   $("saved").textContent = "";
+  $("product-reset").hidden = !(scope.product && scope.product.has_settings);
   clearErrors();
-  const [doc, effective] = await Promise.all([
-    api("GET", scope.path),
-    scope.id === "personal"
-      ? api("GET", `/v1/users/${encodeURIComponent(state.me.sub)}/notifications/effective`)
-      : Promise.resolve(null),
-    catalogueLoaded,
-  ]);
+  const [doc, effective] = await Promise.all([readDocument(scope), readEffective(scope), catalogueLoaded]);
   // Another tab was opened meanwhile: its answers are the ones to show (and save to).
   if (opened !== state.opened) return;
   state.document = doc;
   renderMatrix(scope, doc, effective);
+}
+
+/** Marks whether the user keeps settings for the product on screen, and redraws its tab. */
+function productHasSettings(scope, has) {
+  scope.product.has_settings = has;
+  const fresh = productScope(state.me, scope.product);
+  scope.help = fresh.help;
+  $("scope-help").textContent = scope.help;
+  $("product-reset").hidden = !has;
+  renderTabs();
+}
+
+/** Removes the user's settings for the product on screen: their personal settings apply. */
+async function resetProduct() {
+  const scope = state.scope;
+  if (!scope || !scope.product) return;
+  clearErrors();
+  try {
+    await api("DELETE", scope.path);
+  } catch (error) {
+    // Already gone (another tab): the outcome asked for.
+    if (!(error instanceof ApiError && error.status === 404)) throw error;
+  }
+  if (state.scope !== scope) return;
+  productHasSettings(scope, false);
+  state.document = { events: {} };
+  renderMatrix(scope, state.document, await readEffective(scope));
+  $("saved").textContent = "Removed: your personal settings apply.";
 }
 
 function renderMatrix(scope, doc, effective) {
@@ -315,8 +415,9 @@ async function save(event) {
   try {
     state.document = await api("PUT", scope.path, sent);
     $("saved").textContent = "Saved.";
-    if (scope.id === "personal") {
-      const effective = await api("GET", `/v1/users/${encodeURIComponent(state.me.sub)}/notifications/effective`);
+    if (scope.product) productHasSettings(scope, true);
+    const effective = await readEffective(scope);
+    if (effective && state.scope === scope) {
       renderMatrix(scope, state.document, effective);
       $("saved").textContent = "Saved.";
     }
@@ -834,6 +935,15 @@ async function start() {
   $("notifications").hidden = false;
   $("bell").hidden = false;
   $("settings").addEventListener("submit", save);
+  $("product-reset").addEventListener("click", () =>
+    resetProduct().catch((error) => ($("form-error").textContent = error.message || String(error))),
+  );
+  $("tabs").addEventListener("change", (event) => {
+    if (event.target.id !== "product-picker" || !event.target.value) return;
+    const target = event.target.value;
+    history.pushState(null, "", `#${target}`);
+    route(target).catch((error) => ($("form-error").textContent = error.message || String(error)));
+  });
   const guarded = (action) => (event) => action(event).catch(alertsFailed);
   $("bell").addEventListener("click", guarded(toggleAlerts));
   $("alerts-close").addEventListener("click", guarded(toggleAlerts));
@@ -866,7 +976,17 @@ async function start() {
     catalogueLoaded = api("GET", "/v1/event-types").then((catalogue) => {
       state.catalogue = catalogue;
     });
-    await Promise.all([route(location.hash.slice(1)), refreshCount(), catalogueLoaded]);
+    productsLoaded = api("GET", `/v1/users/${encodeURIComponent(me.sub)}/products`).then(
+      (answer) => {
+        state.products = answer.products;
+        if (state.scope) renderTabs();
+      },
+      (error) => {
+        // The tabs go without products; the rest of the page works.
+        $("form-error").textContent = `Your products could not be read: ${error.message || error}`;
+      },
+    );
+    await Promise.all([route(location.hash.slice(1)), refreshCount(), catalogueLoaded, productsLoaded]);
     document.body.dataset.ready = "true";
   } catch (error) {
     $("form-error").textContent = String(error.message || error);
