@@ -9,8 +9,10 @@
 //! every writer (intake, the senders' failure alerts, the scheduled checks, another
 //! process) without any of them knowing about the stream. Streams end when the server shuts
 //! down ([`Streams::end`]), so they never hold up a graceful shutdown. The token is checked
-//! when the stream opens; the page closes its stream while its tab is hidden and opens a new
-//! one, checked again, when it is shown.
+//! when the stream opens, and the stream ends when the token expires (a token already past
+//! its `exp` opens none, though other requests allow 30 s of clock skew), so a page holds no
+//! live count past its sign-in; the page closes its stream while its tab is hidden and opens
+//! a new one, checked again, when it is shown.
 
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -71,6 +73,19 @@ async fn alert_stream(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     caller.require_self_or_admin(&username)?;
     let user = Username::parse("username", &username).map_err(ApiError::BadRequest)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let expires = match caller.expires_at {
+        Some(exp) if exp <= now => {
+            return Err(ApiError::Unauthorized(
+                "invalid token: the token has expired".into(),
+            ));
+        }
+        Some(exp) => Some(tokio::time::Instant::now() + Duration::from_secs(exp - now)),
+        None => None,
+    };
     // The first count is read now, so a store that fails answers an error, not a stream.
     let first = state.store.alert_counts(&user).await?;
     let watch = Watch {
@@ -79,6 +94,7 @@ async fn alert_stream(
         last: None,
         pending: Some(first),
         ended: streams.ended(),
+        expires,
     };
     Ok(Sse::new(stream::unfold(watch, Watch::next)).keep_alive(KeepAlive::default()))
 }
@@ -90,14 +106,28 @@ struct Watch {
     last: Option<AlertCounts>,
     pending: Option<AlertCounts>,
     ended: watch::Receiver<bool>,
+    /// When the caller's token expires: the stream ends then.
+    expires: Option<tokio::time::Instant>,
+}
+
+/// Waits until `deadline`; forever when there is none.
+async fn until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Watch {
     /// The next `count` event: when the count differs from the last one sent; `None` (the
-    /// stream ends) when the server shuts down.
+    /// stream ends) when the server shuts down or the caller's token expires.
     async fn next(mut self) -> Option<(Result<Event, Infallible>, Self)> {
         loop {
-            if *self.ended.borrow() {
+            if *self.ended.borrow()
+                || self
+                    .expires
+                    .is_some_and(|at| tokio::time::Instant::now() >= at)
+            {
                 return None;
             }
             if let Some(counts) = self.pending.take().filter(|c| Some(*c) != self.last) {
@@ -111,6 +141,7 @@ impl Watch {
             tokio::select! {
                 () = tokio::time::sleep(POLL) => {}
                 _ = self.ended.changed() => return None,
+                () = until(self.expires) => return None,
             }
             match self.store.alert_counts(&self.user).await {
                 Ok(counts) => self.pending = Some(counts),

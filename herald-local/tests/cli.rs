@@ -727,3 +727,67 @@ async fn the_bell_s_stream_tells_a_new_alert_at_once_and_ends_when_the_server_st
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn the_bell_s_stream_ends_when_its_token_expires_and_an_expired_token_opens_none() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let server = start(dir.path());
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let service = token(dir.path(), "platform", "service");
+    let put = client
+        .put(format!("{}/v1/users/alice", server.base))
+        .bearer_auth(&service)
+        .json(&serde_json::json!({"email": "alice@example.com"}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(put.status().is_success(), "{}", put.status());
+    let output = common::command(&[])
+        .args(["token", "--sub", "alice", "--role", "user", "--ttl", "2"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(output.status.success());
+    let short = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let url = format!("{}/v1/users/alice/alerts/stream", server.base);
+    let opened = std::time::Instant::now();
+    let mut stream = client
+        .get(&url)
+        .bearer_auth(&short)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(stream.status(), 200);
+    let mut buffer = String::new();
+    assert_eq!(
+        next_event(&mut stream, &mut buffer).await,
+        r#"{"unread":0,"total":0}"#
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream ended when the token expired");
+    let lasted = opened.elapsed();
+    assert!(
+        lasted >= Duration::from_millis(500) && lasted < Duration::from_secs(5),
+        "the stream lasted {lasted:?} for a token of 2 s"
+    );
+    // Past its `exp` (inside the 30 s other requests allow), the token opens no stream.
+    let again = client
+        .get(&url)
+        .bearer_auth(&short)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again.status(), 401);
+    let body: serde_json::Value = again.json().await.unwrap_or_default();
+    assert_eq!(
+        body["error"]["message"], "invalid token: the token has expired",
+        "{body}"
+    );
+}

@@ -43,6 +43,9 @@ pub struct Caller {
     /// The token's `sub`: a username for `user` callers.
     pub subject: String,
     pub role: Role,
+    /// The token's `exp` (seconds since the epoch), when known: a response that outlives the
+    /// request (the live bell's stream) ends then.
+    pub expires_at: Option<u64>,
 }
 
 impl Caller {
@@ -188,11 +191,15 @@ impl Hs256Keys {
                 };
                 ApiError::Unauthorized(format!("invalid token: {why}"))
             })?;
-        caller_from(data.claims.sub, data.claims.role.as_deref())
+        caller_from(
+            data.claims.sub,
+            data.claims.role.as_deref(),
+            Some(data.claims.exp),
+        )
     }
 }
 
-fn caller_from(sub: String, role: Option<&str>) -> Result<Caller, ApiError> {
+fn caller_from(sub: String, role: Option<&str>, exp: Option<u64>) -> Result<Caller, ApiError> {
     if sub.is_empty() {
         return Err(ApiError::Unauthorized("invalid token: empty sub".into()));
     }
@@ -201,7 +208,11 @@ fn caller_from(sub: String, role: Option<&str>) -> Result<Caller, ApiError> {
             "invalid token: the role claim must be admin, service or user".into(),
         )
     })?;
-    Ok(Caller { subject: sub, role })
+    Ok(Caller {
+        subject: sub,
+        role,
+        expires_at: exp,
+    })
 }
 
 impl Authenticator {
@@ -241,7 +252,9 @@ impl Authenticator {
                     ApiError::Unauthorized("missing bearer token (no JWT authorizer claims)".into())
                 })?;
                 let sub = claims.get("sub").cloned().unwrap_or_default();
-                caller_from(sub, claims.get(role_claim).map(String::as_str))
+                // API Gateway hands the claims over as strings; it has checked `exp` already.
+                let exp = claims.get("exp").and_then(|e| e.parse().ok());
+                caller_from(sub, claims.get(role_claim).map(String::as_str), exp)
             }
         }
     }

@@ -474,7 +474,15 @@ async function followCount() {
     document.removeEventListener("visibilitychange", onHidden);
     return true;
   }
-  if (!response.ok || !response.body) return false;
+  if (response.status === 401) {
+    document.removeEventListener("visibilitychange", onHidden);
+    signOut("Your sign-in has expired or is not valid: open a new link.");
+    return false;
+  }
+  if (!response.ok || !response.body) {
+    document.removeEventListener("visibilitychange", onHidden);
+    return false;
+  }
   $("bell").dataset.live = "true";
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";

@@ -55,7 +55,7 @@ fn collect(mut stream: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
 
 /// The binary with `HERALD_JWT_SECRET` unset (the data directory's own secret) and Slack at a
 /// closed loopback port (nothing leaves this machine), then `env` on top.
-fn command(env: &[(&str, &str)]) -> Command {
+pub fn command(env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(BIN);
     command
         .env_remove("HERALD_JWT_SECRET")
