@@ -383,6 +383,22 @@ test("a webhook whose ping fails says why and is not kept; one that answers is l
     assert.equal(edited.name, "SIEM (prod)");
     assert.equal(edited.secret_set, true, "an empty secret field kept the secret");
 
+    // Removing the secret: the box says what it does, and the next ping goes unsigned.
+    await row.getByRole("button", { name: "Edit SIEM (prod)" }).click();
+    assert.equal(await page.locator("#wh-header-value-clear-row").isHidden(), true, "no header value to remove");
+    await page.getByLabel("Remove the stored secret").check();
+    assert.equal(await page.locator("#wh-secret").isDisabled(), true);
+    const pings = answering.got.length;
+    await page.getByRole("button", { name: "Save webhook" }).click();
+    await page.locator("#wh-saved", { hasText: "Saved SIEM (prod)" }).waitFor();
+    assert.equal((await call("GET", "/v1/webhooks")).body.items[0].secret_set, false);
+    assert.equal(answering.got.length, pings + 1);
+    assert.equal(answering.got.at(-1).headers["webhook-signature"], undefined, "the ping went unsigned");
+    await row.getByRole("button", { name: "Edit SIEM (prod)" }).click();
+    assert.equal(await page.locator("#wh-secret-clear-row").isHidden(), true, "nothing left to remove");
+    assert.equal(await page.locator("#wh-secret").isDisabled(), false);
+    await page.getByRole("button", { name: "Cancel" }).click();
+
     page.once("dialog", (dialog) => dialog.accept());
     await page.getByRole("button", { name: "Delete SIEM (prod)" }).click();
     await page.locator("#wh-saved", { hasText: "Deleted SIEM (prod)" }).waitFor();
@@ -452,6 +468,35 @@ test("an administrator's system settings: switches and fields saved, a secret se
   await page.getByLabel("Send to Slack").uncheck();
   await page.getByRole("button", { name: "Save settings" }).click();
   await page.locator("#sys-saved", { hasText: "enable_slack_notifications" }).waitFor();
+
+  // What the browser cannot read as a number is refused at its field, not sent as a clear.
+  const timeout = page.getByLabel("Timeout in seconds (1 to 60)");
+  const storedTimeout = (await call("GET", "/v1/system/settings")).body.webhooks_notifications_timeout;
+  await timeout.fill("");
+  await timeout.pressSequentially("e");
+  const sent = [];
+  page.on("request", (r) => r.method() === "PUT" && sent.push(r.url()));
+  await page.getByRole("button", { name: "Save settings" }).click();
+  const timeoutError = page.locator("#sys-error-webhooks_notifications_timeout");
+  await timeoutError.waitFor();
+  assert.match(await timeoutError.textContent(), /must be a whole number/);
+  assert.deepEqual(sent, [], "nothing was sent");
+  assert.equal((await call("GET", "/v1/system/settings")).body.webhooks_notifications_timeout, storedTimeout);
+  // A value stored with spaces around it is not rewritten by a save that did not touch it.
+  const team = (await call("GET", "/v1/system/settings")).body.team_name;
+  const spaced = await call("PUT", "/v1/system/settings", { team_name: " AppSec " });
+  assert.equal(spaced.status, 200, JSON.stringify(spaced.body));
+  await page.reload();
+  await page.waitForSelector("body[data-ready=true]");
+  await page.getByLabel("Send mail").waitFor();
+  await page.getByLabel("Send to Slack").check();
+  await page.getByRole("button", { name: "Save settings" }).click();
+  await page.locator("#sys-saved", { hasText: "Saved: enable_slack_notifications." }).waitFor();
+  assert.equal((await call("GET", "/v1/system/settings")).body.team_name, " AppSec ");
+  await page.getByLabel("Send to Slack").uncheck();
+  await page.getByRole("button", { name: "Save settings" }).click();
+  await page.locator("#sys-saved", { hasText: "Saved: enable_slack_notifications." }).waitFor();
+  assert.equal((await call("PUT", "/v1/system/settings", { team_name: team })).status, 200);
 });
 
 test("a slow answer for a tab left behind is not drawn, so Save writes the tab on screen", async () => {

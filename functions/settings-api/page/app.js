@@ -414,13 +414,12 @@ async function save(event) {
   const sent = documentFromForm(scope);
   try {
     state.document = await api("PUT", scope.path, sent);
-    $("saved").textContent = "Saved.";
     if (scope.product) productHasSettings(scope, true);
-    const effective = await readEffective(scope);
-    if (effective && state.scope === scope) {
-      renderMatrix(scope, state.document, effective);
-      $("saved").textContent = "Saved.";
-    }
+    // "Saved." once the row's effective column says what the save changed.
+    const effective = await readEffective(scope).catch(() => null);
+    if (state.scope !== scope) return;
+    if (effective) renderMatrix(scope, state.document, effective);
+    $("saved").textContent = "Saved.";
   } catch (error) {
     if (error instanceof ApiError) placeError(error, sent);
     else $("form-error").textContent = String(error);
@@ -694,6 +693,13 @@ function webhookForm(w) {
   $("wh-owner").disabled = Boolean(w);
   $("wh-header-value-state").textContent = w && w.header_value_set ? "A value is set: leave empty to keep it." : "";
   $("wh-secret-state").textContent = w && w.secret_set ? "A secret is set: leave empty to keep it." : "";
+  // A stored secret can be replaced (type a new one) or removed (this box).
+  $("wh-header-value-clear-row").hidden = !(w && w.header_value_set);
+  $("wh-secret-clear-row").hidden = !(w && w.secret_set);
+  for (const [box, input] of [["wh-header-value-clear", "wh-header-value"], ["wh-secret-clear", "wh-secret"]]) {
+    $(box).checked = false;
+    $(input).disabled = false;
+  }
   if (w) $("wh-name").focus();
 }
 
@@ -713,8 +719,10 @@ function webhookBody() {
   set("url", value("wh-url"), w && w.url);
   set("format", $("wh-format").value, w && w.format);
   set("header_name", value("wh-header-name") || null, w && (w.header_name || null));
-  if ($("wh-header-value").value) body.header_value = $("wh-header-value").value;
-  if ($("wh-secret").value) body.secret = $("wh-secret").value;
+  if (w && $("wh-header-value-clear").checked) body.header_value = null;
+  else if ($("wh-header-value").value) body.header_value = $("wh-header-value").value;
+  if (w && $("wh-secret-clear").checked) body.secret = null;
+  else if ($("wh-secret").value) body.secret = $("wh-secret").value;
   if (!w && state.me.role === "admin") body.owner = value("wh-owner") || null;
   return body;
 }
@@ -857,6 +865,14 @@ async function openSystem() {
   );
 }
 
+/** An error the page finds in a form before anything is sent, at the field it names. */
+class FormError extends Error {
+  constructor(field, message) {
+    super(`${field}: ${message}`);
+    this.field = field;
+  }
+}
+
 /** The fields that changed; a secret only when replaced (its value) or cleared (null). */
 function systemPatch() {
   const form = $("system-form");
@@ -876,10 +892,16 @@ function systemPatch() {
           .map((e) => e.name)
           .filter((e) => form.elements.namedItem(`${name}.${e}`).checked);
         if (JSON.stringify([...next].sort()) !== JSON.stringify([...(stored || [])].sort())) patch[name] = next;
+      } else if (kind === "number") {
+        const input = form.elements.namedItem(name);
+        // What the browser cannot read as a number is refused here, not sent as a clear.
+        if (input.validity.badInput) throw new FormError(name, "must be a whole number");
+        const next = input.value === "" ? null : Number(input.value);
+        if (next !== (stored ?? null)) patch[name] = next;
       } else {
-        const raw = form.elements.namedItem(name).value;
-        const next = kind === "number" ? (raw === "" ? null : Number(raw)) : raw.trim();
-        if (next !== (stored ?? (kind === "number" ? null : ""))) patch[name] = next;
+        // Sent as typed when it differs from what is stored: the API says what it refuses.
+        const next = form.elements.namedItem(name).value;
+        if (next !== (stored ?? "")) patch[name] = next;
       }
     }
   }
@@ -890,12 +912,12 @@ async function saveSystem(event) {
   event.preventDefault();
   for (const node of document.querySelectorAll("#system-form .error")) node.textContent = "";
   $("sys-saved").textContent = "";
-  const patch = systemPatch();
-  if (Object.keys(patch).length === 0) {
-    $("sys-saved").textContent = "Nothing changed.";
-    return;
-  }
   try {
+    const patch = systemPatch();
+    if (Object.keys(patch).length === 0) {
+      $("sys-saved").textContent = "Nothing changed.";
+      return;
+    }
     await api("PUT", "/v1/system/settings", patch);
     await openSystem();
     state.catalogue = await api("GET", "/v1/event-types");
@@ -966,6 +988,12 @@ async function start() {
   $("system-form").addEventListener("submit", saveSystem);
   $("webhook-form").addEventListener("submit", saveWebhook);
   $("wh-cancel").addEventListener("click", () => webhookForm(null));
+  for (const [box, input] of [["wh-header-value-clear", "wh-header-value"], ["wh-secret-clear", "wh-secret"]]) {
+    $(box).addEventListener("change", () => {
+      $(input).disabled = $(box).checked;
+      if ($(box).checked) $(input).value = "";
+    });
+  }
   $("webhooks-body").addEventListener("click", (event) =>
     onWebhookAction(event).catch((error) => ($("wh-error").textContent = error.message || String(error))),
   );
