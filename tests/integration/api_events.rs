@@ -279,6 +279,54 @@ async fn given_an_eventbridge_event_then_it_takes_the_same_path_and_a_wrong_deta
 }
 
 #[tokio::test]
+async fn given_an_eventbridge_event_without_an_id_then_a_retried_invocation_is_a_replay_not_a_second_event()
+ {
+    let app = world().await;
+    let state = event_intake::IntakeState {
+        store: app.herald.store.clone(),
+        queue: app.herald.queue.clone(),
+        clock: app.herald.clock.clone(),
+        auth: herald_http::Authenticator::ApiGatewayClaims {
+            role_claim: "role".into(),
+        },
+    };
+    let mut payload: Value =
+        serde_json::from_str(include_str!("../../events/eventbridge/herald-event.json"))
+            .unwrap_or_default();
+    if let Some(detail) = payload["detail"].as_object_mut() {
+        detail.remove("id");
+    }
+    // The rule retries an invocation with the same envelope, `id` included.
+    let first = eventbridge::handle(&state, &payload)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let retried = eventbridge::handle(&state, &payload)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        first.event_id.as_str(),
+        "eventbridge:6a7e8feb-b491-4cf7-a9f1-bf3703467718"
+    );
+    assert!(!first.replayed && retried.replayed, "{first:?} {retried:?}");
+    assert_eq!(
+        (&retried.event_id, retried.deliveries, retried.alerts),
+        (&first.event_id, first.deliveries, first.alerts)
+    );
+    let alice = app
+        .user("alice", Method::GET, "/v1/users/alice/alerts/count", None)
+        .await;
+    assert_eq!(alice.body["total"], 1, "one alert, not one per invocation");
+
+    // Another EventBridge event (another envelope id) is another Herald event.
+    payload["id"] = json!("0b7e8feb-0000-4cf7-a9f1-bf3703467718");
+    let other = eventbridge::handle(&state, &payload)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!other.replayed);
+    assert_ne!(other.event_id, first.event_id);
+}
+
+#[tokio::test]
 async fn given_alerts_then_the_bell_pages_newest_first_and_read_state_and_deletes_work() {
     let app = world().await;
     for i in 0..30 {

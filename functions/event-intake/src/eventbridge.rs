@@ -1,7 +1,12 @@
 //! Events from EventBridge: `detail-type` `herald.event`, the event as `detail`.
+//!
+//! EventBridge delivers at least once and the rule retries a failed invocation (up to 185
+//! times over 24 hours by default), always with the same envelope `id`. An event whose
+//! `detail` has no `id` takes its id from the envelope's (`eventbridge:{id}`), so a retried
+//! invocation is an idempotent replay, never a second event.
 
 use crate::state::{IntakeState, new_event_id};
-use herald_shared::domain::Event;
+use herald_shared::domain::{Event, EventId};
 use herald_shared::intake::{IntakeAnswer, accept_event};
 use serde_json::Value;
 
@@ -28,6 +33,25 @@ pub fn is_eventbridge(payload: &Value) -> bool {
     payload.get("detail-type").is_some() && payload.get("detail").is_some()
 }
 
+/// The id of an event that names none: derived from the envelope's `id`, the same on every
+/// retry of one EventBridge event (a fresh one only for an envelope without an id).
+fn envelope_event_id(payload: &Value) -> String {
+    const PREFIX: &str = "eventbridge:";
+    match payload.get("id").and_then(Value::as_str) {
+        Some(id) if EventId::parse("id", &format!("{PREFIX}{id}")).is_ok() => {
+            format!("{PREFIX}{id}")
+        }
+        // Not an id Herald can keep as it is: its digest, as stable as the id itself.
+        Some(id) if !id.is_empty() => {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(id.as_bytes());
+            let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+            format!("{PREFIX}{hex}")
+        }
+        _ => new_event_id(),
+    }
+}
+
 /// Accepts one EventBridge event.
 pub async fn handle(
     state: &IntakeState,
@@ -41,7 +65,7 @@ pub async fn handle(
         return Err(EventBridgeError::DetailType(detail_type.to_owned()));
     }
     let detail = payload.get("detail").cloned().unwrap_or(Value::Null);
-    let event = Event::from_request(&detail, new_event_id)
+    let event = Event::from_request(&detail, || envelope_event_id(payload))
         .map_err(|e| EventBridgeError::Invalid(e.to_string()))?;
     accept_event(
         state.store.as_ref(),
