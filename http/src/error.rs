@@ -38,6 +38,10 @@ pub enum ApiError {
     /// A field's value is already taken (409 naming the field).
     #[error("{0}")]
     FieldConflict(FieldError),
+    /// An idempotency key (an event's `id`) reused for a different request (409
+    /// `idempotency_key_reused` naming the field).
+    #[error("{0}")]
+    IdempotencyKeyReused(FieldError),
     /// The body is larger than the limit (413).
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -65,6 +69,7 @@ impl ApiError {
             ApiError::Conflict(_) | ApiError::FieldConflict(_) => {
                 (StatusCode::CONFLICT, "conflict")
             }
+            ApiError::IdempotencyKeyReused(_) => (StatusCode::CONFLICT, "idempotency_key_reused"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
@@ -97,7 +102,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         let field = match &self {
-            ApiError::BadRequest(e) | ApiError::Validation(e) | ApiError::FieldConflict(e)
+            ApiError::BadRequest(e)
+            | ApiError::Validation(e)
+            | ApiError::FieldConflict(e)
+            | ApiError::IdempotencyKeyReused(e)
                 if !e.field.is_empty() =>
             {
                 Some(e.field.clone())

@@ -70,6 +70,12 @@ pub enum IntakeError {
     /// id or by the recovery pass.
     #[error(transparent)]
     Queue(#[from] QueueError),
+    /// The id was accepted before for an event that differs from this one: a retry must send
+    /// the same event, and a new event needs a new id (or none).
+    #[error(
+        "id: {0} was already used for a different event; send the same event to retry it, or a new id for a new event"
+    )]
+    IdempotencyKeyReused(EventId),
 }
 
 /// Accepts `event` at `now_ms` (milliseconds since the Unix epoch).
@@ -87,6 +93,9 @@ where
     let (mut event, mut accepted_at) = (event, now_ms);
     let mut replayed = false;
     if let Some(first) = store.event(&event.id).await? {
+        if first.event != event {
+            return Err(IntakeError::IdempotencyKeyReused(event.id));
+        }
         replayed = true;
         if first.complete {
             return finish_duplicate(store, queue, &first).await;
@@ -222,7 +231,10 @@ where
             );
             Ok(Recording::Done(IntakeAnswer::from_record(&record)))
         }
-        // Another request with the same id won the race: answer as it did.
+        // Another request with the same id won the race: answer as it did, if it was this event.
+        RecordOutcome::Duplicate(first) if first.event != record.event => {
+            Err(IntakeError::IdempotencyKeyReused(record.event.id))
+        }
         RecordOutcome::Duplicate(first) if first.complete => finish_duplicate(store, queue, &first)
             .await
             .map(Recording::Done),

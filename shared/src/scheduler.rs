@@ -334,7 +334,12 @@ where
     }
     let event = Event::from_request(&reminder.event, || reminder_id(&reminder.key))
         .map_err(SendError::Invalid)?;
-    accept_event(store, queue, event, now_ms).await?;
+    match accept_event(store, queue, event, now_ms).await {
+        // A rerun after a crash whose reminder reads differently now (a title edited
+        // meanwhile): its event was accepted already, once.
+        Ok(_) | Err(IntakeError::IdempotencyKeyReused(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
     Ok(Sent { sent: true, closed })
 }
 

@@ -143,10 +143,8 @@ async fn given_the_same_id_twice_then_the_first_answer_comes_back_and_nothing_is
         .await;
     assert_eq!(first.status, StatusCode::ACCEPTED);
     assert!(first.headers.get("idempotent-replayed").is_none());
-    let mut changed = scan("dup");
-    changed["title"] = json!("a different title");
     let again = app
-        .service(Method::POST, "/v1/events", Some(&changed))
+        .service(Method::POST, "/v1/events", Some(&scan("dup")))
         .await;
     assert_eq!(
         (again.status, &again.body),
@@ -159,6 +157,20 @@ async fn given_the_same_id_twice_then_the_first_answer_comes_back_and_nothing_is
             .map(|v| v.as_bytes()),
         Some(&b"true"[..])
     );
+    // The same id for another event is refused, naming `id`; the first event stands.
+    let mut changed = scan("dup");
+    changed["title"] = json!("a different title");
+    let reused = app
+        .service(Method::POST, "/v1/events", Some(&changed))
+        .await;
+    assert_eq!(
+        (reused.status, reused.body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("idempotency_key_reused")),
+        "{}",
+        reused.body
+    );
+    assert_eq!(reused.error_field(), "id");
+    assert!(reused.headers.get("idempotent-replayed").is_none());
     assert_eq!(unread(&app, "alice").await, 1);
     let now = app.herald.clock.now_ms();
     let slack = app

@@ -3,6 +3,7 @@
 
 use herald_http::auth::Authenticator;
 use herald_http::error::ApiError;
+use herald_shared::domain::FieldError;
 use herald_shared::intake::IntakeError;
 use herald_shared::ports::{Clock, DeliveryQueue, HeraldStore};
 use std::sync::Arc;
@@ -35,6 +36,12 @@ pub fn intake_error(e: IntakeError) -> ApiError {
     match e {
         IntakeError::Store(e) => e.into(),
         IntakeError::Queue(e) => ApiError::Internal(e.to_string()),
+        IntakeError::IdempotencyKeyReused(id) => ApiError::IdempotencyKeyReused(FieldError::new(
+            "id",
+            format!(
+                "{id} was already used for a different event; send the same event to retry it, or a new id for a new event"
+            ),
+        )),
     }
 }
 
