@@ -23,6 +23,8 @@ const WEBHOOK_SECRET: &str = "whsec_aGVyYWxkLXNlY3JldHMtc3VpdGUtc2lnbmluZy1rZXkt
 const WEBHOOK_KEY: &str = "aGVyYWxkLXNlY3JldHMtc3VpdGUtc2lnbmluZy1rZXktNDcxMQ";
 const REJECTED_WEBHOOK_SECRET: &str = "whsec_SECRET-rejected-not-base64!!";
 const HEADER_VALUE: &str = "Bearer hdr-SECRET-4d2e8b";
+/// The signature in the Teams webhook's URL: whoever has the URL may post to the channel.
+const TEAMS_SIG: &str = "teams-SIG-SECRET-5e1f0c";
 const HEADER_VALUE_2: &str = "Bearer hdr-SECRET-rotated-91ac";
 const REJECTED_HEADER_VALUE: &str = "hdr-SECRET-rejected\r\nX-Evil: 1";
 
@@ -40,6 +42,7 @@ fn secrets() -> Vec<&'static str> {
         REJECTED_WEBHOOK_SECRET,
         HEADER_VALUE,
         "hdr-SECRET",
+        TEAMS_SIG,
     ]
 }
 
@@ -225,20 +228,26 @@ async fn secrets_never_appear_in_any_answer_or_log_line() {
     // System settings: every channel on, the Slack token set, read back, rejected, rotated.
     let settings = json!({
         "enable_slack_notifications": true, "slack_token": SLACK_TOKEN, "slack_channel": "#appsec",
-        "enable_msteams_notifications": true, "msteams_url": format!("{fakes_base}/teams"),
+        "enable_msteams_notifications": true, "msteams_url": format!("{fakes_base}/teams?sig={TEAMS_SIG}"),
         "enable_webhooks_notifications": true, "webhooks_notifications_timeout": 2,
         "enable_mail_notifications": true, "mail_notifications_to": "appsec@example.com",
         "team_name": "AppSec"});
     let put = c
         .call(M::PUT, "/v1/system/settings", Some(&admin), Some(settings))
         .await;
-    assert_eq!(expect(put, 200, "settings")["slack_token_set"], true);
-    expect(
+    let put = expect(put, 200, "settings");
+    assert_eq!(
+        (&put["slack_token_set"], &put["msteams_url_set"]),
+        (&json!(true), &json!(true))
+    );
+    let read = expect(
         c.call(M::GET, "/v1/system/settings", Some(&admin), None)
             .await,
         200,
         "read settings",
     );
+    assert_eq!(read["msteams_url_set"], true, "{read}");
+    assert!(read.get("msteams_url").is_none(), "{read}");
     expect(
         c.call(
             M::PUT,

@@ -436,6 +436,8 @@ test("an administrator's system settings: switches and fields saved, a secret se
   await page.getByRole("link", { name: "System settings" }).click();
   await page.locator("#system-fields fieldset").first().waitFor();
   assert.equal(await page.locator("#sys-slack_token-state").textContent(), "Not set.");
+  // The Teams URL carries its signature: write-only like the token.
+  assert.equal(await page.locator("#sys-msteams_url-state").textContent(), "Not set.");
   await page.getByLabel("Send to Slack").check();
   await page.getByLabel("System channel").fill("#appsec");
   await page.getByLabel("Bot token").fill("xoxb-page-secret-1");

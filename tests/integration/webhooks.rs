@@ -3,6 +3,7 @@
 //! endpoint states, parking and recovery, and who may see what.
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use base64::Engine;
 use herald_local::driver::QueueDriver;
 use herald_shared::adapters::WebhookClient;
 use herald_shared::domain::Channel;
@@ -584,7 +585,7 @@ async fn given_a_failing_ping_then_422_names_url_and_nothing_is_saved() {
     assert_eq!(r.error_field(), "url");
     let now = w.endpoint(&id_of(&hook)).await;
     assert_eq!(now["name"], "SIEM");
-    assert_eq!(now["url"], url);
+    assert_eq!(now["url"], url.replace("url-t0ken", "***"), "unchanged, shown redacted");
 
     // Without HERALD_ALLOW_PRIVATE_TARGETS a loopback URL is refused before any request.
     let strict = TestApp::new();
@@ -763,6 +764,50 @@ async fn secrets_and_header_values_never_appear_in_any_answer() {
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(bad.error_field(), "secret");
     assert_clean(&bad);
+}
+
+#[tokio::test]
+async fn given_credentials_in_a_webhook_url_then_it_is_shown_redacted_and_a_round_trip_keeps_it() {
+    let w = world(5).await;
+    // The receiver on loopback, reached with a user, a password and a query token.
+    let plain = w.receiver.url("/siem");
+    let with_credentials =
+        plain.replacen("http://", "http://ops:pa55-SECRET@", 1) + "?token=tok-SECRET&v=2";
+    let body = json!({"name": "SIEM", "url": with_credentials});
+    let created = w
+        .as_("root", Method::POST, "/v1/webhooks", Some(&body))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let shown = plain.replacen("http://", "http://ops:***@", 1) + "?token=***&v=***";
+    assert_eq!(created.body["url"], shown);
+    let path = format!("/v1/webhooks/{}", id_of(&created.body));
+    for answer in [
+        w.as_("root", Method::GET, &path, None).await,
+        w.as_("root", Method::GET, "/v1/webhooks", None).await,
+    ] {
+        assert!(!answer.raw.contains("SECRET"), "{}", answer.raw);
+    }
+
+    // A GET → PUT round trip sends the redacted URL back: the stored one is kept, and the
+    // ping goes to it with its credentials.
+    let mut view = w.as_("root", Method::GET, &path, None).await.body;
+    view["name"] = json!("SIEM (prod)");
+    let edited = w.as_("root", Method::PUT, &path, Some(&view)).await;
+    assert_eq!(edited.status, StatusCode::OK, "{}", edited.body);
+    assert_eq!(edited.body["url"], shown);
+    let ping = w
+        .receiver
+        .requests()
+        .pop()
+        .unwrap_or_else(|| panic!("no ping"));
+    assert!(ping.path.contains("token=tok-SECRET"), "{}", ping.path);
+    assert_eq!(
+        ping.header("authorization"),
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("ops:pa55-SECRET")
+        )
+    );
 }
 
 #[tokio::test]

@@ -103,7 +103,10 @@ impl Transport for TeamsTransport {
                 "Microsoft Teams notifications are disabled in the system settings",
             ));
         }
-        let url = system.msteams_url.trim();
+        let url = system
+            .msteams_url
+            .as_ref()
+            .map_or("", |url| url.expose().trim());
         if url.is_empty() {
             return Err(permanent(
                 "no Teams webhook is configured (system settings msteams_url)",

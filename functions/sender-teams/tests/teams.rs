@@ -48,7 +48,7 @@ impl FakeTeams {
 fn system(url: &str) -> SystemSettings {
     SystemSettings {
         enable_msteams_notifications: true,
-        msteams_url: url.to_owned(),
+        msteams_url: Some(herald_shared::domain::Secret::new(url)),
         team_name: "AppSec".into(),
         site_url: "https://dojo.example.com".into(),
         webhooks_notifications_timeout: 10,

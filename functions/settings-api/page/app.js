@@ -785,7 +785,7 @@ const SYSTEM_FIELDS = [
   ]],
   ["Microsoft Teams", [
     ["enable_msteams_notifications", "Send to Teams", "bool"],
-    ["msteams_url", "Incoming webhook or Workflows URL", "text"],
+    ["msteams_url", "Incoming webhook or Workflows URL", "secret"],
   ]],
   ["Webhooks", [
     ["enable_webhooks_notifications", "Send to webhooks", "bool"],

@@ -141,7 +141,7 @@ pub fn route(event: &Event, system: SystemScope<'_>, audience: Audience<'_>) -> 
                         system.settings.slack_channel.clone(),
                     ));
                 }
-                Channel::Msteams if !system.settings.msteams_url.is_empty() => {
+                Channel::Msteams if system.settings.msteams_url.is_some() => {
                     builder.deliver(Destination::Teams)
                 }
                 Channel::Webhooks => builder.deliver(Destination::SystemWebhooks),
@@ -250,7 +250,7 @@ mod tests {
             enable_webhooks_notifications: true,
             mail_notifications_to: "appsec@example.com".into(),
             slack_channel: "#appsec".into(),
-            msteams_url: "https://teams.example.com/hook".into(),
+            msteams_url: Some(crate::domain::Secret::new("https://teams.example.com/hook")),
             ..SystemSettings::default()
         }
     }
@@ -614,7 +614,7 @@ mod tests {
     fn given_a_system_channel_without_destination_then_nothing_is_sent_there() {
         let settings = SystemSettings {
             slack_channel: String::new(),
-            msteams_url: String::new(),
+            msteams_url: None,
             mail_notifications_to: String::new(),
             ..all_on()
         };

@@ -1,9 +1,10 @@
 //! System settings: channel switches, destinations and scheduled-check options, with
 //! DefectDojo's field names so its users can carry theirs over.
 //!
-//! Secrets (`slack_token`) are write-only: [`SystemSettings`] never serializes them, the
+//! Secrets (`slack_token`, `msteams_url`, whose signature lets anyone post to the channel, and
+//! `defectdojo_webhook_key`) are write-only: [`SystemSettings`] never serializes them, the
 //! stored form adds them explicitly ([`SystemSettings::to_stored`]) and the API view says only
-//! whether one is set (`slack_token_set`).
+//! whether one is set (`slack_token_set`, `msteams_url_set`).
 
 use super::catalogue::EventType;
 use super::channel::Channel;
@@ -49,7 +50,9 @@ pub struct SystemSettings {
     pub slack_channel: String,
     pub slack_username: String,
     pub enable_msteams_notifications: bool,
-    pub msteams_url: String,
+    /// Write-only: the Teams webhook's URL carries the signature that lets anyone post.
+    #[serde(skip_serializing, deserialize_with = "empty_as_none")]
+    pub msteams_url: Option<Secret>,
     pub enable_webhooks_notifications: bool,
     /// Seconds.
     pub webhooks_notifications_timeout: u32,
@@ -88,7 +91,7 @@ impl Default for SystemSettings {
             slack_channel: String::new(),
             slack_username: String::new(),
             enable_msteams_notifications: false,
-            msteams_url: String::new(),
+            msteams_url: None,
             enable_webhooks_notifications: false,
             webhooks_notifications_timeout: 10,
             disclaimer_notifications: String::new(),
@@ -116,7 +119,19 @@ const MAX_LINE: usize = 1_000;
 const MAX_DISCLAIMER: usize = 4_000;
 
 /// Fields a client may send back from a `GET` but not change.
-const READ_ONLY_FIELDS: &[&str] = &["slack_token_set", "defectdojo_webhook_key_set"];
+const READ_ONLY_FIELDS: &[&str] = &[
+    "slack_token_set",
+    "msteams_url_set",
+    "defectdojo_webhook_key_set",
+];
+
+/// A stored secret string; the empty string (what older versions stored for "none") is none.
+fn empty_as_none<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Secret>, D::Error> {
+    let value = Option::<String>::deserialize(deserializer)?;
+    Ok(value.filter(|v| !v.is_empty()).map(Secret::new))
+}
 
 impl SystemSettings {
     /// Whether messages on `channel` may be sent at all (`alert` always may).
@@ -138,7 +153,7 @@ impl SystemSettings {
             .collect()
     }
 
-    /// The view returned by the API: every field but secrets, plus `slack_token_set`.
+    /// The view returned by the API: every field but secrets, plus whether each is set.
     pub fn to_view(&self) -> Value {
         let mut view =
             serde_json::to_value(self).unwrap_or_else(|_| Value::Object(Default::default()));
@@ -146,6 +161,10 @@ impl SystemSettings {
             map.insert(
                 "slack_token_set".into(),
                 Value::Bool(self.slack_token.is_some()),
+            );
+            map.insert(
+                "msteams_url_set".into(),
+                Value::Bool(self.msteams_url.is_some()),
             );
             map.insert(
                 "defectdojo_webhook_key_set".into(),
@@ -160,7 +179,11 @@ impl SystemSettings {
         let mut stored = self.to_view();
         if let Value::Object(map) = &mut stored {
             map.remove("slack_token_set");
+            map.remove("msteams_url_set");
             map.remove("defectdojo_webhook_key_set");
+            if let Some(url) = &self.msteams_url {
+                map.insert("msteams_url".into(), Value::String(url.expose().to_owned()));
+            }
             if let Some(key) = &self.defectdojo_webhook_key {
                 map.insert(
                     "defectdojo_webhook_key".into(),
@@ -225,7 +248,14 @@ impl SystemSettings {
                 "slack_channel" => next.slack_channel = line(field, value, MAX_LINE)?,
                 "slack_username" => next.slack_username = line(field, value, MAX_LINE)?,
                 "slack_token" => next.slack_token = secret(field, value)?,
-                "msteams_url" => next.msteams_url = optional_url(field, value)?,
+                "msteams_url" => {
+                    next.msteams_url = if value.is_null() {
+                        None
+                    } else {
+                        let url = optional_url(field, value)?;
+                        (!url.is_empty()).then(|| Secret::new(url))
+                    }
+                }
                 "site_url" => next.site_url = site(field, value)?,
                 "defectdojo_instance" => next.defectdojo_instance = site(field, value)?,
                 "defectdojo_webhook_key" => {

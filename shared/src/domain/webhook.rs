@@ -407,6 +407,43 @@ impl<T> Change<T> {
     }
 }
 
+/// What stands for a credential in a redacted URL.
+pub const REDACTED: &str = "***";
+
+/// A webhook URL as the API shows it: credentials in it (`https://user:pass@host`, a bare
+/// `https://token@host`) and every query value (`?token=...`, a Teams workflow's `sig=...`)
+/// replaced by `***`. A URL with neither is shown as it was given.
+pub fn redacted_url(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return url.to_owned();
+    };
+    let has_user = !parsed.username().is_empty() || parsed.password().is_some();
+    if !has_user && parsed.query().is_none() {
+        return url.to_owned();
+    }
+    if parsed.password().is_some() {
+        // `user:***`; a password without a user is all credential.
+        let _ = parsed.set_password(Some(REDACTED));
+        if parsed.username().is_empty() {
+            let _ = parsed.set_username(REDACTED);
+        }
+    } else if !parsed.username().is_empty() {
+        let _ = parsed.set_username(REDACTED);
+    }
+    if let Some(query) = parsed.query() {
+        // Each `key=value` keeps its key (as given); a piece without `=` is all credential.
+        let hidden: Vec<String> = query
+            .split('&')
+            .map(|piece| match piece.split_once('=') {
+                Some((key, _)) if !key.is_empty() => format!("{key}={REDACTED}"),
+                _ => REDACTED.to_owned(),
+            })
+            .collect();
+        parsed.set_query(Some(&hidden.join("&")));
+    }
+    parsed.to_string()
+}
+
 /// A validated `POST` or `PUT` body.
 #[derive(Debug, Clone, Default)]
 pub struct WebhookRequest {
@@ -765,6 +802,43 @@ pub fn sign(secret: &Secret, message_id: &str, timestamp: u64, body: &[u8]) -> O
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn given_credentials_or_a_query_then_the_shown_url_hides_them_and_a_plain_one_is_kept() {
+        for (url, shown) in [
+            (
+                "https://siem.example.com/hooks/herald",
+                "https://siem.example.com/hooks/herald",
+            ),
+            (
+                "https://user:pa55@siem.example.com/h",
+                "https://user:***@siem.example.com/h",
+            ),
+            (
+                "https://tok3n@siem.example.com/h",
+                "https://***@siem.example.com/h",
+            ),
+            (
+                "https://:pa55@siem.example.com/h",
+                "https://***:***@siem.example.com/h",
+            ),
+            (
+                "https://prod.westeurope.logic.azure.com/workflows/1/triggers/manual/paths/invoke?api-version=2016-06-01&sig=s3cr3t",
+                "https://prod.westeurope.logic.azure.com/workflows/1/triggers/manual/paths/invoke?api-version=***&sig=***",
+            ),
+            (
+                "https://siem.example.com/h?s3cr3t",
+                "https://siem.example.com/h?***",
+            ),
+            (
+                "https://siem.example.com/h?a=1&=x&b",
+                "https://siem.example.com/h?a=***&***&***",
+            ),
+            ("not a url", "not a url"),
+        ] {
+            assert_eq!(redacted_url(url), shown, "{url}");
+        }
+    }
     use serde_json::json;
 
     const MIN: u64 = 60_000;

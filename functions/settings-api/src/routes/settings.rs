@@ -46,7 +46,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 // ---------------------------------------------------------------------------------------------
 // System settings
 
-/// The system settings; secrets show only whether they are set (`slack_token_set`).
+/// The system settings; secrets show only whether they are set (`slack_token_set`,
+/// `msteams_url_set`, `defectdojo_webhook_key_set`).
 #[utoipa::path(get, path = "/v1/system/settings", tag = "settings", security(("bearer" = [])),
     responses((status = 200, body = Object), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn get_system_settings(
@@ -57,7 +58,8 @@ async fn get_system_settings(
     Ok(Json(state.store.system_settings().await?.to_view()))
 }
 
-/// Changes the fields named and keeps the others. `slack_token` is write-only (`null` clears it).
+/// Changes the fields named and keeps the others. `slack_token`, `msteams_url` and
+/// `defectdojo_webhook_key` are write-only (`null` clears them).
 /// A new `msteams_url` must not point at a loopback, private, link-local or metadata address
 /// (unless private targets are allowed).
 #[utoipa::path(put, path = "/v1/system/settings", tag = "settings", security(("bearer" = [])),
@@ -74,7 +76,8 @@ async fn put_system_settings(
     let current = state.store.system_settings().await?;
     let next = current.apply_patch(&patch)?;
     if next.msteams_url != current.msteams_url {
-        check_teams_url(&next.msteams_url, state.webhooks.allows_private()).await?;
+        let url = next.msteams_url.as_ref().map_or("", |url| url.expose());
+        check_teams_url(url, state.webhooks.allows_private()).await?;
     }
     state.store.put_system_settings(&next).await?;
     Ok(Json(next.to_view()))

@@ -28,7 +28,7 @@ use herald_http::extract::JsonBody;
 use herald_http::rfc3339;
 use herald_shared::adapters::Post;
 use herald_shared::domain::defectdojo::outbound::defectdojo_ping_body;
-use herald_shared::domain::webhook::{Change, WebhookFormat};
+use herald_shared::domain::webhook::{Change, WebhookFormat, redacted_url};
 use herald_shared::domain::webhook_body::{PING_EVENT, ping_body};
 use herald_shared::domain::{
     FieldError, Username, WebhookEndpoint, WebhookId, WebhookRequest, WebhookStatus,
@@ -79,7 +79,7 @@ impl From<&WebhookEndpoint> for WebhookView {
         Self {
             id: e.id.to_string(),
             name: e.name.clone(),
-            url: e.url.clone(),
+            url: redacted_url(&e.url),
             header_name: e.header_name.clone(),
             header_value_set: e.header_value.is_some(),
             secret_set: e.secret.is_some(),
@@ -365,7 +365,11 @@ async fn put_webhook(
     body: JsonBody,
 ) -> Result<Json<WebhookView>, ApiError> {
     let current = visible_endpoint(&state, &caller, &id).await?;
-    let request = WebhookRequest::from_request(&body.parse()?)?;
+    let mut request = WebhookRequest::from_request(&body.parse()?)?;
+    // The URL as a GET showed it (credentials hidden), sent back unchanged: keep the stored one.
+    if request.url.as_deref() == Some(redacted_url(&current.url).as_str()) {
+        request.url = None;
+    }
     let mut edited = request.edit(&current, state.clock.now_ms())?;
     if edited.name != current.name {
         check_unique_name(&edited, &state.store.webhooks(&owner_of(&current)).await?)?;
