@@ -444,6 +444,35 @@ async fn given_a_429_then_the_retry_waits_for_its_retry_after() {
 }
 
 #[tokio::test]
+async fn given_a_429_with_an_http_date_then_the_retry_waits_until_that_date() {
+    let w = world(5).await;
+    let hook = w
+        .add(
+            "root",
+            json!({"name": "SIEM", "url": w.receiver.url("/siem")}),
+        )
+        .await;
+    let id = id_of(&hook);
+    // RFC 9110's other form: a date, 120 to 121 s from now (dates have whole seconds).
+    let at = std::time::SystemTime::now() + Duration::from_secs(121);
+    w.receiver
+        .will([Reply::status(429).header("retry-after", &httpdate::fmt_http_date(at))]);
+    w.post_scan("e1").await;
+    assert_eq!(w.drain().await, 1);
+    assert_eq!(w.statuses("e1").await[&destination(&id)].0, "retrying");
+    w.advance(119_000);
+    assert_eq!(
+        w.drain().await,
+        0,
+        "the retry came before the Retry-After date"
+    );
+    w.advance(3_000);
+    w.recover().await;
+    assert_eq!(w.drain().await, 1);
+    assert_eq!(w.statuses("e1").await[&destination(&id)].0, "sent");
+}
+
+#[tokio::test]
 async fn given_a_slow_endpoint_then_the_timeout_is_temporary() {
     let w = world(1).await;
     let hook = w
@@ -585,7 +614,11 @@ async fn given_a_failing_ping_then_422_names_url_and_nothing_is_saved() {
     assert_eq!(r.error_field(), "url");
     let now = w.endpoint(&id_of(&hook)).await;
     assert_eq!(now["name"], "SIEM");
-    assert_eq!(now["url"], url.replace("url-t0ken", "***"), "unchanged, shown redacted");
+    assert_eq!(
+        now["url"],
+        url.replace("url-t0ken", "***"),
+        "unchanged, shown redacted"
+    );
 
     // Without HERALD_ALLOW_PRIVATE_TARGETS a loopback URL is refused before any request.
     let strict = TestApp::new();

@@ -234,22 +234,59 @@ fn request_failed(error: &reqwest::Error, timeout: Duration) -> PostError {
     }
 }
 
-/// The `Retry-After` header in whole seconds, if it is one (every HTTP transport reads it so).
+/// How long a response's `Retry-After` asks to wait (every HTTP transport reads it so): see
+/// [`parse_retry_after`], as of now.
 pub fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    response
-        .headers()
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
+    let value = response.headers().get(RETRY_AFTER)?.to_str().ok()?;
+    parse_retry_after(value, std::time::SystemTime::now())
+}
+
+/// A `Retry-After` value (RFC 9110 §10.2.3) as a wait from `now`: whole seconds
+/// (`Retry-After: 120`) or an HTTP date in any of the three forms a recipient must accept
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 850's `Sunday, 06-Nov-94 08:49:37 GMT`, asctime's
+/// `Sun Nov  6 08:49:37 1994`); a date already past waits nothing. `None` for anything else.
+pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn given_retry_after_as_seconds_or_any_http_date_then_the_wait_is_read_and_a_past_date_waits_nothing()
+     {
+        // 1994-11-06T08:49:37Z, the RFC's example, less 90 s.
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(784_111_777 - 90);
+        for value in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(
+                parse_retry_after(value, now),
+                Some(Duration::from_secs(90)),
+                "{value}"
+            );
+        }
+        assert_eq!(
+            parse_retry_after(" 120 ", now),
+            Some(Duration::from_secs(120))
+        );
+        let later = now + Duration::from_secs(3_600);
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", later),
+            Some(Duration::ZERO)
+        );
+        for bad in ["", "soon", "-5", "1.5", "Sun, 32 Nov 1994 08:49:37 GMT"] {
+            assert_eq!(parse_retry_after(bad, now), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn given_guard_refusals_then_only_dns_failures_are_temporary_and_no_url_is_shown() {
