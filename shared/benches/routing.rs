@@ -100,9 +100,24 @@ fn bench_routing(c: &mut Criterion) {
     }
 }
 
+/// Reading an event that names the most recipients allowed (10,000), a tenth of them twice:
+/// de-duplication must stay linear.
+fn bench_recipients(c: &mut Criterion) {
+    let names: Vec<String> = (0..10_000)
+        .map(|i| format!("user{:05}", i % 9_000))
+        .collect();
+    let body = json!({"id": "e1", "type": "user_mentioned", "title": "x", "recipients": names});
+    c.bench_function("routing/read an event naming 10,000 recipients", |b| {
+        b.iter(|| {
+            let event = Event::from_request(black_box(&body), || "e1".to_owned());
+            black_box(event.map(|e| e.recipients.map(|r| r.len())))
+        })
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30);
-    targets = bench_routing
+    targets = bench_routing, bench_recipients
 }
 criterion_main!(benches);

@@ -177,6 +177,8 @@ impl Event {
                     ));
                 }
                 let mut names = Vec::with_capacity(list.len());
+                // Each name kept once, in the order first given, in linear time.
+                let mut seen = std::collections::HashSet::with_capacity(list.len());
                 for (i, item) in list.iter().enumerate() {
                     let field = format!("recipients[{i}]");
                     let name = item.as_str().ok_or_else(|| {
@@ -185,9 +187,8 @@ impl Event {
                             format!("expected a username, got {}", json_type_name(item)),
                         )
                     })?;
-                    let name = Username::parse(&field, name)?;
-                    if !names.contains(&name) {
-                        names.push(name);
+                    if seen.insert(name) {
+                        names.push(Username::parse(&field, name)?);
                     }
                 }
                 Some(names)
@@ -528,5 +529,26 @@ mod tests {
         let e =
             parse(json!({"type": "user_mentioned", "title": "x", "recipients": ["a", "b", "a"]}));
         assert_eq!(e.ok().and_then(|e| e.recipients).map(|r| r.len()), Some(2));
+
+        // The most allowed, a tenth of them twice: each once, in the order first given.
+        let names: Vec<String> = (0..MAX_RECIPIENTS)
+            .map(|i| format!("u{}", (i * 7) % 9_000))
+            .collect();
+        let e = parse(json!({"type": "user_mentioned", "title": "x", "recipients": names}));
+        let kept: Vec<String> = e
+            .ok()
+            .and_then(|e| e.recipients)
+            .unwrap_or_default()
+            .iter()
+            .map(|u| u.as_str().to_owned())
+            .collect();
+        let mut expected = Vec::new();
+        for name in &names {
+            if !expected.contains(name) {
+                expected.push(name.clone());
+            }
+        }
+        assert_eq!(kept.len(), 9_000);
+        assert_eq!(kept, expected);
     }
 }
