@@ -451,8 +451,11 @@ impl<T: Transport> Sender<T> {
         }
     }
 
-    /// One alert per administrator, channel and hour: the id is derived from the channel and
-    /// the hour, and adding an alert that exists is a no-op.
+    /// One alert per administrator, channel and hour, dated when the hour's first failure
+    /// raised it: that time is recorded once for the channel and hour
+    /// ([`crate::ports::ScheduleStore::first_time`]), the id is derived from it, and adding an alert that
+    /// exists is a no-op, so later failures in the hour and a retry after a crash write
+    /// nothing new.
     async fn alert_administrators(
         &self,
         delivery: &Delivery,
@@ -462,6 +465,10 @@ impl<T: Transport> Sender<T> {
         let hour = now_ms - now_ms % 3_600_000;
         let channel = delivery.channel;
         let key = format!("delivery-failure:{channel}:{hour}");
+        let raised_at = self
+            .store
+            .first_time(&key, now_ms, hour + 2 * 3_600_000)
+            .await?;
         let description = format!(
             "A {channel} notification to {} could not be delivered: {reason}. Further failures on this channel within the hour are not repeated here; GET /v1/events/{} shows every delivery.",
             delivery.destination, delivery.event_id
@@ -479,7 +486,7 @@ impl<T: Transport> Sender<T> {
                     "Notification issue",
                     &description,
                     failure_source(channel),
-                    hour,
+                    raised_at,
                 )
             })
             .collect();

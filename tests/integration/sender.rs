@@ -303,6 +303,55 @@ async fn given_a_permanent_failure_then_the_delivery_fails_at_once_and_administr
 }
 
 #[tokio::test]
+async fn given_a_failure_mid_hour_then_its_alert_is_dated_when_raised_and_sorts_newest_first() {
+    let w = world(5).await;
+    // 20 minutes into the hour root is mentioned; 10 minutes later a delivery fails.
+    w.clock.0.fetch_add(20 * 60_000, Ordering::SeqCst);
+    let mention = json!({"id": "m1", "type": "user_mentioned", "title": "root was mentioned", "recipients": ["root"]});
+    w.app
+        .service_ok(Method::POST, "/v1/events", Some(&mention))
+        .await;
+    w.clock.0.fetch_add(10 * 60_000, Ordering::SeqCst);
+    let refused = || {
+        Err(SendError::Permanent {
+            reason: "Slack answered channel_not_found".into(),
+        })
+    };
+    w.transport
+        .will("slack:user:alice", vec![refused(), refused()]);
+    w.post_scan("e1").await;
+    w.drain_then_wait(5 * 60_000).await;
+    // A second failure later in the hour names the same alert.
+    w.transport.will("slack:user:bob", vec![refused()]);
+    w.post_scan("e2").await;
+    w.drain_then_wait(0).await;
+
+    let all = w
+        .app
+        .user("root", Method::GET, "/v1/users/root/alerts?limit=100", None)
+        .await;
+    let items = all.body["items"].as_array().cloned().unwrap_or_default();
+    let titles: Vec<&str> = items
+        .iter()
+        .filter_map(|a| a["title"].as_str())
+        .filter(|t| *t == "Notification issue" || *t == "root was mentioned")
+        .collect();
+    assert_eq!(
+        titles,
+        ["Notification issue", "root was mentioned"],
+        "newest first: {items:?}"
+    );
+    let failure = items
+        .iter()
+        .find(|a| a["title"] == "Notification issue")
+        .cloned()
+        .unwrap_or_default();
+    // 1_800_000_000_000 ms is 2027-01-15T08:00:00Z; the failure came at 08:30.
+    assert_eq!(failure["created_at"], "2027-01-15T08:30:00Z", "{failure}");
+    assert_eq!(w.admin_alerts().await.len(), 1, "one alert for the hour");
+}
+
+#[tokio::test]
 async fn given_only_transient_failures_then_the_last_attempt_is_dead_and_the_message_a_dead_letter()
 {
     let w = world(3).await;

@@ -67,6 +67,16 @@ pub trait ScheduleStore: Send + Sync {
     /// Unix epoch) at least. `true` only the first time: a conditional write, so of two runs
     /// at once exactly one gets `true`.
     async fn remember_reminder(&self, key: &str, expires_at_ms: u64) -> Result<bool, StoreError>;
+    /// The time first recorded for `key`: `at_ms` when this call is the first, else the time
+    /// the first call recorded (kept until `expires_at_ms` at least). A conditional write, so
+    /// every caller, concurrent or retried, gets the same answer: what makes a "once per
+    /// hour" notice both dated when it was raised and written once.
+    async fn first_time(
+        &self,
+        key: &str,
+        at_ms: u64,
+        expires_at_ms: u64,
+    ) -> Result<u64, StoreError>;
     /// Every user who may have alerts, for the alert clean-up, listed without reading every
     /// alert and without a table scan. It may name users who have none (DynamoDB lists every
     /// user in the directory).

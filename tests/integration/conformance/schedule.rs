@@ -20,6 +20,7 @@ conformance! {
     given_records_on_due_lists_then_ranges_return_only_the_due_ones_in_date_order,
     given_an_engagement_in_progress_then_only_the_first_close_succeeds,
     given_a_reminder_then_only_the_first_of_concurrent_remembers_wins,
+    given_concurrent_first_times_then_every_caller_gets_the_first_time_recorded,
     given_due_records_then_concurrent_and_repeated_runs_send_each_reminder_once,
     given_alerts_of_an_admin_and_a_member_then_the_cleanup_trims_both_to_the_maximum,
 }
@@ -352,6 +353,57 @@ async fn given_a_reminder_then_only_the_first_of_concurrent_remembers_wins(
     store.forget_reminder(key).await?;
     assert!(store.remember_reminder(key, expires).await?);
     assert!(store.remember_reminder("another:key", expires).await?);
+    Ok(())
+}
+
+async fn given_concurrent_first_times_then_every_caller_gets_the_first_time_recorded(
+    harness: &mut Harness,
+) -> TestResult {
+    let store = harness.store();
+    let key = "delivery-failure:slack:1800000000000";
+    let expires = 1_800_007_200_000;
+    let (a, b, c, d) = tokio::join!(
+        store.first_time(key, 1_800_000_100_000, expires),
+        store.first_time(key, 1_800_000_200_000, expires),
+        store.first_time(key, 1_800_000_300_000, expires),
+        store.first_time(key, 1_800_000_400_000, expires),
+    );
+    let answers = [a?, b?, c?, d?];
+    assert!(
+        answers.iter().all(|t| *t == answers[0]),
+        "one time for everyone: {answers:?}"
+    );
+    assert!(
+        [
+            1_800_000_100_000,
+            1_800_000_200_000,
+            1_800_000_300_000,
+            1_800_000_400_000
+        ]
+        .contains(&answers[0]),
+        "{answers:?}"
+    );
+    // A later call, and one after a restart, get the same time; another key its own.
+    assert_eq!(
+        store.first_time(key, 1_800_001_000_000, expires).await?,
+        answers[0]
+    );
+    harness.reopen().await?;
+    let store = harness.store();
+    assert_eq!(
+        store.first_time(key, 1_800_002_000_000, expires).await?,
+        answers[0]
+    );
+    assert_eq!(
+        store
+            .first_time(
+                "delivery-failure:mail:1800000000000",
+                1_800_000_500_000,
+                expires
+            )
+            .await?,
+        1_800_000_500_000
+    );
     Ok(())
 }
 

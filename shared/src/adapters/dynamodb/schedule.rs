@@ -39,12 +39,16 @@ use crate::domain::checks::{Engagement, EngagementStatus, Finding, RiskAcceptanc
 use crate::domain::{FieldError, ResourceId, Username};
 use crate::ports::{ScheduleStore, StoreError};
 use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use time::Date;
 
 const ENGAGEMENT: &str = "ENGAGEMENT";
 const FINDING: &str = "FINDING";
 const RISK_ACCEPTANCE: &str = "RISK_ACCEPTANCE";
 const REMINDER: &str = "REMINDER";
+const FIRST_TIME: &str = "FIRST_TIME";
+/// The first time recorded for a key (ms since the Unix epoch).
+const AT_MS: &str = "at_ms";
 const DUE_PREFIX: &str = "DUE#";
 const BODY: &str = "body";
 const PRODUCT_ID: &str = "product_id";
@@ -56,6 +60,11 @@ fn record_key(kind: &str, id: &ResourceId) -> Key {
 
 fn reminder_key(key: &str) -> Key {
     Key::new(format!("{REMINDER}#{key}"), REMINDER)
+}
+
+/// The item of a [`ScheduleStore::first_time`] key.
+fn first_time_key(key: &str) -> Key {
+    Key::new(format!("{FIRST_TIME}#{key}"), FIRST_TIME)
 }
 
 fn unreadable(kind: &str) -> impl Fn(FieldError) -> StoreError + '_ {
@@ -324,6 +333,41 @@ impl ScheduleStore for DynamoDbStore {
             Ok(_) => Ok(true),
             Err(e) if condition_failed(&e) => Ok(false),
             Err(e) => Err(backend("PutItem (reminder)")(e)),
+        }
+    }
+
+    async fn first_time(
+        &self,
+        key: &str,
+        at_ms: u64,
+        expires_at_ms: u64,
+    ) -> Result<u64, StoreError> {
+        // One UpdateItem: `if_not_exists` keeps the first caller's time, and the answer is
+        // the time stored after the write, whoever wrote it.
+        self.count();
+        let output = self
+            .client
+            .update_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(first_time_key(key).to_item()))
+            .update_expression(format!(
+                "SET #{AT_MS} = if_not_exists(#{AT_MS}, :at), #{EXPIRES_AT} = if_not_exists(#{EXPIRES_AT}, :expires)"
+            ))
+            .set_expression_attribute_names(Some(names(&[AT_MS, EXPIRES_AT])))
+            .expression_attribute_values(":at", n(at_ms))
+            .expression_attribute_values(":expires", n(expires_at_ms / 1000))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(backend("UpdateItem (first time)"))?;
+        let item = output.attributes.unwrap_or_default();
+        match item.get(AT_MS) {
+            Some(AttributeValue::N(value)) => value
+                .parse()
+                .map_err(|_| StoreError::Backend(format!("unreadable first time {value:?}"))),
+            _ => Err(StoreError::Backend(
+                "UpdateItem (first time) returned no time".into(),
+            )),
         }
     }
 

@@ -47,6 +47,11 @@ CREATE TABLE IF NOT EXISTS reminders (
     expires_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS reminders_by_expiry ON reminders(expires_at);
+CREATE TABLE IF NOT EXISTS first_times (
+    key TEXT PRIMARY KEY,
+    at_ms INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
 "#;
 
 const RETENTION_MS: i64 = REMINDER_RETENTION_DAYS as i64 * 86_400_000;
@@ -336,6 +341,42 @@ impl ScheduleStore for EmbeddedStore {
                 .map_err(backend)?;
             tx.commit().map_err(backend)?;
             Ok(inserted == 1)
+        })
+        .await
+    }
+
+    async fn first_time(
+        &self,
+        key: &str,
+        at_ms: u64,
+        expires_at_ms: u64,
+    ) -> Result<u64, StoreError> {
+        let key = key.to_owned();
+        let at = i64::try_from(at_ms).unwrap_or(i64::MAX);
+        let expires_at = i64::try_from(expires_at_ms).unwrap_or(i64::MAX);
+        self.run(move |conn| {
+            let tx = conn.savepoint().map_err(backend)?;
+            // Keys expired by now go first, as DynamoDB's TTL removes them (a handful a day).
+            tx.execute(
+                "DELETE FROM first_times WHERE expires_at < ?1 AND key <> ?2",
+                params![at, key],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                "INSERT INTO first_times (key, at_ms, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(key) DO NOTHING",
+                params![key, at, expires_at],
+            )
+            .map_err(backend)?;
+            let first: i64 = tx
+                .query_row(
+                    "SELECT at_ms FROM first_times WHERE key = ?1",
+                    [&key],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(u64::try_from(first).unwrap_or(0))
         })
         .await
     }
