@@ -171,9 +171,12 @@ impl SlackTransport {
                     "Slack's users.lookupByEmail answer for {user} has no user id"
                 ))
             })?;
-        match self.store.set_slack_user_id(user, id).await {
+        match self.store.set_slack_user_id(user, email, id).await {
             Ok(true) => tracing::info!(%user, "stored the Slack id found for slack_email"),
-            Ok(false) => tracing::warn!(%user, "user deleted meanwhile; Slack id not stored"),
+            Ok(false) => tracing::warn!(
+                %user,
+                "user deleted or slack_email changed meanwhile; Slack id not stored"
+            ),
             // Not worth failing the message for: the next one looks it up again.
             Err(e) => tracing::warn!(%user, error = %e, "could not store the Slack id"),
         }

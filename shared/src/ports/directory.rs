@@ -21,6 +21,9 @@ pub enum UserWrite {
 pub trait DirectoryStore: Send + Sync {
     /// Creates or updates a user. A new user's personal settings become a copy of `template`,
     /// atomically, so concurrent writes cannot lose the copy; an existing user's are kept.
+    /// A profile that names a `slack_user_id` sets it; one that does not (a directory sync
+    /// does not know it) keeps the one stored while `slack_email` is unchanged, and clears it
+    /// when `slack_email` changes (it was found for another address).
     async fn put_user(
         &self,
         user: &Username,
@@ -33,10 +36,12 @@ pub trait DirectoryStore: Send + Sync {
     async fn delete_user(&self, user: &Username) -> Result<bool, StoreError>;
     /// Records the Slack member id found for a user's `slack_email` (`users.lookupByEmail`),
     /// so the lookup is done once; the rest of the profile is untouched. `false` when the
-    /// user is unknown (nothing is created).
+    /// user is unknown (nothing is created) or their `slack_email` is no longer the one the id
+    /// was found for (a conditional write, so a lookup racing an address change stores nothing).
     async fn set_slack_user_id(
         &self,
         user: &Username,
+        slack_email: &str,
         slack_user_id: &str,
     ) -> Result<bool, StoreError>;
 

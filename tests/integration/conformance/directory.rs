@@ -767,7 +767,11 @@ async fn given_a_looked_up_slack_id_then_only_it_changes_and_unknown_users_are_n
         .put_personal_notifications(&erin, &settings(&[Channel::Slack]))
         .await?;
 
-    assert!(store.set_slack_user_id(&erin, "U0ERIN42").await?);
+    assert!(
+        store
+            .set_slack_user_id(&erin, "erin@corp.example", "U0ERIN42")
+            .await?
+    );
 
     let user = store.user(&erin).await?.ok_or("erin vanished")?;
     let expected = UserProfile {
@@ -783,12 +787,87 @@ async fn given_a_looked_up_slack_id_then_only_it_changes_and_unknown_users_are_n
     assert_eq!(names(&store.administrators().await?), ["erin"]);
 
     // A later lookup replaces it.
-    assert!(store.set_slack_user_id(&erin, "U0ERIN43").await?);
+    assert!(
+        store
+            .set_slack_user_id(&erin, "erin@corp.example", "U0ERIN43")
+            .await?
+    );
     let user = store.user(&erin).await?.ok_or("erin vanished")?;
     assert_eq!(user.profile.slack_user_id.as_deref(), Some("U0ERIN43"));
 
     let ghost = username("ghost");
-    assert!(!store.set_slack_user_id(&ghost, "U0GHOST").await?);
+    assert!(
+        !store
+            .set_slack_user_id(&ghost, "ghost@corp.example", "U0GHOST")
+            .await?
+    );
     assert_eq!(store.user(&ghost).await?, None, "nothing is created");
+
+    // A directory write that does not name the id (a sync) keeps it while the address stays.
+    let synced = UserProfile {
+        first_name: "Erin M.".into(),
+        ..before.clone()
+    };
+    assert_eq!(
+        store.put_user(&erin, &synced, &template()).await?,
+        UserWrite::Updated
+    );
+    let user = store.user(&erin).await?.ok_or("erin vanished")?;
+    assert_eq!(
+        (
+            user.profile.first_name.as_str(),
+            user.profile.slack_user_id.as_deref()
+        ),
+        ("Erin M.", Some("U0ERIN43")),
+        "the looked-up id survives a sync"
+    );
+    // A lookup for an address erin no longer has stores nothing.
+    assert!(
+        !store
+            .set_slack_user_id(&erin, "old@corp.example", "U0STALE")
+            .await?
+    );
+    // A new address clears the id (found for the old one)...
+    let moved = UserProfile {
+        slack_email: Some("erin@new.example".into()),
+        ..synced.clone()
+    };
+    store.put_user(&erin, &moved, &template()).await?;
+    let user = store.user(&erin).await?.ok_or("erin vanished")?;
+    assert_eq!(
+        user.profile.slack_user_id, None,
+        "found for the old address"
+    );
+    // ... and no address at all too; a profile naming an id sets it.
+    assert!(
+        store
+            .set_slack_user_id(&erin, "erin@new.example", "U0ERIN44")
+            .await?
+    );
+    let none = UserProfile {
+        slack_email: None,
+        ..synced.clone()
+    };
+    store.put_user(&erin, &none, &template()).await?;
+    assert_eq!(
+        store
+            .user(&erin)
+            .await?
+            .and_then(|u| u.profile.slack_user_id),
+        None
+    );
+    let named = UserProfile {
+        slack_user_id: Some("U0NAMED1".into()),
+        ..none
+    };
+    store.put_user(&erin, &named, &template()).await?;
+    assert_eq!(
+        store
+            .user(&erin)
+            .await?
+            .and_then(|u| u.profile.slack_user_id)
+            .as_deref(),
+        Some("U0NAMED1")
+    );
     Ok(())
 }

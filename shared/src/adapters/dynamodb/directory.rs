@@ -102,6 +102,60 @@ impl DynamoDbStore {
         }
     }
 
+    /// The user item's `UpdateItem` (`put_user`), on `condition` if any: the item's old
+    /// attributes (empty for a new user), `None` when the condition failed.
+    async fn write_user(
+        &self,
+        name: &str,
+        expression: String,
+        values: HashMap<String, AttributeValue>,
+        condition: Option<String>,
+    ) -> Result<Option<Item>, StoreError> {
+        // DynamoDB refuses a name the expressions do not use.
+        let used: Vec<&str> = [
+            USERNAME,
+            FIRST_NAME,
+            LAST_NAME,
+            IS_ACTIVE,
+            IS_ADMIN,
+            PERSONAL,
+            EMAIL,
+            SLACK_EMAIL,
+            SLACK_USER_ID,
+            GSI1PK,
+            GSI1SK,
+        ]
+        .into_iter()
+        .filter(|a| {
+            let name = format!("#{a}");
+            let named = |text: &str| {
+                text.match_indices(&name).any(|(at, _)| {
+                    !text[at + name.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
+                })
+            };
+            named(&expression) || condition.as_deref().is_some_and(named)
+        })
+        .collect();
+        self.count();
+        let result = self
+            .client
+            .update_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(Key::user(name).to_item()))
+            .update_expression(expression)
+            .set_condition_expression(condition)
+            .set_expression_attribute_names(Some(names(&used)))
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(Some(output.attributes.unwrap_or_default())),
+            Err(e) if condition_failed(&e) => Ok(None),
+            Err(e) => Err(backend("UpdateItem")(e)),
+        }
+    }
+
     /// `ADD products :delta` on a product type that must exist.
     pub(super) fn count_products(
         &self,
@@ -222,11 +276,7 @@ impl DirectoryStore for DynamoDbStore {
             ),
             (":template".to_owned(), s(template.to_stored())),
         ]);
-        let optional = [
-            (EMAIL, &profile.email),
-            (SLACK_EMAIL, &profile.slack_email),
-            (SLACK_USER_ID, &profile.slack_user_id),
-        ];
+        let optional = [(EMAIL, &profile.email), (SLACK_EMAIL, &profile.slack_email)];
         for (attribute, value) in optional {
             match value {
                 Some(value) => {
@@ -244,36 +294,52 @@ impl DirectoryStore for DynamoDbStore {
             s(if profile.is_admin { ADMINS } else { USERS }),
         );
         values.insert(":user_key".to_owned(), s(user_pk(name)));
-        let mut expression = format!("SET {}", set.join(", "));
-        if !remove.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
-        }
-        self.count();
-        let output = self
-            .client
-            .update_item()
-            .table_name(self.table.as_ref())
-            .set_key(Some(Key::user(name).to_item()))
-            .update_expression(expression)
-            .set_expression_attribute_names(Some(names(&[
-                USERNAME,
-                FIRST_NAME,
-                LAST_NAME,
-                IS_ACTIVE,
-                IS_ADMIN,
-                PERSONAL,
-                EMAIL,
-                SLACK_EMAIL,
-                SLACK_USER_ID,
-                GSI1PK,
-                GSI1SK,
-            ])))
-            .set_expression_attribute_values(Some(values))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(backend("UpdateItem"))?;
-        let existed = output.attributes.is_some_and(|old| !old.is_empty());
+        // The Slack id a sender looked up for `slack_email` is kept while `slack_email` stays
+        // (a directory sync does not know it); a profile that names one sets it.
+        let keep_slack_id = match &profile.slack_user_id {
+            Some(id) => {
+                set.push(format!("#{SLACK_USER_ID} = :{SLACK_USER_ID}"));
+                values.insert(format!(":{SLACK_USER_ID}"), s(id));
+                None
+            }
+            None => Some(match &profile.slack_email {
+                Some(email) => {
+                    values.insert(":old_slack_email".to_owned(), s(email));
+                    format!("#{SLACK_EMAIL} = :old_slack_email")
+                }
+                None => format!("attribute_not_exists(#{SLACK_EMAIL})"),
+            }),
+        };
+        let expression = |remove: &[String]| {
+            let mut expression = format!("SET {}", set.join(", "));
+            if !remove.is_empty() {
+                expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+            }
+            expression
+        };
+        // First with the id kept, on condition that `slack_email` is unchanged; when it
+        // changed, again with the id removed (the id found for another address is wrong).
+        let output = match keep_slack_id {
+            None => {
+                self.write_user(name, expression(&remove), values, None)
+                    .await?
+            }
+            Some(unchanged) => {
+                match self
+                    .write_user(name, expression(&remove), values.clone(), Some(unchanged))
+                    .await?
+                {
+                    Some(output) => Some(output),
+                    None => {
+                        values.remove(":old_slack_email");
+                        remove.push(format!("#{SLACK_USER_ID}"));
+                        self.write_user(name, expression(&remove), values, None)
+                            .await?
+                    }
+                }
+            }
+        };
+        let existed = output.is_some_and(|old| !old.is_empty());
         Ok(if existed {
             UserWrite::Updated
         } else {
@@ -291,6 +357,7 @@ impl DirectoryStore for DynamoDbStore {
     async fn set_slack_user_id(
         &self,
         user: &Username,
+        slack_email: &str,
         slack_user_id: &str,
     ) -> Result<bool, StoreError> {
         self.count();
@@ -300,9 +367,11 @@ impl DirectoryStore for DynamoDbStore {
             .table_name(self.table.as_ref())
             .set_key(Some(Key::user(user.as_str()).to_item()))
             .update_expression(format!("SET #{SLACK_USER_ID} = :id"))
-            .condition_expression(EXISTS)
-            .set_expression_attribute_names(Some(names(&[PK, SLACK_USER_ID])))
+            // Only while the user still has the address it was looked up for.
+            .condition_expression(format!("#{SLACK_EMAIL} = :email"))
+            .set_expression_attribute_names(Some(names(&[SLACK_EMAIL, SLACK_USER_ID])))
             .expression_attribute_values(":id", s(slack_user_id))
+            .expression_attribute_values(":email", s(slack_email))
             .send()
             .await;
         match result {

@@ -196,7 +196,13 @@ impl DirectoryStore for EmbeddedStore {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT(username) DO UPDATE SET
                     email = excluded.email, first_name = excluded.first_name, last_name = excluded.last_name,
-                    slack_email = excluded.slack_email, slack_user_id = excluded.slack_user_id,
+                    slack_email = excluded.slack_email,
+                    -- Named: set. Not named: kept while slack_email stays (the right-hand
+                    -- sides read the row as it was), cleared when it changes.
+                    slack_user_id = CASE
+                        WHEN excluded.slack_user_id IS NOT NULL THEN excluded.slack_user_id
+                        WHEN users.slack_email IS excluded.slack_email THEN users.slack_user_id
+                        ELSE NULL END,
                     is_active = excluded.is_active, is_admin = excluded.is_admin",
                 params![
                     username, p.email, p.first_name, p.last_name, p.slack_email, p.slack_user_id,
@@ -237,13 +243,18 @@ impl DirectoryStore for EmbeddedStore {
     async fn set_slack_user_id(
         &self,
         user: &Username,
+        slack_email: &str,
         slack_user_id: &str,
     ) -> Result<bool, StoreError> {
-        let (username, id) = (user.as_str().to_owned(), slack_user_id.to_owned());
+        let (username, email, id) = (
+            user.as_str().to_owned(),
+            slack_email.to_owned(),
+            slack_user_id.to_owned(),
+        );
         self.run_invalidating(move |conn| {
             conn.execute(
-                "UPDATE users SET slack_user_id = ?2 WHERE username = ?1",
-                params![username, id],
+                "UPDATE users SET slack_user_id = ?2 WHERE username = ?1 AND slack_email = ?3",
+                params![username, id, email],
             )
             .map(|n| n > 0)
             .map_err(backend)
