@@ -63,7 +63,7 @@ pub struct AwsSender {
 impl AwsSender {
     /// Loads the SDK configuration and builds the store and the redelivery queue.
     pub async fn connect(config: SenderConfig) -> Self {
-        let sdk = aws_config::load_from_env().await;
+        let sdk = crate::budget::sdk_config().await;
         let store: Arc<dyn HeraldStore> = Arc::new(DynamoDbStore::new(
             aws_sdk_dynamodb::Client::new(&sdk),
             config.queueing.function.table_name,

@@ -13,6 +13,7 @@
 //!   the trigger's time.
 
 pub mod adapters;
+pub mod budget;
 pub mod config;
 pub mod defectdojo_sync;
 pub mod domain;

@@ -21,4 +21,5 @@ mod security_url_guard;
 mod sender;
 mod ses;
 mod sqs_sender;
+mod template_budget;
 mod webhooks;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init(LogFormat::Json);
     let QueueingConfig { function, queues } = QueueingConfig::from_env()?;
-    let aws = aws_config::load_from_env().await;
+    let aws = herald_shared::budget::sdk_config().await;
     let state = IntakeState {
         store: Arc::new(DynamoDbStore::new(
             aws_sdk_dynamodb::Client::new(&aws),

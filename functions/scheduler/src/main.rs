@@ -23,7 +23,7 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     telemetry::init(LogFormat::Json);
     let QueueingConfig { function, queues } = QueueingConfig::from_env()?;
-    let aws = aws_config::load_from_env().await;
+    let aws = herald_shared::budget::sdk_config().await;
     let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&aws), function.table_name);
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), queues);
     let sync = SyncService::from_env(&aws_sdk_secretsmanager::Client::new(&aws))?;

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// How long one Slack call may take, connection included.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_TIMEOUT: Duration = herald_shared::budget::SLACK_HTTP_TIMEOUT;
 
 /// `ok: false` errors worth retrying (Slack's own transient conditions).
 pub const TRANSIENT_SLACK_ERRORS: [&str; 5] = [

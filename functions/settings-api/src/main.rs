@@ -33,7 +33,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         function,
         allow_private,
     } = Config::from_env()?;
-    let aws = aws_config::load_from_env().await;
+    let aws = herald_shared::budget::sdk_config().await;
     // POST /v1/defectdojo/sync runs within API Gateway's 30 s; the schedule runs larger syncs.
     let defectdojo = herald_shared::defectdojo_sync::SyncService::from_env(
         &aws_sdk_secretsmanager::Client::new(&aws),

@@ -113,6 +113,10 @@ impl Default for SystemSettings {
     }
 }
 
+/// The longest `webhooks_notifications_timeout` accepted: a Teams or webhook post waits at
+/// most this long (the senders' function timeouts count on it).
+pub const MAX_WEBHOOKS_TIMEOUT_SECONDS: u32 = 60;
+
 /// Longest value accepted for a one-line text field.
 const MAX_LINE: usize = 1_000;
 /// Longest disclaimer accepted.
@@ -265,7 +269,8 @@ impl SystemSettings {
                     next.disclaimer_notifications = text(field, value, MAX_DISCLAIMER)?
                 }
                 "webhooks_notifications_timeout" => {
-                    next.webhooks_notifications_timeout = integer(field, value, 1, 60)? as u32
+                    next.webhooks_notifications_timeout =
+                        integer(field, value, 1, i64::from(MAX_WEBHOOKS_TIMEOUT_SECONDS))? as u32
                 }
                 "engagement_auto_close_days" => {
                     next.engagement_auto_close_days = integer(field, value, 1, 3650)? as u32
