@@ -201,7 +201,7 @@ impl LocalHerald {
                 "released the send claims of a process that stopped mid-send; their messages are back on the queue"
             );
         }
-        recover_unenqueued(self.store.as_ref(), self.queue.as_ref()).await
+        recover_unenqueued(self.store.as_ref(), self.queue.as_ref(), u64::MAX).await
     }
 
     /// Starts a queue driver for every channel with a sender, each running the same `Sender`

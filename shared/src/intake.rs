@@ -324,16 +324,33 @@ where
     Ok(())
 }
 
+/// How long an intake may still be finishing an event it recorded: the recovery sweep on AWS
+/// leaves events younger than this to it (intake's function timeout is 10 s).
+pub const RECOVERY_GRACE_MS: u64 = 60_000;
+
 /// Finishes the fan-out of events recorded but never marked enqueued (a crash between the
-/// two), as `herald-local` does at start-up. Returns how many events it finished.
-pub async fn recover_unenqueued<S, Q>(store: &S, queue: &Q) -> Result<usize, IntakeError>
+/// two) that were accepted before `accepted_before_ms`: `herald-local` at start-up (every
+/// event, nothing else runs yet), and the scheduled checks on AWS every minute (events older
+/// than [`RECOVERY_GRACE_MS`]). Returns how many events it finished. Each event is finished
+/// once per sweep, even while an eventually consistent index still lists it.
+pub async fn recover_unenqueued<S, Q>(
+    store: &S,
+    queue: &Q,
+    accepted_before_ms: u64,
+) -> Result<usize, IntakeError>
 where
     S: HeraldStore + ?Sized,
     Q: DeliveryQueue + ?Sized,
 {
     let mut finished = 0;
+    let mut seen = std::collections::HashSet::new();
     loop {
-        let ids = store.events_not_enqueued(100).await?;
+        let ids: Vec<EventId> = store
+            .events_not_enqueued(accepted_before_ms, 100)
+            .await?
+            .into_iter()
+            .filter(|id| seen.insert(id.clone()))
+            .collect();
         if ids.is_empty() {
             return Ok(finished);
         }

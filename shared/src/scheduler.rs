@@ -37,7 +37,7 @@ use crate::domain::checks::{
     risk_acceptance_reminders, sla_reminders,
 };
 use crate::domain::{Event, FieldError, Username};
-use crate::intake::{IntakeError, accept_event};
+use crate::intake::{IntakeError, RECOVERY_GRACE_MS, accept_event, recover_unenqueued};
 use crate::ports::{DeliveryQueue, HeraldStore, StoreError};
 use crate::webhooks::{WebhookRecoveryError, recover_webhooks};
 use serde::Serialize;
@@ -60,16 +60,19 @@ pub enum Check {
     Sla,
     AlertCleanup,
     WebhookRecovery,
+    /// Finishes events recorded but never queued (an intake stopped between the two).
+    IntakeRecovery,
 }
 
 impl Check {
     /// Every check, in the order a run does them.
-    pub const ALL: [Check; 5] = [
+    pub const ALL: [Check; 6] = [
         Check::Engagements,
         Check::RiskAcceptances,
         Check::Sla,
         Check::AlertCleanup,
         Check::WebhookRecovery,
+        Check::IntakeRecovery,
     ];
 
     /// The name in requests and reports (`engagements`, `sla`, ...).
@@ -80,6 +83,7 @@ impl Check {
             Check::Sla => "sla",
             Check::AlertCleanup => "alert_cleanup",
             Check::WebhookRecovery => "webhook_recovery",
+            Check::IntakeRecovery => "intake_recovery",
         }
     }
 
@@ -114,6 +118,8 @@ pub struct CheckReport {
     pub webhook_requeued: u64,
     /// Parked webhook messages failed (endpoint deactivated for good).
     pub webhook_failed: u64,
+    /// Events recorded but never queued, queued now.
+    pub events_recovered: u64,
 }
 
 /// Why a run stopped.
@@ -125,6 +131,9 @@ pub enum SchedulerError {
     /// Webhook recovery failed; the next run picks up where it left off.
     #[error(transparent)]
     WebhookRecovery(#[from] WebhookRecoveryError),
+    /// Finishing an event recorded but never queued failed; the next run tries again.
+    #[error("intake recovery: {0}")]
+    IntakeRecovery(IntakeError),
 }
 
 /// The UTC date of `now_ms` (ms since the Unix epoch).
@@ -287,6 +296,20 @@ where
         report.webhook_transitions = recovery.transitions as u64;
         report.webhook_requeued = recovery.requeued as u64;
         report.webhook_failed = recovery.failed as u64;
+    }
+    if wanted(Check::IntakeRecovery) {
+        // Events younger than the grace are left to the intake that is finishing them.
+        let before = now_ms.saturating_sub(RECOVERY_GRACE_MS);
+        let recovered = recover_unenqueued(store, queue, before)
+            .await
+            .map_err(SchedulerError::IntakeRecovery)?;
+        if recovered > 0 {
+            tracing::warn!(
+                recovered,
+                "queued the deliveries of events an intake recorded but never queued"
+            );
+        }
+        report.events_recovered = recovered as u64;
     }
     report.checks = Check::ALL
         .into_iter()

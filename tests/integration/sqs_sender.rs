@@ -168,3 +168,94 @@ async fn run(store: &Arc<DynamoDbStore>) -> TestResult {
     assert_eq!(transport.sends.load(Ordering::SeqCst), 1, "still sent once");
     Ok(())
 }
+
+/// An intake that stops between recording an event and queueing it: the queue refuses.
+struct StoppedBeforeQueueing;
+
+#[async_trait]
+impl DeliveryQueue for StoppedBeforeQueueing {
+    async fn enqueue(
+        &self,
+        _: &[herald_shared::domain::DeliveryMessage],
+    ) -> Result<(), herald_shared::ports::QueueError> {
+        Err(herald_shared::ports::QueueError::Backend(
+            "the function stopped here".into(),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn sqs_given_an_intake_stopped_between_recording_and_queueing_then_the_minutely_checks_finish_it_once()
+-> TestResult {
+    let dynamodb = dynamodb_local().await;
+    let table = format!("herald-sqs-recovery-{}-{}", std::process::id(), now());
+    let store = Arc::new(DynamoDbStore::new(dynamodb.clone(), table.clone()));
+    store.create_table().await?;
+    let outcome = recover(&store).await;
+    dynamodb.delete_table().table_name(&table).send().await?;
+    outcome
+}
+
+async fn recover(store: &Arc<DynamoDbStore>) -> TestResult {
+    use herald_shared::scheduler::{Check, run_checks};
+    let sqs = moto_sqs().await;
+    let queues = create_channel_queues(&sqs, "recovery").await?;
+    let queue = Arc::new(SqsQueue::new(sqs.clone(), queues.clone()));
+    let settings = SystemSettings {
+        enable_slack_notifications: true,
+        slack_channel: "#appsec".to_owned(),
+        ..SystemSettings::default()
+    };
+    store.put_system_settings(&settings).await?;
+    store
+        .put_system_notifications(
+            &NotificationSettings::defaults().with(EventType::ScanAdded, &[Channel::Slack]),
+        )
+        .await?;
+    let body = json!({"id": "cut-1", "type": "scan_added", "title": "Scan", "no_users": true});
+    let event = Event::from_request(&body, || "unused".to_owned())?;
+    let id = event.id.clone();
+    let accepted_at = now();
+    let stopped = accept_event(store.as_ref(), &StoppedBeforeQueueing, event, accepted_at).await;
+    assert!(stopped.is_err(), "the intake stopped before queueing");
+    let record = store.event(&id).await?.ok_or("the event was recorded")?;
+    assert!(record.complete && !record.enqueued, "{record:?}");
+
+    // Within the grace the event is left to the intake that may still be finishing it.
+    let soon = run_checks(
+        store.as_ref(),
+        queue.as_ref(),
+        accepted_at + 30_000,
+        &[Check::IntakeRecovery],
+    )
+    .await?;
+    assert_eq!(soon.events_recovered, 0);
+    // A minute on, the minutely checks queue its delivery, once.
+    let later = run_checks(
+        store.as_ref(),
+        queue.as_ref(),
+        accepted_at + 61_000,
+        &[Check::IntakeRecovery],
+    )
+    .await?;
+    assert_eq!(later.events_recovered, 1);
+    assert_eq!(later.checks, ["intake_recovery"]);
+    let again = run_checks(
+        store.as_ref(),
+        queue.as_ref(),
+        accepted_at + 120_000,
+        &[Check::IntakeRecovery],
+    )
+    .await?;
+    assert_eq!(again.events_recovered, 0, "finished once");
+    let messages = receive(&sqs, &queues.slack, 1).await?;
+    assert!(
+        messages[0].body().is_some_and(|b| b.contains("cut-1")),
+        "{messages:?}"
+    );
+    assert!(store.event(&id).await?.is_some_and(|r| r.enqueued));
+    let deliveries = store.deliveries(&id).await?;
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].status, DeliveryStatus::Queued);
+    Ok(())
+}

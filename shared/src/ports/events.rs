@@ -76,9 +76,14 @@ pub trait EventStore: Send + Sync {
     /// Notes that every delivery of the event is on its queue. An unknown event (e.g. one
     /// expired meanwhile) is not an error: there is nothing left to enqueue.
     async fn mark_event_enqueued(&self, id: &EventId) -> Result<(), StoreError>;
-    /// Events recorded but not marked enqueued (a crash between the two), oldest first;
-    /// incomplete records among them.
-    async fn events_not_enqueued(&self, limit: usize) -> Result<Vec<EventId>, StoreError>;
+    /// Events recorded but not marked enqueued (a crash between the two) that were accepted
+    /// before `accepted_before_ms` (so one an intake is still finishing is left to it), oldest
+    /// first; incomplete records among them. Read through an index, never a scan.
+    async fn events_not_enqueued(
+        &self,
+        accepted_before_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<EventId>, StoreError>;
     /// An event's record, `None` when unknown; check `complete` before trusting its
     /// deliveries.
     async fn event(&self, id: &EventId) -> Result<Option<EventRecord>, StoreError>;

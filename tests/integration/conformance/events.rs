@@ -239,7 +239,7 @@ async fn given_events_then_those_not_enqueued_are_listed_oldest_first_until_mark
     h: &mut Harness,
 ) -> TestResult {
     let store = h.store();
-    assert!(store.events_not_enqueued(10).await?.is_empty());
+    assert!(store.events_not_enqueued(u64::MAX, 10).await?.is_empty());
     for (id, at) in [("e-b", 2_000), ("e-a", 1_000), ("e-c", 3_000)] {
         let e = event(id);
         let deliveries = deliveries_for(&e.id, 2, at);
@@ -249,13 +249,29 @@ async fn given_events_then_those_not_enqueued_are_listed_oldest_first_until_mark
     }
     let (a, b, c) = (event_id("e-a"), event_id("e-b"), event_id("e-c"));
     assert_eq!(
-        store.events_not_enqueued(10).await?,
+        store.events_not_enqueued(u64::MAX, 10).await?,
         [a.clone(), b.clone(), c.clone()]
     );
-    assert_eq!(store.events_not_enqueued(2).await?, [a.clone(), b.clone()]);
+    assert_eq!(
+        store.events_not_enqueued(u64::MAX, 2).await?,
+        [a.clone(), b.clone()]
+    );
+    // Only those accepted before the cut-off (an intake may still be finishing the others).
+    assert_eq!(
+        store.events_not_enqueued(2_000, 10).await?,
+        std::slice::from_ref(&a)
+    );
+    assert_eq!(
+        store.events_not_enqueued(2_001, 10).await?,
+        [a.clone(), b.clone()]
+    );
+    assert!(store.events_not_enqueued(1_000, 10).await?.is_empty());
 
     store.mark_event_enqueued(&b).await?;
-    assert_eq!(store.events_not_enqueued(10).await?, [a.clone(), c.clone()]);
+    assert_eq!(
+        store.events_not_enqueued(u64::MAX, 10).await?,
+        [a.clone(), c.clone()]
+    );
     assert!(
         store
             .event(&b)
@@ -274,11 +290,14 @@ async fn given_events_then_those_not_enqueued_are_listed_oldest_first_until_mark
         ..record(event("e-done"), 500, &[], &[])
     };
     store.record_event(&done, &[], &[]).await?;
-    assert_eq!(store.events_not_enqueued(10).await?, [a.clone(), c.clone()]);
+    assert_eq!(
+        store.events_not_enqueued(u64::MAX, 10).await?,
+        [a.clone(), c.clone()]
+    );
 
     store.mark_event_enqueued(&a).await?;
     store.mark_event_enqueued(&c).await?;
-    assert!(store.events_not_enqueued(10).await?.is_empty());
+    assert!(store.events_not_enqueued(u64::MAX, 10).await?.is_empty());
     Ok(())
 }
 
@@ -350,7 +369,7 @@ async fn given_recorded_events_and_alerts_then_they_survive_a_reopen(
     assert_eq!(store.deliveries(&e.id).await?.len(), 2);
     assert_eq!(store.alerts(&alice, false, 10, None).await?.items, alerts);
     assert_eq!(
-        store.events_not_enqueued(10).await?,
+        store.events_not_enqueued(u64::MAX, 10).await?,
         std::slice::from_ref(&e.id)
     );
     assert_eq!(
@@ -730,7 +749,7 @@ async fn dynamodb_an_event_cut_short_is_completed_by_a_retry_at_its_time() -> Te
     };
     assert_eq!(store.event(&e.id).await?, Some(incomplete.clone()));
     assert_eq!(
-        store.events_not_enqueued(10).await?,
+        store.events_not_enqueued(u64::MAX, 10).await?,
         std::slice::from_ref(&e.id)
     );
 

@@ -130,7 +130,13 @@ impl EventStore for DynamoDbStore {
         }
     }
 
-    async fn events_not_enqueued(&self, limit: usize) -> Result<Vec<EventId>, StoreError> {
+    async fn events_not_enqueued(
+        &self,
+        accepted_before_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<EventId>, StoreError> {
+        // `GSI1SK` is `{accepted_at:013}#{id}`: everything before the cut-off's 13 digits.
+        let cutoff = format!("{:013}", accepted_before_ms.min(9_999_999_999_999));
         let mut ids = Vec::new();
         let mut start = None;
         while ids.len() < limit {
@@ -141,9 +147,10 @@ impl EventStore for DynamoDbStore {
                 .query()
                 .table_name(self.table.as_ref())
                 .index_name(GSI1)
-                .key_condition_expression(format!("#{GSI1PK} = :pending"))
-                .set_expression_attribute_names(Some(names(&[GSI1PK, PK])))
+                .key_condition_expression(format!("#{GSI1PK} = :pending AND #{GSI1SK} < :cutoff"))
+                .set_expression_attribute_names(Some(names(&[GSI1PK, GSI1SK, PK])))
                 .expression_attribute_values(":pending", s(EVENTS_NOT_ENQUEUED))
+                .expression_attribute_values(":cutoff", s(&cutoff))
                 .projection_expression(format!("#{PK}"))
                 .limit(page_limit)
                 .set_exclusive_start_key(start)

@@ -181,16 +181,23 @@ impl EventStore for EmbeddedStore {
         .await
     }
 
-    async fn events_not_enqueued(&self, limit: usize) -> Result<Vec<EventId>, StoreError> {
-        let limit = integer(limit as u64);
+    async fn events_not_enqueued(
+        &self,
+        accepted_before_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<EventId>, StoreError> {
+        let (before, limit) = (integer(accepted_before_ms), integer(limit as u64));
         self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT id FROM events WHERE enqueued = 0 ORDER BY accepted_at, id LIMIT ?1",
+                    "SELECT id FROM events WHERE enqueued = 0 AND accepted_at < ?1
+                     ORDER BY accepted_at, id LIMIT ?2",
                 )
                 .map_err(backend)?;
             let ids = stmt
-                .query_map([limit], |r| r.get::<_, String>(0).map(EventId))
+                .query_map(params![before, limit], |r| {
+                    r.get::<_, String>(0).map(EventId)
+                })
                 .map_err(backend)?
                 .collect::<rusqlite::Result<Vec<EventId>>>()
                 .map_err(backend)?;
