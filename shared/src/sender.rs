@@ -295,6 +295,23 @@ impl<T: Transport> Sender<T> {
             .await
         {
             Ok(result) => result,
+            Err(e) if receive_count >= self.policy.max_attempts => {
+                // The message's last receive: it goes to the dead-letter queue now, so the
+                // delivery is `dead` with why (if the store takes even that).
+                tracing::error!(delivery_id = %message.delivery_id, error = %e, "store failed on the message's last receive; dead");
+                let outcome = AttemptOutcome::Dead {
+                    error: format!("the store failed on the last of {receive_count} receives: {e}"),
+                };
+                let now = self.clock.now_ms();
+                if let Err(e) = self
+                    .store
+                    .record_attempt(&message.event_id, &message.delivery_id, &outcome, now)
+                    .await
+                {
+                    tracing::error!(delivery_id = %message.delivery_id, error = %e, "could not record the delivery dead");
+                }
+                RecordResult::Retry
+            }
             Err(e) => {
                 tracing::error!(delivery_id = %message.delivery_id, error = %e, "store failed; the message will come back");
                 RecordResult::Retry
@@ -329,6 +346,14 @@ impl<T: Transport> Sender<T> {
                 tracing::info!(delivery_id = %delivery.id, status = delivery.status.name(), "already final; not sending again");
                 return Ok(RecordResult::Done);
             }
+            Claim::Held { until } if receive_count >= self.policy.max_attempts => {
+                // The last receive of a duplicate message: the sender holding the claim
+                // finishes the delivery with its own message (which comes back if that sender
+                // dies), so this one is acknowledged rather than left to reach the
+                // dead-letter queue with no outcome.
+                tracing::info!(delivery_id = %message.delivery_id, until, "another sender holds this delivery on this message's last receive; leaving it to that sender");
+                return Ok(RecordResult::Done);
+            }
             Claim::Held { until } => {
                 // Another sender has it (a duplicate message): look again when its claim
                 // ends; by then it is final, or the claim lapsed with its sender.
@@ -357,7 +382,21 @@ impl<T: Transport> Sender<T> {
             recipient: recipient.as_ref(),
         };
         let now = self.clock.now_ms();
-        match self.transport.send(&request).await {
+        let result = match self.transport.send(&request).await {
+            // Only webhook endpoints rest; anything else is retried as usual (and is `dead`
+            // after its last attempt, like any transient failure).
+            Err(SendError::Parked { reason })
+                if !matches!(delivery.destination, Destination::Webhook(_)) =>
+            {
+                tracing::warn!(delivery_id = %delivery.id, %reason, "parking is for webhook endpoints; retrying instead");
+                Err(SendError::Transient {
+                    reason,
+                    retry_after: None,
+                })
+            }
+            other => other,
+        };
+        match result {
             Ok(()) => {
                 self.store
                     .record_attempt(&delivery.event_id, &delivery.id, &AttemptOutcome::Sent, now)
@@ -382,10 +421,7 @@ impl<T: Transport> Sender<T> {
             }
             Err(SendError::Parked { reason }) => {
                 let Destination::Webhook(endpoint) = &delivery.destination else {
-                    // Only webhook endpoints rest; anything else is retried as usual.
-                    tracing::warn!(delivery_id = %delivery.id, %reason, "parking is for webhook endpoints; retrying instead");
-                    self.delay(receipt, self.policy.delay(receive_count, jitter()))
-                        .await;
+                    // Turned into a transient failure above.
                     return Ok(RecordResult::Retry);
                 };
                 // Park first: a crash before the acknowledgement brings the message back, and

@@ -382,6 +382,63 @@ async fn given_only_transient_failures_then_the_last_attempt_is_dead_and_the_mes
 }
 
 #[tokio::test]
+async fn given_a_claim_held_elsewhere_through_the_last_receive_then_the_message_leaves_for_that_sender_not_for_the_dead_letters()
+ {
+    let w = world(2).await;
+    w.post_scan("e1").await;
+    let store = w.app.herald.store.clone();
+    let event = herald_shared::domain::EventId::parse("id", "e1").unwrap_or_else(|e| panic!("{e}"));
+    let deliveries = store
+        .deliveries(&event)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let alice = deliveries
+        .iter()
+        .find(|d| d.destination.to_string() == "slack:user:alice")
+        .unwrap_or_else(|| panic!("alice's delivery: {deliveries:?}"));
+    // Another sender holds alice's delivery for a day (its own message in hand).
+    let claim = store
+        .claim_delivery(
+            &event,
+            &alice.id,
+            w.clock.now_ms(),
+            Duration::from_secs(86_400),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        matches!(claim, herald_shared::ports::Claim::Claimed(_)),
+        "{claim:?}"
+    );
+    // Receive 1 waits for the claim (12 h at most); receive 2 is the last one.
+    w.drain_then_wait(43_200_000).await;
+    w.drain_then_wait(43_200_000).await;
+    w.drain_then_wait(0).await;
+    let dead = w
+        .app
+        .herald
+        .queue
+        .dead_letters(Channel::Slack)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        dead.is_empty(),
+        "no message reaches the dead letters without its delivery dead: {dead:?}"
+    );
+    assert_eq!(
+        w.transport.sends("slack:user:alice"),
+        0,
+        "the holder sends it"
+    );
+    assert_eq!(w.transport.sends("slack:user:bob"), 1);
+    let s = w.statuses("e1").await;
+    assert_ne!(
+        s["slack:user:alice"].0, "dead",
+        "left to the sender holding it"
+    );
+}
+
+#[tokio::test]
 async fn given_a_sent_delivery_queued_again_then_it_is_not_sent_twice() {
     let w = world(5).await;
     w.post_scan("e1").await;
