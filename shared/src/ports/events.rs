@@ -118,7 +118,34 @@ pub trait EventStore: Send + Sync {
         outcome: &AttemptOutcome,
         now_ms: u64,
     ) -> Result<Option<Delivery>, StoreError>;
+    /// Deliveries whose status is `status` (`retrying`, `failed` or `dead`; any other is
+    /// `Invalid`) and last changed at or after `since_ms`, oldest change first, at most
+    /// `limit`: what an operator looks at. Read through an index of those statuses, never a
+    /// scan.
+    async fn deliveries_with_status(
+        &self,
+        status: DeliveryStatus,
+        since_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError>;
+    /// Puts a `dead` delivery back to `queued` (its attempts and last error kept,
+    /// `updated_at = now_ms`) so its message can be queued again: a conditional write, so of
+    /// two replays one revives it, and a delivery sent, failed or replayed meanwhile is not
+    /// touched (`None`, as for an unknown one).
+    async fn revive_dead_delivery(
+        &self,
+        event: &EventId,
+        id: &DeliveryId,
+        now_ms: u64,
+    ) -> Result<Option<Delivery>, StoreError>;
 }
+
+/// The statuses [`EventStore::deliveries_with_status`] lists.
+pub const LISTED_STATUSES: [DeliveryStatus; 3] = [
+    DeliveryStatus::Retrying,
+    DeliveryStatus::Failed,
+    DeliveryStatus::Dead,
+];
 
 /// What claiming a delivery found.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -29,6 +29,7 @@ conformance! {
     given_failed_and_dead_deliveries_then_they_are_final_too,
     given_an_unknown_delivery_then_it_reads_and_records_as_none,
     given_a_claimed_delivery_then_a_second_claim_waits_until_the_attempt_or_the_lease_ends,
+    given_retrying_failed_and_dead_deliveries_then_they_are_listed_by_status_and_a_dead_one_revives_once,
 }
 
 fn event_id(id: &str) -> EventId {
@@ -874,4 +875,99 @@ async fn dynamodb_events_and_deliveries_expire_after_seven_days() -> TestResult 
         Some(&AttributeValue::N(alert_expiry))
     );
     harness.finish().await
+}
+
+async fn given_retrying_failed_and_dead_deliveries_then_they_are_listed_by_status_and_a_dead_one_revives_once(
+    h: &mut Harness,
+) -> TestResult {
+    let store = h.store();
+    let d = record_deliveries(store, "e-ops", 4, 1_000).await?;
+    let e = d[0].event_id.clone();
+    let dead = |error: &str| AttemptOutcome::Dead {
+        error: error.to_owned(),
+    };
+    store
+        .record_attempt(&e, &d[0].id, &retrying("HTTP 503"), 2_000)
+        .await?;
+    store
+        .record_attempt(&e, &d[1].id, &dead("timed out"), 3_000)
+        .await?;
+    let refused = AttemptOutcome::Failed {
+        error: "410 Gone".into(),
+    };
+    store.record_attempt(&e, &d[2].id, &refused, 4_000).await?;
+    // d[3] stays queued: never listed.
+    let ids = |list: Vec<Delivery>| list.into_iter().map(|x| x.id).collect::<Vec<_>>();
+    let listed = |status, since| store.deliveries_with_status(status, since, 10);
+    assert_eq!(
+        ids(listed(DeliveryStatus::Dead, 0).await?),
+        [d[1].id.clone()]
+    );
+    assert_eq!(
+        ids(listed(DeliveryStatus::Retrying, 0).await?),
+        [d[0].id.clone()]
+    );
+    assert_eq!(
+        ids(listed(DeliveryStatus::Failed, 4_000).await?),
+        [d[2].id.clone()]
+    );
+    assert!(
+        listed(DeliveryStatus::Failed, 4_001).await?.is_empty(),
+        "changed before since"
+    );
+    let queued = listed(DeliveryStatus::Queued, 0).await;
+    assert!(matches!(queued, Err(StoreError::Invalid(_))), "{queued:?}");
+    let dead_one = listed(DeliveryStatus::Dead, 0).await?;
+    assert_eq!(dead_one[0].last_error.as_deref(), Some("timed out"));
+
+    // Retrying, then dead: listed under dead, oldest change first, and no longer retrying.
+    store
+        .record_attempt(&e, &d[0].id, &dead("HTTP 503"), 5_000)
+        .await?;
+    assert_eq!(
+        ids(listed(DeliveryStatus::Dead, 0).await?),
+        [d[1].id.clone(), d[0].id.clone()]
+    );
+    assert!(listed(DeliveryStatus::Retrying, 0).await?.is_empty());
+    assert_eq!(
+        ids(store
+            .deliveries_with_status(DeliveryStatus::Dead, 0, 1)
+            .await?),
+        [d[1].id.clone()]
+    );
+
+    // A replay revives a dead delivery once; sent, failed or unknown ones are not touched.
+    let revived = store.revive_dead_delivery(&e, &d[1].id, 6_000).await?;
+    assert_eq!(
+        revived,
+        Some(attempted(
+            &d[1],
+            DeliveryStatus::Queued,
+            1,
+            Some("timed out"),
+            6_000
+        ))
+    );
+    assert_eq!(store.revive_dead_delivery(&e, &d[1].id, 6_001).await?, None);
+    assert_eq!(store.revive_dead_delivery(&e, &d[2].id, 6_000).await?, None);
+    assert_eq!(
+        store
+            .revive_dead_delivery(&e, &DeliveryId::from_stored("nope"), 6_000)
+            .await?,
+        None
+    );
+    assert_eq!(
+        ids(listed(DeliveryStatus::Dead, 0).await?),
+        [d[0].id.clone()]
+    );
+    // Revived, it is attempted as any queued delivery, and sent is final.
+    let sent = store
+        .record_attempt(&e, &d[1].id, &AttemptOutcome::Sent, 7_000)
+        .await?;
+    assert_eq!(
+        sent.map(|x| (x.status, x.attempts)),
+        Some((DeliveryStatus::Sent, 2))
+    );
+    assert_eq!(store.revive_dead_delivery(&e, &d[1].id, 8_000).await?, None);
+    Ok(())
 }

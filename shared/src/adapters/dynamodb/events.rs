@@ -13,7 +13,9 @@ use super::keys::{
 };
 use super::requests::{EXISTS, NOT_EXISTS, backend, condition_failed};
 use crate::domain::{Alert, Delivery, DeliveryId, DeliveryStatus, EventId};
-use crate::ports::{AttemptOutcome, Claim, EventRecord, EventStore, RecordOutcome, StoreError};
+use crate::ports::{
+    AttemptOutcome, Claim, EventRecord, EventStore, LISTED_STATUSES, RecordOutcome, StoreError,
+};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
@@ -262,9 +264,13 @@ impl EventStore for DynamoDbStore {
         outcome: &AttemptOutcome,
         now_ms: u64,
     ) -> Result<Option<Delivery>, StoreError> {
-        let mut update = format!(
-            "SET #{STATUS} = :status, #{ATTEMPTS} = #{ATTEMPTS} + :one, #{UPDATED_AT} = :now"
-        );
+        let mut set = vec![
+            format!("#{STATUS} = :status"),
+            format!("#{ATTEMPTS} = #{ATTEMPTS} + :one"),
+            format!("#{UPDATED_AT} = :now"),
+        ];
+        // The attempt ends the send claim.
+        let mut remove = vec![format!("#{LEASE_UNTIL}")];
         let mut values = HashMap::from([
             (":status".to_owned(), s(outcome.status().name())),
             (":one".to_owned(), n(1)),
@@ -273,14 +279,28 @@ impl EventStore for DynamoDbStore {
             (":failed".to_owned(), s(DeliveryStatus::Failed.name())),
             (":dead".to_owned(), s(DeliveryStatus::Dead.name())),
         ]);
-        // The attempt ends the send claim.
         match outcome.error() {
             Some(error) => {
-                update.push_str(&format!(", #{LAST_ERROR} = :error REMOVE #{LEASE_UNTIL}"));
+                set.push(format!("#{LAST_ERROR} = :error"));
                 values.insert(":error".to_owned(), s(error));
             }
-            None => update.push_str(&format!(" REMOVE #{LAST_ERROR}, #{LEASE_UNTIL}")),
+            None => remove.push(format!("#{LAST_ERROR}")),
         }
+        // Listed by status (`deliveries_with_status`) while retrying, failed or dead.
+        if LISTED_STATUSES.contains(&outcome.status()) {
+            set.push(format!("#{GSI1PK} = :by_status, #{GSI1SK} = :changed"));
+            values.insert(
+                ":by_status".to_owned(),
+                s(deliveries_by_status(outcome.status())),
+            );
+            values.insert(
+                ":changed".to_owned(),
+                s(format!("{now_ms:013}#{event}#{id}")),
+            );
+        } else {
+            remove.push(format!("#{GSI1PK}, #{GSI1SK}"));
+        }
+        let update = format!("SET {} REMOVE {}", set.join(", "), remove.join(", "));
         self.count();
         let result = self
             .client
@@ -298,6 +318,8 @@ impl EventStore for DynamoDbStore {
                 LAST_ERROR,
                 UPDATED_AT,
                 LEASE_UNTIL,
+                GSI1PK,
+                GSI1SK,
             ])))
             .set_expression_attribute_values(Some(values))
             .return_values(ReturnValue::AllNew)
@@ -313,4 +335,97 @@ impl EventStore for DynamoDbStore {
             Err(e) => Err(backend("UpdateItem (delivery attempt)")(e)),
         }
     }
+
+    async fn deliveries_with_status(
+        &self,
+        status: DeliveryStatus,
+        since_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        if !LISTED_STATUSES.contains(&status) {
+            return Err(StoreError::Invalid(format!(
+                "deliveries are listed by status retrying, failed or dead, not {}",
+                status.name()
+            )));
+        }
+        let from = format!("{:013}", since_ms.min(9_999_999_999_999));
+        let mut deliveries = Vec::new();
+        let mut start = None;
+        while deliveries.len() < limit {
+            let page_limit = i32::try_from(limit - deliveries.len()).unwrap_or(i32::MAX);
+            self.count();
+            let page = self
+                .client
+                .query()
+                .table_name(self.table.as_ref())
+                .index_name(GSI1)
+                .key_condition_expression(format!("#{GSI1PK} = :by_status AND #{GSI1SK} >= :from"))
+                .set_expression_attribute_names(Some(names(&[GSI1PK, GSI1SK])))
+                .expression_attribute_values(":by_status", s(deliveries_by_status(status)))
+                .expression_attribute_values(":from", s(&from))
+                .limit(page_limit)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend("Query GSI1 (deliveries by status)"))?;
+            for item in page.items.unwrap_or_default() {
+                let delivery = delivery_from_item(&item)?;
+                // The index is eventually consistent: a delivery that just moved on is left out.
+                if delivery.status == status {
+                    deliveries.push(delivery);
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        deliveries.truncate(limit);
+        Ok(deliveries)
+    }
+
+    async fn revive_dead_delivery(
+        &self,
+        event: &EventId,
+        id: &DeliveryId,
+        now_ms: u64,
+    ) -> Result<Option<Delivery>, StoreError> {
+        self.count();
+        let result = self
+            .client
+            .update_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(Key::delivery(event.as_str(), id.as_str()).to_item()))
+            .update_expression(format!(
+                "SET #{STATUS} = :queued, #{UPDATED_AT} = :now REMOVE #{LEASE_UNTIL}, #{GSI1PK}, #{GSI1SK}"
+            ))
+            .condition_expression(format!("attribute_exists(#{PK}) AND #{STATUS} = :dead"))
+            .set_expression_attribute_names(Some(names(&[
+                PK,
+                STATUS,
+                UPDATED_AT,
+                LEASE_UNTIL,
+                GSI1PK,
+                GSI1SK,
+            ])))
+            .expression_attribute_values(":queued", s(DeliveryStatus::Queued.name()))
+            .expression_attribute_values(":dead", s(DeliveryStatus::Dead.name()))
+            .expression_attribute_values(":now", n(now_ms))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => output
+                .attributes
+                .map(|item| delivery_from_item(&item))
+                .transpose(),
+            Err(e) if condition_failed(&e) => Ok(None),
+            Err(e) => Err(backend("UpdateItem (revive delivery)")(e)),
+        }
+    }
+}
+
+/// The `GSI1` partition of the deliveries with `status`.
+fn deliveries_by_status(status: DeliveryStatus) -> String {
+    format!("DELIVERIES#{}", status.name())
 }

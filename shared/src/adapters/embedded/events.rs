@@ -349,4 +349,67 @@ impl EventStore for EmbeddedStore {
         })
         .await
     }
+
+    async fn deliveries_with_status(
+        &self,
+        status: DeliveryStatus,
+        since_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        if !crate::ports::LISTED_STATUSES.contains(&status) {
+            return Err(StoreError::Invalid(format!(
+                "deliveries are listed by status retrying, failed or dead, not {}",
+                status.name()
+            )));
+        }
+        let (since, limit) = (integer(since_ms), integer(limit as u64));
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM deliveries
+                     WHERE status = ?1 AND updated_at >= ?2
+                     ORDER BY updated_at, event_id, id LIMIT ?3"
+                ))
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![status.name(), since, limit], delivery_from_row)
+                .map_err(backend)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(backend)?;
+            rows.into_iter().collect()
+        })
+        .await
+    }
+
+    async fn revive_dead_delivery(
+        &self,
+        event: &EventId,
+        id: &DeliveryId,
+        now_ms: u64,
+    ) -> Result<Option<Delivery>, StoreError> {
+        let (event, id) = (event.as_str().to_owned(), id.as_str().to_owned());
+        self.run(move |conn| {
+            conn.prepare_cached(&format!(
+                "UPDATE deliveries SET status = ?3, updated_at = ?4, lease_until = 0
+                 WHERE event_id = ?1 AND id = ?2 AND status = ?5
+                 RETURNING {DELIVERY_COLUMNS}"
+            ))
+            .and_then(|mut stmt| {
+                stmt.query_row(
+                    params![
+                        event,
+                        id,
+                        DeliveryStatus::Queued.name(),
+                        integer(now_ms),
+                        DeliveryStatus::Dead.name()
+                    ],
+                    delivery_from_row,
+                )
+                .optional()
+            })
+            .map_err(backend)?
+            .transpose()
+        })
+        .await
+    }
 }

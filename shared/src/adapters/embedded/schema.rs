@@ -80,6 +80,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     lease_until INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (event_id, id)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deliveries_by_status ON deliveries(status, updated_at)
+    WHERE status IN ('retrying', 'failed', 'dead');
 CREATE TABLE IF NOT EXISTS alerts (
     username TEXT NOT NULL,
     id TEXT NOT NULL,
