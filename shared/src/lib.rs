@@ -20,6 +20,7 @@ pub mod domain;
 pub mod intake;
 pub mod lambda;
 pub mod ports;
+pub mod replay;
 pub mod scheduler;
 pub mod sender;
 pub mod telemetry;

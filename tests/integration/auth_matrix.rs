@@ -74,6 +74,8 @@ const POLICY: &[(&str, &str, Allowed)] = &[
         Allowed::SelfOrAdmin,
     ),
     ("GET", "/v1/users/{username}/products", Allowed::SelfOrAdmin),
+    ("GET", "/v1/deliveries", Allowed::Admin),
+    ("POST", "/v1/deliveries/replay", Allowed::Admin),
     ("GET", "/v1/users/{username}", Allowed::SelfServiceOrAdmin),
     ("PUT", "/v1/users/{username}", Allowed::ServiceOrAdmin),
     ("DELETE", "/v1/users/{username}", Allowed::ServiceOrAdmin),
@@ -436,6 +438,9 @@ fn concrete(template: &str) -> String {
         .replace("{product_id}", "1")
         .replace("{event_id}", "seed")
         .replace("{id}", "1")
+        // A list needs its status.
+        .replace("/v1/deliveries", "/v1/deliveries?status=dead")
+        .replace("?status=dead/replay", "/replay")
 }
 
 /// The headers a route needs besides the token: DefectDojo names its event in one.
@@ -462,6 +467,9 @@ fn body_for(method: &str, template: &str, receiver: &WebhookReceiver) -> Option<
     }
     if method == "POST" && template == "/v1/scheduler/run" {
         return Some(json!({"time": "2026-11-27T07:30:00Z"}));
+    }
+    if method == "POST" && template == "/v1/deliveries/replay" {
+        return Some(json!({}));
     }
     let scheduled = scheduled_records().into_iter().find(|(path, _)| {
         path.strip_suffix('1')

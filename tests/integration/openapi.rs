@@ -58,6 +58,8 @@ const CONTRACT_ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/risk-acceptances/{id}"),
     ("DELETE", "/v1/risk-acceptances/{id}"),
     ("POST", "/v1/scheduler/run"),
+    ("GET", "/v1/deliveries"),
+    ("POST", "/v1/deliveries/replay"),
     ("POST", "/v1/defectdojo/webhook"),
 ];
 

@@ -439,6 +439,96 @@ async fn given_a_claim_held_elsewhere_through_the_last_receive_then_the_message_
 }
 
 #[tokio::test]
+async fn given_a_dead_delivery_then_an_operator_lists_it_and_a_replay_sends_it_once() {
+    let w = world(2).await;
+    w.transport.will(
+        "slack:user:alice",
+        vec![transient("HTTP 500"), transient("HTTP 500")],
+    );
+    w.post_scan("e1").await;
+    for _ in 0..4 {
+        w.drain_then_wait(120_000).await;
+    }
+    assert_eq!(w.statuses("e1").await["slack:user:alice"].0, "dead");
+    let list = w
+        .app
+        .admin(
+            Method::GET,
+            "/v1/deliveries?status=dead&channel=slack",
+            None,
+        )
+        .await;
+    assert_eq!(list.status, http::StatusCode::OK, "{}", list.body);
+    let items = list.body["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(
+        (
+            &items[0]["event_id"],
+            &items[0]["destination"],
+            &items[0]["last_error"]
+        ),
+        (&json!("e1"), &json!("slack:user:alice"), &json!("HTTP 500"))
+    );
+    let none = w
+        .app
+        .admin(Method::GET, "/v1/deliveries?status=dead&channel=mail", None)
+        .await;
+    assert_eq!(none.body["items"], json!([]));
+    let bad = w
+        .app
+        .admin(Method::GET, "/v1/deliveries?status=sent", None)
+        .await;
+    assert_eq!(
+        (bad.status, bad.error_field()),
+        (http::StatusCode::BAD_REQUEST, "status")
+    );
+
+    // Replayed: queued again and sent; a second replay finds nothing, and nothing is sent twice.
+    let replay = w
+        .app
+        .admin(
+            Method::POST,
+            "/v1/deliveries/replay",
+            Some(&json!({"channel": "slack"})),
+        )
+        .await;
+    assert_eq!(
+        replay.body,
+        json!({"replayed": 1, "skipped": 0}),
+        "{}",
+        replay.body
+    );
+    w.drain_then_wait(0).await;
+    let s = w.statuses("e1").await;
+    assert_eq!(s["slack:user:alice"].0, "sent");
+    assert_eq!(
+        w.transport.sends("slack:user:alice"),
+        3,
+        "two failures, then the replay"
+    );
+    let again = w
+        .app
+        .admin(
+            Method::POST,
+            "/v1/deliveries/replay",
+            Some(&json!({"event_id": "e1"})),
+        )
+        .await;
+    assert_eq!(again.body, json!({"replayed": 0, "skipped": 0}));
+    w.drain_then_wait(0).await;
+    assert_eq!(w.transport.sends("slack:user:alice"), 3);
+    let bad = w
+        .app
+        .admin(
+            Method::POST,
+            "/v1/deliveries/replay",
+            Some(&json!({"channel": "alert"})),
+        )
+        .await;
+    assert_eq!(bad.error_field(), "channel");
+}
+
+#[tokio::test]
 async fn given_a_sent_delivery_queued_again_then_it_is_not_sent_twice() {
     let w = world(5).await;
     w.post_scan("e1").await;

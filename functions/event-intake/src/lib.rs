@@ -6,6 +6,7 @@
 
 pub mod checks;
 pub mod defectdojo;
+pub mod deliveries;
 pub mod eventbridge;
 pub mod router;
 pub mod state;

@@ -27,6 +27,7 @@ pub fn api() -> OpenApiRouter<IntakeState> {
         .routes(routes!(get_event))
         .routes(routes!(crate::defectdojo::post_defectdojo_webhook))
         .merge(crate::checks::routes())
+        .merge(crate::deliveries::routes())
 }
 
 /// The intake routes' OpenAPI document.
@@ -80,7 +81,7 @@ async fn post_event(
 
 /// A delivery as `GET /v1/events/{event_id}` shows it.
 #[derive(Debug, Serialize, ToSchema)]
-struct DeliveryView {
+pub(crate) struct DeliveryView {
     id: String,
     channel: String,
     destination: String,

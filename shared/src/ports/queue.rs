@@ -34,6 +34,12 @@ pub trait DeliveryQueue: Send + Sync {
     /// embedded queue keeps one message per delivery id, and senders skip deliveries already
     /// sent.
     async fn enqueue(&self, messages: &[DeliveryMessage]) -> Result<(), QueueError>;
+    /// Puts the messages of deliveries an operator replays on their queues again: on SQS a
+    /// new message each (the old one stays in the dead-letter queue); the embedded queue,
+    /// which keeps one message per delivery, makes a dead letter visible again instead.
+    async fn requeue(&self, messages: &[DeliveryMessage]) -> Result<(), QueueError> {
+        self.enqueue(messages).await
+    }
 }
 
 /// Handles batches from a channel's queue, as Lambda's SQS trigger hands them over: the same

@@ -455,6 +455,38 @@ impl DeliveryQueue for EmbeddedQueue {
     async fn enqueue(&self, messages: &[DeliveryMessage]) -> Result<(), QueueError> {
         self.enqueue_at(messages, self.clock.now_ms()).await
     }
+
+    /// A replay: each delivery's dead letter is visible again with its receive count back
+    /// to 0 (a redrive); a delivery with no message at all gets one.
+    async fn requeue(&self, messages: &[DeliveryMessage]) -> Result<(), QueueError> {
+        let messages = messages.to_vec();
+        let now = sql_millis(self.clock.now_ms());
+        let now_ms = self.clock.now_ms();
+        self.run(move |conn| {
+            let tx = conn.savepoint().map_err(backend)?;
+            {
+                let mut redrive = tx
+                    .prepare_cached(
+                        "UPDATE queue_messages
+                         SET dead = 0, receive_count = 0, receipt = NULL, visible_at = ?3
+                         WHERE event_id = ?1 AND id = ?2 AND dead = 1",
+                    )
+                    .map_err(backend)?;
+                for message in &messages {
+                    redrive
+                        .execute(params![
+                            message.event_id.as_str(),
+                            message.delivery_id.as_str(),
+                            now
+                        ])
+                        .map_err(backend)?;
+                }
+            }
+            enqueue_in(&tx, &messages, now_ms)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
 }
 
 #[async_trait]
