@@ -324,6 +324,24 @@ where
     Ok(())
 }
 
+/// Finishes one event recorded but never queued; `false` when it is gone (expired).
+async fn finish_one<S, Q>(store: &S, queue: &Q, id: &EventId) -> Result<bool, IntakeError>
+where
+    S: HeraldStore + ?Sized,
+    Q: DeliveryQueue + ?Sized,
+{
+    let Some(record) = store.event(id).await? else {
+        store.mark_event_enqueued(id).await?;
+        return Ok(false);
+    };
+    if record.complete {
+        finish_duplicate(store, queue, &record).await?;
+    } else {
+        accept_event(store, queue, record.event, record.accepted_at).await?;
+    }
+    Ok(true)
+}
+
 /// How long an intake may still be finishing an event it recorded: the recovery sweep on AWS
 /// leaves events younger than this to it (intake's function timeout is 10 s).
 pub const RECOVERY_GRACE_MS: u64 = 60_000;
@@ -355,15 +373,14 @@ where
             return Ok(finished);
         }
         for id in ids {
-            if let Some(record) = store.event(&id).await? {
-                if record.complete {
-                    finish_duplicate(store, queue, &record).await?;
-                } else {
-                    accept_event(store, queue, record.event, record.accepted_at).await?;
+            // One event that cannot be finished is logged and left for the next sweep; the
+            // others behind it are finished now.
+            match finish_one(store, queue, &id).await {
+                Ok(true) => finished += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(event_id = %id, error = %e, "an event recorded but never queued could not be finished; the next sweep tries again");
                 }
-                finished += 1;
-            } else {
-                store.mark_event_enqueued(&id).await?;
             }
         }
     }

@@ -303,12 +303,21 @@ impl<T: Transport> Sender<T> {
                     error: format!("the store failed on the last of {receive_count} receives: {e}"),
                 };
                 let now = self.clock.now_ms();
-                if let Err(e) = self
+                match self
                     .store
                     .record_attempt(&message.event_id, &message.delivery_id, &outcome, now)
                     .await
                 {
-                    tracing::error!(delivery_id = %message.delivery_id, error = %e, "could not record the delivery dead");
+                    Ok(Some(delivery)) => {
+                        let reason = outcome.error().unwrap_or_default().to_owned();
+                        if let Err(e) = self.alert_administrators(&delivery, &reason, now).await {
+                            tracing::error!(delivery_id = %delivery.id, error = %e, "could not alert the administrators");
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(delivery_id = %message.delivery_id, error = %e, "could not record the delivery dead");
+                    }
                 }
                 RecordResult::Retry
             }
@@ -398,9 +407,16 @@ impl<T: Transport> Sender<T> {
         };
         match result {
             Ok(()) => {
-                self.store
+                if let Err(e) = self
+                    .store
                     .record_attempt(&delivery.event_id, &delivery.id, &AttemptOutcome::Sent, now)
-                    .await?;
+                    .await
+                {
+                    // Sent but not recorded: never `dead` for it. The message comes back; the
+                    // claim, ours until it lapses, keeps it from being sent again before then.
+                    tracing::error!(delivery_id = %delivery.id, error = %e, "sent, but the store failed to record it; the message will come back");
+                    return Ok(RecordResult::Retry);
+                }
                 tracing::info!(delivery_id = %delivery.id, destination = %delivery.destination, "sent");
                 Ok(RecordResult::Done)
             }
@@ -465,7 +481,10 @@ impl<T: Transport> Sender<T> {
                 self.store
                     .record_attempt(&delivery.event_id, &delivery.id, &outcome, now)
                     .await?;
+                // A `Retry-After` of nothing (or a date already past) would spend every attempt
+                // at once: the backoff applies then.
                 let delay = retry_after
+                    .filter(|wait| !wait.is_zero())
                     .unwrap_or_else(|| self.policy.delay(receive_count, jitter()))
                     .min(MAX_RETRY_DELAY);
                 tracing::info!(delivery_id = %delivery.id, %reason, delay_ms = delay.as_millis() as u64, "will retry");

@@ -329,6 +329,20 @@ async fn given_an_eventbridge_event_without_an_id_then_a_retried_invocation_is_a
         .await;
     assert_eq!(alice.body["total"], 1, "one alert, not one per invocation");
 
+    // The same envelope id with another detail cannot be accepted, and retrying cannot help:
+    // the invocation succeeds (so EventBridge stops retrying) and nothing new is recorded.
+    let mut changed = payload.clone();
+    changed["detail"]["title"] = json!("another title");
+    let reused = eventbridge::handle(&state, &changed)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(reused.replayed);
+    assert_eq!(reused.event_id, first.event_id);
+    let alice = app
+        .user("alice", Method::GET, "/v1/users/alice/alerts/count", None)
+        .await;
+    assert_eq!(alice.body["total"], 1);
+
     // Another EventBridge event (another envelope id) is another Herald event.
     payload["id"] = json!("0b7e8feb-0000-4cf7-a9f1-bf3703467718");
     let other = eventbridge::handle(&state, &payload)

@@ -7,7 +7,7 @@
 
 use crate::state::{IntakeState, new_event_id};
 use herald_shared::domain::{Event, EventId};
-use herald_shared::intake::{IntakeAnswer, accept_event};
+use herald_shared::intake::{IntakeAnswer, IntakeError, accept_event};
 use serde_json::Value;
 
 /// The `detail-type` Herald accepts.
@@ -67,12 +67,31 @@ pub async fn handle(
     let detail = payload.get("detail").cloned().unwrap_or(Value::Null);
     let event = Event::from_request(&detail, || envelope_event_id(payload))
         .map_err(|e| EventBridgeError::Invalid(e.to_string()))?;
-    accept_event(
+    match accept_event(
         state.store.as_ref(),
         state.queue.as_ref(),
         event,
         state.clock.now_ms(),
     )
     .await
-    .map_err(|e| EventBridgeError::Intake(e.to_string()))
+    {
+        Ok(answer) => Ok(answer),
+        // Retrying cannot help: the id is taken by another event. Logged and answered as the
+        // first event (the invocation succeeds, so EventBridge stops retrying it).
+        Err(IntakeError::IdempotencyKeyReused(id)) => {
+            tracing::warn!(event_id = %id, "an EventBridge event reused the id of a different event; it was not accepted");
+            let first = state
+                .store
+                .event(&id)
+                .await
+                .map_err(|e| EventBridgeError::Intake(e.to_string()))?;
+            Ok(IntakeAnswer {
+                deliveries: first.as_ref().map_or(0, |r| r.delivery_count),
+                alerts: first.as_ref().map_or(0, |r| r.alert_count),
+                event_id: id,
+                replayed: true,
+            })
+        }
+        Err(e) => Err(EventBridgeError::Intake(e.to_string())),
+    }
 }

@@ -275,13 +275,15 @@ async function openScope(id) {
   renderMatrix(scope, doc, effective);
 }
 
-/** Marks whether the user keeps settings for the product on screen, and redraws its tab. */
+/** Marks whether the user keeps settings for a product, and redraws the tabs; the help and
+ * the remove button only while that product's tab is the one on screen. */
 function productHasSettings(scope, has) {
   scope.product.has_settings = has;
-  const fresh = productScope(state.me, scope.product);
-  scope.help = fresh.help;
-  $("scope-help").textContent = scope.help;
-  $("product-reset").hidden = !has;
+  scope.help = productScope(state.me, scope.product).help;
+  if (state.scope === scope) {
+    $("scope-help").textContent = scope.help;
+    $("product-reset").hidden = !has;
+  }
   renderTabs();
 }
 
@@ -296,10 +298,13 @@ async function resetProduct() {
     // Already gone (another tab): the outcome asked for.
     if (!(error instanceof ApiError && error.status === 404)) throw error;
   }
-  if (state.scope !== scope) return;
   productHasSettings(scope, false);
+  if (state.scope !== scope) return;
+  const effective = await readEffective(scope);
+  // Another tab opened meanwhile: its matrix stays.
+  if (state.scope !== scope) return;
   state.document = { events: {} };
-  renderMatrix(scope, state.document, await readEffective(scope));
+  renderMatrix(scope, state.document, effective);
   $("saved").textContent = "Removed: your personal settings apply.";
 }
 
@@ -413,8 +418,11 @@ async function save(event) {
   const scope = state.scope;
   const sent = documentFromForm(scope);
   try {
-    state.document = await api("PUT", scope.path, sent);
+    const saved = await api("PUT", scope.path, sent);
     if (scope.product) productHasSettings(scope, true);
+    // Another tab opened meanwhile: its document and matrix stay as they are.
+    if (state.scope !== scope) return;
+    state.document = saved;
     // "Saved." once the row's effective column says what the save changed.
     const effective = await readEffective(scope).catch(() => null);
     if (state.scope !== scope) return;
