@@ -410,16 +410,54 @@ impl<T> Change<T> {
 /// What stands for a credential in a redacted URL.
 pub const REDACTED: &str = "***";
 
+/// Services whose webhook URLs carry their secret in the path: the host (or its ending), and
+/// how many leading path segments are not secret.
+const SECRET_PATHS: &[(&str, usize)] = &[
+    // https://hooks.slack.com/services/T000/B000/XXXX
+    ("hooks.slack.com", 1),
+    // https://discord.com/api/webhooks/123/token
+    ("discord.com", 2),
+    ("discordapp.com", 2),
+    // https://x.webhook.office.com/webhookb2/guid@guid/IncomingWebhook/id/guid
+    (".webhook.office.com", 1),
+    // https://chat.googleapis.com/v1/spaces/AAA/messages?key=...&token=... (query below)
+];
+
 /// A webhook URL as the API shows it: credentials in it (`https://user:pass@host`, a bare
-/// `https://token@host`) and every query value (`?token=...`, a Teams workflow's `sig=...`)
-/// replaced by `***`. A URL with neither is shown as it was given.
+/// `https://token@host`), every query value (`?token=...`, a Teams workflow's `sig=...`), the
+/// fragment, and the secret path of services known to keep it there (Slack's, Discord's and
+/// Teams' incoming webhooks) replaced by `***`. A URL with none of these is shown as given.
 pub fn redacted_url(url: &str) -> String {
     let Ok(mut parsed) = url::Url::parse(url) else {
         return url.to_owned();
     };
     let has_user = !parsed.username().is_empty() || parsed.password().is_some();
-    if !has_user && parsed.query().is_none() {
+    let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
+    let secret_path = SECRET_PATHS.iter().find_map(|(known, keep)| {
+        let matches = if known.starts_with('.') {
+            host.ends_with(known)
+        } else {
+            host == *known
+        };
+        matches.then_some(*keep)
+    });
+    if !has_user && parsed.query().is_none() && parsed.fragment().is_none() && secret_path.is_none()
+    {
         return url.to_owned();
+    }
+    if let Some(keep) = secret_path {
+        let segments: Vec<String> = parsed
+            .path_segments()
+            .map(|s| s.map(str::to_owned).collect())
+            .unwrap_or_default();
+        if segments.len() > keep {
+            let mut shown: Vec<&str> = segments[..keep].iter().map(String::as_str).collect();
+            shown.push(REDACTED);
+            parsed.set_path(&format!("/{}", shown.join("/")));
+        }
+    }
+    if parsed.fragment().is_some() {
+        parsed.set_fragment(Some(REDACTED));
     }
     if parsed.password().is_some() {
         // `user:***`; a password without a user is all credential.
@@ -833,6 +871,22 @@ mod tests {
             (
                 "https://siem.example.com/h?a=1&=x&b",
                 "https://siem.example.com/h?a=***&***&***",
+            ),
+            (
+                "https://hooks.slack.com/services/T0/B0/s3cr3t",
+                "https://hooks.slack.com/services/***",
+            ),
+            (
+                "https://discord.com/api/webhooks/1/s3cr3t",
+                "https://discord.com/api/webhooks/***",
+            ),
+            (
+                "https://acme.webhook.office.com/webhookb2/a@b/IncomingWebhook/c/d",
+                "https://acme.webhook.office.com/webhookb2/***",
+            ),
+            (
+                "https://siem.example.com/h#s3cr3t",
+                "https://siem.example.com/h#***",
             ),
             ("not a url", "not a url"),
         ] {
