@@ -101,6 +101,33 @@ enum Command {
         #[command(subcommand)]
         source: SyncSource,
     },
+    /// List the deliveries that are retrying, failed or dead, oldest change first.
+    Deliveries {
+        /// retrying, failed or dead.
+        #[arg(long)]
+        status: String,
+        /// Only those changed at or after this instant (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only this channel's: mail, slack, msteams or webhooks.
+        #[arg(long)]
+        channel: Option<String>,
+        /// At most this many (1 to 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Queue dead deliveries again; none is sent twice.
+    Replay {
+        /// Replay the dead deliveries (the only kind a replay takes; say so).
+        #[arg(long, required = true)]
+        dead: bool,
+        /// Only this channel's: mail, slack, msteams or webhooks.
+        #[arg(long)]
+        channel: Option<String>,
+        /// Only this event's.
+        #[arg(long)]
+        event: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -169,6 +196,25 @@ fn main() -> ExitCode {
                 register_webhooks: register_user_webhooks,
             },
         ),
+        Some(Command::Deliveries {
+            status,
+            since,
+            channel,
+            limit,
+        }) => {
+            let mut query = vec![("status", status), ("limit", limit.to_string())];
+            query.extend(since.map(|s| ("since", s)));
+            query.extend(channel.map(|c| ("channel", c)));
+            operate(&config, &cli.serve, Operation::List(query))
+        }
+        Some(Command::Replay {
+            dead: _,
+            channel,
+            event,
+        }) => {
+            let body = serde_json::json!({"channel": channel, "event_id": event});
+            operate(&config, &cli.serve, Operation::Replay(body))
+        }
         Some(Command::Serve) | None => serve(config, cli.serve),
     });
     match result {
@@ -286,6 +332,136 @@ fn sync_defectdojo(
         }
         Ok(())
     })
+}
+
+/// An operator's command on deliveries.
+enum Operation {
+    /// `GET /v1/deliveries` with this query.
+    List(Vec<(&'static str, String)>),
+    /// `POST /v1/deliveries/replay` with this body.
+    Replay(serde_json::Value),
+}
+
+/// Runs an operator's command through the intake API: in this process on the data directory's
+/// store, or, when a server holds the store, on that server (as an administrator, with a
+/// token signed by the data directory's key), so the server's own queues take a replay.
+fn operate(config: &Config, args: &ServeArgs, operation: Operation) -> Result<(), String> {
+    runtime()?.block_on(async move {
+        let token =
+            keys(config, args)?.issue("herald-local-operator", Role::Admin, secret::unix_now(), 600)?;
+        let (method, path, body) = match &operation {
+            Operation::List(query) => {
+                let query: Vec<String> = query
+                    .iter()
+                    .map(|(k, v)| {
+                        let v: String = url_encode(v);
+                        format!("{k}={v}")
+                    })
+                    .collect();
+                ("GET", format!("/v1/deliveries?{}", query.join("&")), None)
+            }
+            Operation::Replay(body) => ("POST", "/v1/deliveries/replay".to_owned(), Some(body.clone())),
+        };
+        let answer = match open_store(config, &args.data_dir) {
+            Ok(herald) => {
+                use tower::ServiceExt;
+                let mut request = axum::http::Request::builder()
+                    .method(method)
+                    .uri(&path)
+                    .header("authorization", format!("Bearer {token}"));
+                if body.is_some() {
+                    request = request.header("content-type", "application/json");
+                }
+                let request = request
+                    .body(axum::body::Body::from(
+                        body.map(|b| b.to_string()).unwrap_or_default(),
+                    ))
+                    .map_err(|e| e.to_string())?;
+                let keys = keys(config, args)?;
+                let response = herald
+                    .router(Authenticator::Hs256(Arc::new(keys)))
+                    .oneshot(request)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let status = response.status();
+                let bytes = axum::body::to_bytes(response.into_body(), 16 * 1024 * 1024)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                (status.as_u16(), serde_json::from_slice(&bytes).unwrap_or_default())
+            }
+            Err(held) => {
+                let Some(address) = server_address(&args.data_dir) else {
+                    return Err(held);
+                };
+                let client = reqwest::Client::builder()
+                    .no_proxy()
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                let mut request = match method {
+                    "GET" => client.get(format!("{address}{path}")),
+                    _ => client.post(format!("{address}{path}")),
+                }
+                .bearer_auth(&token);
+                if let Some(body) = body {
+                    request = request.json(&body);
+                }
+                let answer = request.send().await.map_err(|e| {
+                    format!("the server on {address} could not be reached ({e}); if it is no longer running, remove {}", args.data_dir.join(SERVER_ADDRESS_FILE).display())
+                })?;
+                let status = answer.status().as_u16();
+                (status, answer.json::<serde_json::Value>().await.unwrap_or_default())
+            }
+        };
+        let (status, body) = answer;
+        if !(200..300).contains(&status) {
+            let message = body["error"]["message"].as_str().unwrap_or("no message");
+            return Err(format!("HTTP {status}: {message}"));
+        }
+        match operation {
+            Operation::List(_) => {
+                let items = body["items"].as_array().cloned().unwrap_or_default();
+                println!(
+                    "{:<24} {:<8} {:<9} {:>8}  {:<28} {:<36} last error",
+                    "changed", "status", "channel", "attempts", "event", "destination"
+                );
+                for d in &items {
+                    let text = |k: &str| d[k].as_str().unwrap_or_default().to_owned();
+                    println!(
+                        "{:<24} {:<8} {:<9} {:>8}  {:<28} {:<36} {}",
+                        text("updated_at"),
+                        text("status"),
+                        text("channel"),
+                        d["attempts"].as_u64().unwrap_or(0),
+                        text("event_id"),
+                        text("destination"),
+                        text("last_error")
+                    );
+                }
+                println!("{} deliveries", items.len());
+            }
+            Operation::Replay(_) => {
+                println!(
+                    "replayed {} dead deliveries ({} taken meanwhile by another replay or a send)",
+                    body["replayed"].as_u64().unwrap_or(0),
+                    body["skipped"].as_u64().unwrap_or(0)
+                );
+            }
+        }
+        Ok(())
+    })
+}
+
+/// `value` as a query parameter's value.
+fn url_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// The file in the data directory where a running server says where it listens.

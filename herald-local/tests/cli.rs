@@ -791,3 +791,111 @@ async fn the_bell_s_stream_ends_when_its_token_expires_and_an_expired_token_open
         "{body}"
     );
 }
+
+/// Runs a `herald-local` subcommand on `dir`; its stdout, or its stderr as the panic.
+fn run_cli(dir: &Path, args: &[&str]) -> String {
+    let output = common::command(&[])
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        output.status.success(),
+        "herald-local {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn an_operator_lists_dead_deliveries_and_replays_them_through_the_running_server() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // Slack is unreachable (a closed loopback port) and one attempt is all there is.
+    let server = common::start(
+        dir.path(),
+        &[],
+        &[
+            ("HERALD_MAX_ATTEMPTS", "1"),
+            ("HERALD_RETRY_BASE_SECONDS", "0.05"),
+        ],
+    );
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let admin = token(dir.path(), "root", "admin");
+    for (path, body) in [
+        (
+            "/v1/system/settings",
+            serde_json::json!({"enable_slack_notifications": true, "slack_token": "xoxb-1", "slack_channel": "#appsec"}),
+        ),
+        (
+            "/v1/notifications/system",
+            serde_json::json!({"events": {"scan_added": ["slack"]}}),
+        ),
+    ] {
+        let r = client
+            .put(format!("{}{path}", server.base))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+    }
+    let posted = client
+        .post(format!("{}/v1/events", server.base))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"id": "ops-1", "type": "scan_added", "title": "Scan", "no_users": true}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(posted.status(), 202);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let listed = loop {
+        let listed = run_cli(dir.path(), &["deliveries", "--status", "dead"]);
+        if listed.contains("1 deliveries") {
+            break listed;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no dead delivery: {listed}\n{}",
+            server.output()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        listed.contains("ops-1") && listed.contains("slack:channel:#appsec"),
+        "{listed}"
+    );
+    let none = run_cli(
+        dir.path(),
+        &["deliveries", "--status", "dead", "--channel", "mail"],
+    );
+    assert!(none.contains("0 deliveries"), "{none}");
+    let replayed = run_cli(dir.path(), &["replay", "--dead", "--channel", "slack"]);
+    assert!(
+        replayed.contains("replayed 1 dead deliveries"),
+        "{replayed}"
+    );
+    // Tried once more (Slack is still unreachable), so dead again, and replayable again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let event: serde_json::Value = client
+            .get(format!("{}/v1/events/ops-1", server.base))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .json()
+            .await
+            .unwrap_or_default();
+        let delivery = &event["deliveries"][0];
+        if delivery["status"] == "dead" && delivery["attempts"] == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{event}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
