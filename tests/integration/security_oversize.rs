@@ -48,6 +48,7 @@ fn valid_body(method: &str, template: &str, receiver: &WebhookReceiver) -> Value
             json!({"product_id": 1, "name": "Legacy TLS", "expiration_date": "2027-01-10"})
         }
         ("POST", "/v1/scheduler/run") => json!({"time": "2026-11-27T07:30:00Z"}),
+        ("POST", "/v1/deliveries/replay") => json!({"channel": "slack"}),
         ("POST", "/v1/defectdojo/sync") => json!({"page_size": 100}),
         ("PUT", t) if t.starts_with("/v1/notifications/") || t.contains("/notifications") => {
             json!({"events": {"scan_added": ["alert", "mail"]}})

@@ -3,8 +3,8 @@
 //! (`herald-local deliveries` and `herald-local replay --dead` call them). They live with
 //! intake because a replay goes through intake's queues.
 
-use crate::router::DeliveryView;
 use crate::state::IntakeState;
+use crate::views::DeliveryView;
 use axum::Json;
 use axum::extract::{Query, State};
 use herald_http::auth::Caller;

@@ -10,6 +10,7 @@ pub mod deliveries;
 pub mod eventbridge;
 pub mod router;
 pub mod state;
+mod views;
 
 pub use router::{api, openapi, router};
 pub use state::IntakeState;

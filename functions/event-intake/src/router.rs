@@ -1,6 +1,7 @@
 //! The intake HTTP API: one axum router, hosted by Lambda, by `herald-local` and by tests.
 
 use crate::state::{IntakeState, intake_error, new_event_id};
+use crate::views::DeliveryView;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode};
@@ -9,7 +10,7 @@ use herald_http::auth::Caller;
 use herald_http::error::{ApiError, ErrorBody};
 use herald_http::extract::JsonBody;
 use herald_http::rfc3339;
-use herald_shared::domain::{Delivery, Event, EventId};
+use herald_shared::domain::{Event, EventId};
 use herald_shared::intake::{IntakeAnswer, accept_event};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
@@ -77,32 +78,6 @@ async fn post_event(
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
-}
-
-/// A delivery as `GET /v1/events/{event_id}` shows it.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct DeliveryView {
-    id: String,
-    channel: String,
-    destination: String,
-    status: String,
-    attempts: u32,
-    last_error: Option<String>,
-    updated_at: String,
-}
-
-impl From<&Delivery> for DeliveryView {
-    fn from(d: &Delivery) -> Self {
-        Self {
-            id: d.id.to_string(),
-            channel: d.channel.to_string(),
-            destination: d.destination.key(),
-            status: d.status.name().to_owned(),
-            attempts: d.attempts,
-            last_error: d.last_error.clone(),
-            updated_at: rfc3339(d.updated_at),
-        }
-    }
 }
 
 /// An accepted event and where each delivery stands.
