@@ -42,8 +42,37 @@ pub enum ReplayError {
     Queue { channel: Channel, reason: String },
 }
 
-/// Dead deliveries read per page.
+/// Deliveries read per page.
 const PAGE: usize = 500;
+
+/// Up to `limit` deliveries with `status` changed at or after `since_ms` that `keep` picks,
+/// oldest change first, read page by page through the status index (the pages step over the
+/// deliveries `keep` leaves out).
+pub async fn deliveries_matching<S>(
+    store: &S,
+    status: DeliveryStatus,
+    since_ms: u64,
+    limit: usize,
+    keep: impl Fn(&Delivery) -> bool,
+) -> Result<Vec<Delivery>, StoreError>
+where
+    S: HeraldStore + ?Sized,
+{
+    let (mut since, mut seen, mut kept) = (since_ms, HashSet::new(), Vec::new());
+    while kept.len() < limit {
+        let fresh: Vec<Delivery> = store
+            .deliveries_with_status(status, since, PAGE)
+            .await?
+            .into_iter()
+            .filter(|d| seen.insert((d.event_id.clone(), d.id.clone())))
+            .collect();
+        let Some(last) = fresh.last() else { break };
+        since = last.updated_at;
+        kept.extend(fresh.into_iter().filter(|d| keep(d)));
+    }
+    kept.truncate(limit);
+    Ok(kept)
+}
 
 /// Replays the dead deliveries `filter` picks, as of `now_ms`.
 pub async fn replay_dead<S, Q>(
@@ -57,33 +86,25 @@ where
     Q: DeliveryQueue + ?Sized,
 {
     let mut report = ReplayReport::default();
-    // One event's deliveries are read from it; otherwise the dead ones page by page, oldest
-    // change first (revived ones leave the list; those the filter leaves out are stepped over).
-    if let Some(event) = &filter.event {
-        for delivery in store.deliveries(event).await? {
-            if delivery.status == DeliveryStatus::Dead && filter.matches(&delivery) {
-                replay_one(store, queue, &delivery, now_ms, &mut report).await?;
-            }
-        }
-        return Ok(report);
-    }
-    let (mut since, mut seen) = (0, HashSet::new());
-    loop {
-        let page = store
-            .deliveries_with_status(DeliveryStatus::Dead, since, PAGE)
-            .await?;
-        let fresh: Vec<Delivery> = page
+    // One event's deliveries are read from it; otherwise every dead one, oldest change first.
+    let dead = match &filter.event {
+        Some(event) => store
+            .deliveries(event)
+            .await?
             .into_iter()
-            .filter(|d| seen.insert((d.event_id.clone(), d.id.clone())))
-            .collect();
-        let Some(last) = fresh.last() else {
-            return Ok(report);
-        };
-        since = last.updated_at;
-        for delivery in fresh.iter().filter(|d| filter.matches(d)) {
-            replay_one(store, queue, delivery, now_ms, &mut report).await?;
+            .filter(|d| d.status == DeliveryStatus::Dead && filter.matches(d))
+            .collect(),
+        None => {
+            deliveries_matching(store, DeliveryStatus::Dead, 0, usize::MAX, |d| {
+                filter.matches(d)
+            })
+            .await?
         }
+    };
+    for delivery in &dead {
+        replay_one(store, queue, delivery, now_ms, &mut report).await?;
     }
+    Ok(report)
 }
 
 async fn replay_one<S, Q>(

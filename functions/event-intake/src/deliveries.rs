@@ -13,7 +13,9 @@ use herald_http::extract::{JsonBody, bad_query};
 use herald_shared::domain::validation::{expect_object, reject_unknown_fields};
 use herald_shared::domain::{Channel, DeliveryStatus, EventId, FieldError};
 use herald_shared::ports::LISTED_STATUSES;
-use herald_shared::replay::{ReplayError, ReplayFilter, ReplayReport, replay_dead};
+use herald_shared::replay::{
+    ReplayError, ReplayFilter, ReplayReport, deliveries_matching, replay_dead,
+};
 use herald_shared::scheduler::parse_time;
 use serde::Serialize;
 use serde_json::Value;
@@ -90,31 +92,16 @@ async fn list_deliveries(
             .ok_or_else(|| bad_query("limit", "must be 1 to 1000"))?,
     };
     // A channel's list reads on past the others' deliveries, a page at a time.
-    let mut items = Vec::new();
-    let mut from = since;
-    let mut seen = std::collections::HashSet::new();
-    while items.len() < limit {
-        let page = state
-            .store
-            .deliveries_with_status(status, from, MAX_LIMIT)
-            .await?;
-        let fresh: Vec<_> = page
-            .into_iter()
-            .filter(|d| seen.insert((d.event_id.clone(), d.id.clone())))
-            .collect();
-        let Some(last) = fresh.last() else { break };
-        from = last.updated_at;
-        items.extend(
-            fresh
-                .iter()
-                .filter(|d| channel.is_none_or(|c| c == d.channel))
-                .map(|d| ListedDelivery {
-                    event_id: d.event_id.to_string(),
-                    delivery: DeliveryView::from(d),
-                }),
-        );
-    }
-    items.truncate(limit);
+    let items = deliveries_matching(state.store.as_ref(), status, since, limit, |d| {
+        channel.is_none_or(|c| c == d.channel)
+    })
+    .await?
+    .iter()
+    .map(|d| ListedDelivery {
+        event_id: d.event_id.to_string(),
+        delivery: DeliveryView::from(d),
+    })
+    .collect();
     Ok(Json(DeliveryList { items }))
 }
 
