@@ -27,6 +27,15 @@ use aws_sdk_dynamodb::types::{
 use futures_util::future::try_join_all;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+/// Which `GSI1SK`s of a partition [`DynamoDbStore::query_index`] reads.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum IndexSort<'a> {
+    Any,
+    BeginsWith(&'a str),
+    Below(&'a str),
+    AtLeast(&'a str),
+}
+
 impl DynamoDbStore {
     pub(super) async fn read_product(&self, id: &str) -> Result<Option<Product>, StoreError> {
         self.get(&Key::product(id))
@@ -50,24 +59,33 @@ impl DynamoDbStore {
         roster: &str,
         projection: Option<&[&str]>,
     ) -> Result<Vec<Item>, StoreError> {
-        self.query_index(roster, None, projection).await
+        self.query_index(roster, IndexSort::Any, projection, usize::MAX)
+            .await
     }
 
-    /// The items of one `GSI1` partition whose `GSI1SK` starts with `sk_prefix` (all when
-    /// `None`), eventually consistent, all pages; `projection` as above.
+    /// The items of one `GSI1` partition whose `GSI1SK` satisfies `sort`, in index order,
+    /// eventually consistent, at most `limit` (`usize::MAX`: every page); `projection` as
+    /// above.
     pub(super) async fn query_index(
         &self,
         partition: &str,
-        sk_prefix: Option<&str>,
+        sort: IndexSort<'_>,
         projection: Option<&[&str]>,
+        limit: usize,
     ) -> Result<Vec<Item>, StoreError> {
         let mut attribute_names = names(&[GSI1PK]);
         let mut condition = format!("#{GSI1PK} = :partition");
         let mut values = HashMap::from([(":partition".to_owned(), s(partition))]);
-        if let Some(prefix) = sk_prefix {
+        let bound = match sort {
+            IndexSort::Any => None,
+            IndexSort::BeginsWith(v) => Some((format!("begins_with(#{GSI1SK}, :sort)"), v)),
+            IndexSort::Below(v) => Some((format!("#{GSI1SK} < :sort"), v)),
+            IndexSort::AtLeast(v) => Some((format!("#{GSI1SK} >= :sort"), v)),
+        };
+        if let Some((expression, value)) = bound {
             attribute_names.extend(names(&[GSI1SK]));
-            condition.push_str(&format!(" AND begins_with(#{GSI1SK}, :prefix)"));
-            values.insert(":prefix".to_owned(), s(prefix));
+            condition.push_str(&format!(" AND {expression}"));
+            values.insert(":sort".to_owned(), s(value));
         }
         let projection_expression = projection.map(|attributes| {
             attribute_names.extend(names(attributes));
@@ -79,7 +97,8 @@ impl DynamoDbStore {
         });
         let mut items = Vec::new();
         let mut start = None;
-        loop {
+        while items.len() < limit {
+            let page_limit = i32::try_from(limit - items.len()).ok();
             self.count();
             let page = self
                 .client
@@ -90,6 +109,7 @@ impl DynamoDbStore {
                 .set_expression_attribute_names(Some(attribute_names.clone()))
                 .set_expression_attribute_values(Some(values.clone()))
                 .set_projection_expression(projection_expression.clone())
+                .set_limit(page_limit)
                 .set_exclusive_start_key(start)
                 .send()
                 .await
@@ -97,9 +117,11 @@ impl DynamoDbStore {
             items.extend(page.items.unwrap_or_default());
             start = page.last_evaluated_key;
             if start.is_none() {
-                return Ok(items);
+                break;
             }
         }
+        items.truncate(limit);
+        Ok(items)
     }
 
     /// The user item's `UpdateItem` (`put_user`), on `condition` if any: the item's old
@@ -626,17 +648,21 @@ impl DirectoryStore for DynamoDbStore {
         // An administrator's products are the whole index; anyone else's are their product
         // types' products (one query per type, together) and the products they are members of.
         let mut items = if is_admin {
-            self.query_index(ALL_PRODUCTS, None, None).await?
+            self.query_index(ALL_PRODUCTS, IndexSort::Any, None, usize::MAX)
+                .await?
         } else {
             let prefixes: Vec<String> = type_member_of
                 .iter()
                 .map(|t| product_type_index_prefix(t))
                 .collect();
-            try_join_all(
-                prefixes
-                    .iter()
-                    .map(|prefix| self.query_index(ALL_PRODUCTS, Some(prefix), None)),
-            )
+            try_join_all(prefixes.iter().map(|prefix| {
+                self.query_index(
+                    ALL_PRODUCTS,
+                    IndexSort::BeginsWith(prefix),
+                    None,
+                    usize::MAX,
+                )
+            }))
             .await?
             .into_iter()
             .flatten()

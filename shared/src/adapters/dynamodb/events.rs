@@ -5,11 +5,12 @@ use super::attributes::{
     ATTEMPTS, ENQUEUED, LAST_ERROR, LEASE_UNTIL, RECORDED, RECORDING, STATUS, UPDATED_AT, n, names,
     number, s, string,
 };
+use super::directory::IndexSort;
 use super::items::{
     alert_item, delivery_from_item, delivery_item, event_expiry, event_item, record_from_item,
 };
 use super::keys::{
-    DELIVERY_PREFIX, EVENT_PREFIX, EVENTS_NOT_ENQUEUED, GSI1, GSI1PK, GSI1SK, Key, PK, event_pk,
+    DELIVERY_PREFIX, EVENT_PREFIX, EVENTS_NOT_ENQUEUED, GSI1PK, GSI1SK, Key, PK, event_pk,
 };
 use super::requests::{EXISTS, NOT_EXISTS, backend, condition_failed};
 use crate::domain::{Alert, Delivery, DeliveryId, DeliveryStatus, EventId};
@@ -139,40 +140,24 @@ impl EventStore for DynamoDbStore {
     ) -> Result<Vec<EventId>, StoreError> {
         // `GSI1SK` is `{accepted_at:013}#{id}`: everything before the cut-off's 13 digits.
         let cutoff = format!("{:013}", accepted_before_ms.min(9_999_999_999_999));
-        let mut ids = Vec::new();
-        let mut start = None;
-        while ids.len() < limit {
-            let page_limit = i32::try_from(limit - ids.len()).unwrap_or(i32::MAX);
-            self.count();
-            let page = self
-                .client
-                .query()
-                .table_name(self.table.as_ref())
-                .index_name(GSI1)
-                .key_condition_expression(format!("#{GSI1PK} = :pending AND #{GSI1SK} < :cutoff"))
-                .set_expression_attribute_names(Some(names(&[GSI1PK, GSI1SK, PK])))
-                .expression_attribute_values(":pending", s(EVENTS_NOT_ENQUEUED))
-                .expression_attribute_values(":cutoff", s(&cutoff))
-                .projection_expression(format!("#{PK}"))
-                .limit(page_limit)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(backend("Query GSI1 (events not enqueued)"))?;
-            for item in page.items.unwrap_or_default() {
-                let pk = string(&item, PK)?;
+        let items = self
+            .query_index(
+                EVENTS_NOT_ENQUEUED,
+                IndexSort::Below(&cutoff),
+                Some(&[PK]),
+                limit,
+            )
+            .await?;
+        items
+            .iter()
+            .map(|item| {
+                let pk = string(item, PK)?;
                 let id = pk.strip_prefix(EVENT_PREFIX).ok_or_else(|| {
                     StoreError::Backend(format!("unexpected key `{pk}` among events not enqueued"))
                 })?;
-                ids.push(EventId(id.to_owned()));
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                break;
-            }
-        }
-        ids.truncate(limit);
-        Ok(ids)
+                Ok(EventId(id.to_owned()))
+            })
+            .collect()
     }
 
     async fn event(&self, id: &EventId) -> Result<Option<EventRecord>, StoreError> {
@@ -349,38 +334,22 @@ impl EventStore for DynamoDbStore {
             )));
         }
         let from = format!("{:013}", since_ms.min(9_999_999_999_999));
-        let mut deliveries = Vec::new();
-        let mut start = None;
-        while deliveries.len() < limit {
-            let page_limit = i32::try_from(limit - deliveries.len()).unwrap_or(i32::MAX);
-            self.count();
-            let page = self
-                .client
-                .query()
-                .table_name(self.table.as_ref())
-                .index_name(GSI1)
-                .key_condition_expression(format!("#{GSI1PK} = :by_status AND #{GSI1SK} >= :from"))
-                .set_expression_attribute_names(Some(names(&[GSI1PK, GSI1SK])))
-                .expression_attribute_values(":by_status", s(deliveries_by_status(status)))
-                .expression_attribute_values(":from", s(&from))
-                .limit(page_limit)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(backend("Query GSI1 (deliveries by status)"))?;
-            for item in page.items.unwrap_or_default() {
-                let delivery = delivery_from_item(&item)?;
-                // The index is eventually consistent: a delivery that just moved on is left out.
-                if delivery.status == status {
-                    deliveries.push(delivery);
-                }
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                break;
+        let items = self
+            .query_index(
+                &deliveries_by_status(status),
+                IndexSort::AtLeast(&from),
+                None,
+                limit,
+            )
+            .await?;
+        let mut deliveries = Vec::with_capacity(items.len());
+        for item in &items {
+            let delivery = delivery_from_item(item)?;
+            // The index is eventually consistent: a delivery that just moved on is left out.
+            if delivery.status == status {
+                deliveries.push(delivery);
             }
         }
-        deliveries.truncate(limit);
         Ok(deliveries)
     }
 
