@@ -251,18 +251,23 @@ async fn given_bad_events_then_4xx_names_the_field_and_nothing_is_recorded() {
     );
 }
 
-#[tokio::test]
-async fn given_an_eventbridge_event_then_it_takes_the_same_path_and_a_wrong_detail_type_fails_loudly()
- {
-    let app = world().await;
-    let state = event_intake::IntakeState {
+/// The intake function's state over the test app's store, queue and clock, as Lambda builds it.
+fn intake_state(app: &TestApp) -> event_intake::IntakeState {
+    event_intake::IntakeState {
         store: app.herald.store.clone(),
         queue: app.herald.queue.clone(),
         clock: app.herald.clock.clone(),
         auth: herald_http::Authenticator::ApiGatewayClaims {
             role_claim: "role".into(),
         },
-    };
+    }
+}
+
+#[tokio::test]
+async fn given_an_eventbridge_event_then_it_takes_the_same_path_and_a_wrong_detail_type_fails_loudly()
+ {
+    let app = world().await;
+    let state = intake_state(&app);
     let payload: Value =
         serde_json::from_str(include_str!("../../events/eventbridge/herald-event.json"))
             .unwrap_or_default();
@@ -294,14 +299,7 @@ async fn given_an_eventbridge_event_then_it_takes_the_same_path_and_a_wrong_deta
 async fn given_an_eventbridge_event_without_an_id_then_a_retried_invocation_is_a_replay_not_a_second_event()
  {
     let app = world().await;
-    let state = event_intake::IntakeState {
-        store: app.herald.store.clone(),
-        queue: app.herald.queue.clone(),
-        clock: app.herald.clock.clone(),
-        auth: herald_http::Authenticator::ApiGatewayClaims {
-            role_claim: "role".into(),
-        },
-    };
+    let state = intake_state(&app);
     let mut payload: Value =
         serde_json::from_str(include_str!("../../events/eventbridge/herald-event.json"))
             .unwrap_or_default();

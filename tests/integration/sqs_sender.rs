@@ -95,6 +95,22 @@ fn batch(records: Vec<SqsMessage>) -> SqsEvent {
     event
 }
 
+/// Slack on, with a channel; scan_added goes to it at system scope.
+async fn slack_on(store: &DynamoDbStore) -> TestResult {
+    let settings = SystemSettings {
+        enable_slack_notifications: true,
+        slack_channel: "#appsec".to_owned(),
+        ..SystemSettings::default()
+    };
+    store.put_system_settings(&settings).await?;
+    store
+        .put_system_notifications(
+            &NotificationSettings::defaults().with(EventType::ScanAdded, &[Channel::Slack]),
+        )
+        .await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn sqs_given_one_delivery_queued_twice_then_concurrent_invocations_send_it_once() -> TestResult
 {
@@ -112,18 +128,7 @@ async fn run(store: &Arc<DynamoDbStore>) -> TestResult {
     let queues = create_channel_queues(&sqs, "sender-dup").await?;
     let queue = Arc::new(SqsQueue::new(sqs.clone(), queues.clone()));
 
-    // Slack on, with a channel; scan_added goes to it at system scope.
-    let settings = SystemSettings {
-        enable_slack_notifications: true,
-        slack_channel: "#appsec".to_owned(),
-        ..SystemSettings::default()
-    };
-    store.put_system_settings(&settings).await?;
-    store
-        .put_system_notifications(
-            &NotificationSettings::defaults().with(EventType::ScanAdded, &[Channel::Slack]),
-        )
-        .await?;
+    slack_on(store).await?;
     let body = json!({"id": "dup-1", "type": "scan_added", "title": "Scan", "no_users": true});
     let event = Event::from_request(&body, || "unused".to_owned())?;
     let answer = accept_event(store.as_ref(), queue.as_ref(), event, now()).await?;
@@ -201,17 +206,7 @@ async fn recover(store: &Arc<DynamoDbStore>) -> TestResult {
     let sqs = moto_sqs().await;
     let queues = create_channel_queues(&sqs, "recovery").await?;
     let queue = Arc::new(SqsQueue::new(sqs.clone(), queues.clone()));
-    let settings = SystemSettings {
-        enable_slack_notifications: true,
-        slack_channel: "#appsec".to_owned(),
-        ..SystemSettings::default()
-    };
-    store.put_system_settings(&settings).await?;
-    store
-        .put_system_notifications(
-            &NotificationSettings::defaults().with(EventType::ScanAdded, &[Channel::Slack]),
-        )
-        .await?;
+    slack_on(store).await?;
     let body = json!({"id": "cut-1", "type": "scan_added", "title": "Scan", "no_users": true});
     let event = Event::from_request(&body, || "unused".to_owned())?;
     let id = event.id.clone();
