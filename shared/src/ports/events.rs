@@ -147,6 +147,18 @@ pub const LISTED_STATUSES: [DeliveryStatus; 3] = [
     DeliveryStatus::Dead,
 ];
 
+/// `Invalid` for a status [`EventStore::deliveries_with_status`] does not list.
+pub fn require_listed(status: DeliveryStatus) -> Result<(), StoreError> {
+    if LISTED_STATUSES.contains(&status) {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "deliveries are listed by status retrying, failed or dead, not {}",
+            status.name()
+        )))
+    }
+}
+
 /// What claiming a delivery found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {

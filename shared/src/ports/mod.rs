@@ -18,7 +18,9 @@ mod webhooks;
 pub use alerts::{AlertCounts, AlertPage, AlertStore, alert_cursor};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use directory::{DirectoryStore, UserWrite};
-pub use events::{AttemptOutcome, Claim, EventRecord, EventStore, LISTED_STATUSES, RecordOutcome};
+pub use events::{
+    AttemptOutcome, Claim, EventRecord, EventStore, LISTED_STATUSES, RecordOutcome, require_listed,
+};
 pub use ledger::SyncLedger;
 pub use mailer::{MailError, Mailer, OutgoingMail};
 pub use queue::{DeliveryQueue, QueueConsumer, QueueError, RedeliveryDelay};

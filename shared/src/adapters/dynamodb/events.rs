@@ -16,8 +16,10 @@ use super::requests::{EXISTS, NOT_EXISTS, backend, condition_failed};
 use crate::domain::{Alert, Delivery, DeliveryId, DeliveryStatus, EventId};
 use crate::ports::{
     AttemptOutcome, Claim, EventRecord, EventStore, LISTED_STATUSES, RecordOutcome, StoreError,
+    require_listed,
 };
 use async_trait::async_trait;
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use std::collections::HashMap;
@@ -310,15 +312,8 @@ impl EventStore for DynamoDbStore {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match result {
-            Ok(output) => output
-                .attributes
-                .map(|item| delivery_from_item(&item))
-                .transpose(),
-            // Final already, or unknown (never recorded, or expired with its event).
-            Err(e) if condition_failed(&e) => Ok(None),
-            Err(e) => Err(backend("UpdateItem (delivery attempt)")(e)),
-        }
+        // `None`: final already, or unknown (never recorded, or expired with its event).
+        delivery_updated(result, "UpdateItem (delivery attempt)")
     }
 
     async fn deliveries_with_status(
@@ -327,12 +322,7 @@ impl EventStore for DynamoDbStore {
         since_ms: u64,
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
-        if !LISTED_STATUSES.contains(&status) {
-            return Err(StoreError::Invalid(format!(
-                "deliveries are listed by status retrying, failed or dead, not {}",
-                status.name()
-            )));
-        }
+        require_listed(status)?;
         let from = format!("{:013}", since_ms.min(9_999_999_999_999));
         let items = self
             .query_index(
@@ -383,14 +373,28 @@ impl EventStore for DynamoDbStore {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match result {
-            Ok(output) => output
-                .attributes
-                .map(|item| delivery_from_item(&item))
-                .transpose(),
-            Err(e) if condition_failed(&e) => Ok(None),
-            Err(e) => Err(backend("UpdateItem (revive delivery)")(e)),
-        }
+        // `None`: not dead (sent, failed or replayed meanwhile), or unknown.
+        delivery_updated(result, "UpdateItem (revive delivery)")
+    }
+}
+
+/// The delivery a conditional `UpdateItem` (`ReturnValues: ALL_NEW`) left, `None` when its
+/// condition failed.
+fn delivery_updated<E, R>(
+    result: Result<aws_sdk_dynamodb::operation::update_item::UpdateItemOutput, SdkError<E, R>>,
+    operation: &'static str,
+) -> Result<Option<Delivery>, StoreError>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(output) => output
+            .attributes
+            .map(|item| delivery_from_item(&item))
+            .transpose(),
+        Err(e) if condition_failed(&e) => Ok(None),
+        Err(e) => Err(backend(operation)(e)),
     }
 }
 

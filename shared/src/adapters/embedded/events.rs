@@ -57,6 +57,21 @@ pub(super) fn read_event(conn: &Connection, id: &str) -> Result<Option<EventReco
 pub(super) const DELIVERY_COLUMNS: &str =
     "id, event_id, channel, destination, status, attempts, last_error, updated_at";
 
+/// One `UPDATE deliveries {set_where} RETURNING` the delivery: it checks, writes and reads
+/// back atomically; `None` when no row matched.
+fn update_delivery(
+    conn: &Connection,
+    set_where: &str,
+    params: &[&dyn rusqlite::ToSql],
+) -> Result<Option<Delivery>, StoreError> {
+    conn.prepare_cached(&format!(
+        "UPDATE deliveries {set_where} RETURNING {DELIVERY_COLUMNS}"
+    ))
+    .and_then(|mut stmt| stmt.query_row(params, delivery_from_row).optional())
+    .map_err(backend)?
+    .transpose()
+}
+
 pub(super) fn delivery_from_row(
     row: &rusqlite::Row<'_>,
 ) -> rusqlite::Result<Result<Delivery, StoreError>> {
@@ -321,31 +336,22 @@ impl EventStore for EmbeddedStore {
         self.run(move |conn| {
             // One statement checks, writes and reads back, atomically: a final delivery (or an
             // unknown one) matches no row.
-            conn.prepare_cached(&format!(
-                "UPDATE deliveries
-                 SET status = ?3, attempts = attempts + 1, last_error = ?4, updated_at = ?5,
+            update_delivery(
+                conn,
+                "SET status = ?3, attempts = attempts + 1, last_error = ?4, updated_at = ?5,
                      lease_until = 0
-                 WHERE event_id = ?1 AND id = ?2 AND status NOT IN (?6, ?7, ?8)
-                 RETURNING {DELIVERY_COLUMNS}"
-            ))
-            .and_then(|mut stmt| {
-                stmt.query_row(
-                    params![
-                        event,
-                        id,
-                        status,
-                        error,
-                        integer(now_ms),
-                        DeliveryStatus::Sent.name(),
-                        DeliveryStatus::Failed.name(),
-                        DeliveryStatus::Dead.name()
-                    ],
-                    delivery_from_row,
-                )
-                .optional()
-            })
-            .map_err(backend)?
-            .transpose()
+                 WHERE event_id = ?1 AND id = ?2 AND status NOT IN (?6, ?7, ?8)",
+                params![
+                    event,
+                    id,
+                    status,
+                    error,
+                    integer(now_ms),
+                    DeliveryStatus::Sent.name(),
+                    DeliveryStatus::Failed.name(),
+                    DeliveryStatus::Dead.name()
+                ],
+            )
         })
         .await
     }
@@ -356,12 +362,7 @@ impl EventStore for EmbeddedStore {
         since_ms: u64,
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
-        if !crate::ports::LISTED_STATUSES.contains(&status) {
-            return Err(StoreError::Invalid(format!(
-                "deliveries are listed by status retrying, failed or dead, not {}",
-                status.name()
-            )));
-        }
+        crate::ports::require_listed(status)?;
         let (since, limit) = (integer(since_ms), integer(limit as u64));
         self.read(move |conn| {
             let mut stmt = conn
@@ -389,26 +390,18 @@ impl EventStore for EmbeddedStore {
     ) -> Result<Option<Delivery>, StoreError> {
         let (event, id) = (event.as_str().to_owned(), id.as_str().to_owned());
         self.run(move |conn| {
-            conn.prepare_cached(&format!(
-                "UPDATE deliveries SET status = ?3, updated_at = ?4, lease_until = 0
-                 WHERE event_id = ?1 AND id = ?2 AND status = ?5
-                 RETURNING {DELIVERY_COLUMNS}"
-            ))
-            .and_then(|mut stmt| {
-                stmt.query_row(
-                    params![
-                        event,
-                        id,
-                        DeliveryStatus::Queued.name(),
-                        integer(now_ms),
-                        DeliveryStatus::Dead.name()
-                    ],
-                    delivery_from_row,
-                )
-                .optional()
-            })
-            .map_err(backend)?
-            .transpose()
+            update_delivery(
+                conn,
+                "SET status = ?3, updated_at = ?4, lease_until = 0
+                 WHERE event_id = ?1 AND id = ?2 AND status = ?5",
+                params![
+                    event,
+                    id,
+                    DeliveryStatus::Queued.name(),
+                    integer(now_ms),
+                    DeliveryStatus::Dead.name()
+                ],
+            )
         })
         .await
     }
